@@ -1,0 +1,15 @@
+from django.urls import path
+
+from dashboard.accounts import views
+
+urlpatterns = [
+    path("sign-in/", views.sign_in, name="login"),
+    path("sign-out/", views.sign_out, name="logout"),
+    path("account/", views.account, name="account"),
+    path("set-password/<uidb64>/<token>/", views.set_password, name="set_password"),
+    path("team/", views.team, name="team"),
+    path("team/add/", views.add_person, name="team_add"),
+    path("team/<int:pk>/role/", views.change_role, name="team_role"),
+    path("team/<int:pk>/active/", views.set_active, name="team_active"),
+    path("team/<int:pk>/invite/", views.invite, name="team_invite"),
+]

@@ -1,0 +1,233 @@
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from dashboard.accounts import ratelimit
+from dashboard.accounts.access import team_access
+from dashboard.accounts.actions import (
+    TeamChangeRefused,
+    do_change_role,
+    do_create_person,
+    do_invite,
+    do_set_active,
+)
+from dashboard.accounts.forms import ActiveForm, PersonForm, RoleForm, SignInForm
+from dashboard.accounts.models import ROLE_HELP, Role, User
+from dashboard.audit.models import Outcome
+from dashboard.audit.trail import record, record_request
+from dashboard.core.http import client_ip, htmx_partial
+
+
+def _next_url(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return reverse_lazy("home")
+
+
+@login_not_required
+@require_http_methods(["GET", "POST"])
+def sign_in(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect(_next_url(request))
+    form = SignInForm(request, data=request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        ip = client_ip(request)
+        username = request.POST.get("username", "")[:150]
+        if ratelimit.is_limited(ip, username):
+            record(
+                None,
+                "auth.sign_in",
+                outcome=Outcome.DENIED,
+                client_ip=ip,
+                error="too many failed attempts",
+                actor_name=username or "anonymous",
+            )
+            form.errors.clear()
+            form.add_error(
+                None, "Too many failed sign-in attempts. Wait a few minutes, then try again."
+            )
+            status = 429
+        elif form.is_valid():
+            user = form.get_user()
+            login(request, user)
+            ratelimit.clear(ip, username)
+            record_request(request, "auth.sign_in")
+            return redirect(_next_url(request))
+        else:
+            ratelimit.record_failure(ip, username)
+            reason = "; ".join(form.non_field_errors()) or "missing username or password"
+            known = User.objects.filter(username=username).first()
+            record(
+                known,
+                "auth.sign_in",
+                outcome=Outcome.FAILURE,
+                client_ip=ip,
+                error=reason,
+                actor_name=username or "anonymous",
+            )
+            status = 400
+    return render(
+        request, "accounts/sign_in.html", {"form": form, "next": _next_url(request)}, status=status
+    )
+
+
+@require_POST
+def sign_out(request: HttpRequest) -> HttpResponse:
+    record_request(request, "auth.sign_out")
+    logout(request)
+    messages.info(request, "You are signed out.")
+    return redirect("login")
+
+
+class SetPasswordView(auth_views.PasswordResetConfirmView):
+    """Where an invited person (or one given a new link) chooses their password."""
+
+    template_name = "accounts/set_password.html"
+    success_url = reverse_lazy("login")
+    post_reset_login = False
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        record(
+            form.user,
+            "auth.set_password",
+            target_kind="user",
+            target_id=str(form.user.pk),
+            target_name=form.user.username,
+            client_ip=client_ip(self.request),
+        )
+        messages.success(self.request, "Your password is set. Sign in with it now.")
+        return response
+
+
+set_password = login_not_required(SetPasswordView.as_view())
+
+
+class ChangePasswordView(auth_views.PasswordChangeView):
+    template_name = "accounts/account.html"
+    success_url = reverse_lazy("account")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        record_request(
+            self.request,
+            "auth.change_password",
+            target_kind="user",
+            target_id=str(self.request.user.pk),
+            target_name=self.request.user.username,
+        )
+        messages.success(self.request, "Your password has been changed.")
+        return response
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(role_help=ROLE_HELP.get(self.request.user.role), **kwargs)
+
+
+account = ChangePasswordView.as_view()
+
+
+def _team_context(request: HttpRequest, **extra) -> dict:
+    people = User.objects.order_by("-is_active", "username")
+    return {
+        "people": people,
+        "access": team_access(request.user),
+        "roles": Role.choices,
+        "role_help": ROLE_HELP,
+        "admin_count": people.filter(role=Role.ADMIN, is_active=True).count(),
+        **extra,
+    }
+
+
+def team(request: HttpRequest) -> HttpResponse:
+    """Everyone on the team, with their roles; admins change them here."""
+    if not team_access(request.user).see:
+        raise PermissionDenied
+    return render(request, "accounts/team.html", _team_context(request, form=PersonForm()))
+
+
+def _require_team_admin(request: HttpRequest) -> None:
+    if not team_access(request.user).act:
+        record_request(request, "team.change", outcome=Outcome.DENIED, error="not an admin")
+        raise PermissionDenied("Only admins can change the team.")
+
+
+@require_POST
+def add_person(request: HttpRequest) -> HttpResponse:
+    _require_team_admin(request)
+    form = PersonForm(request.POST)
+    context = {}
+    if form.is_valid():
+        invitation = do_create_person(request, form.save(commit=False))
+        context["invitation"] = invitation
+        form = PersonForm()
+    template = "accounts/team.html#team" if htmx_partial(request) else "accounts/team.html"
+    return render(request, template, _team_context(request, form=form, **context))
+
+
+def _team_change(request: HttpRequest, pk: int, change) -> HttpResponse:
+    _require_team_admin(request)
+    person = get_object_or_404(User, pk=pk)
+    error = ""
+    try:
+        result = change(person)
+    except TeamChangeRefused as refused:
+        error, result = str(refused), None
+    context = {"invitation": result} if result else {}
+    if error:
+        context["error"] = error
+    if not htmx_partial(request):
+        if error:
+            messages.error(request, error)
+        return redirect("team")
+    return render(
+        request, "accounts/team.html#team", _team_context(request, form=PersonForm(), **context)
+    )
+
+
+def _bad_form(request: HttpRequest, form) -> HttpResponse:
+    message = " ".join(str(e) for errors in form.errors.values() for e in errors)
+    if htmx_partial(request):
+        return render(
+            request,
+            "accounts/team.html#team",
+            _team_context(request, form=PersonForm(), error=message),
+            status=400,
+        )
+    messages.error(request, message)
+    return redirect("team")
+
+
+@require_POST
+def change_role(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_team_admin(request)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        return _bad_form(request, form)
+    return _team_change(
+        request, pk, lambda person: do_change_role(request, person, form.cleaned_data["role"])
+    )
+
+
+@require_POST
+def set_active(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_team_admin(request)
+    form = ActiveForm(request.POST)
+    if not form.is_valid():
+        return _bad_form(request, form)
+    return _team_change(
+        request, pk, lambda person: do_set_active(request, person, form.cleaned_data["active"])
+    )
+
+
+@require_POST
+def invite(request: HttpRequest, pk: int) -> HttpResponse:
+    return _team_change(request, pk, lambda person: do_invite(request, person))

@@ -1,0 +1,83 @@
+from django import template
+from django.templatetags.static import static
+from django.utils.html import format_html
+
+register = template.Library()
+
+SPRITE = "vendor/lucide-1.62.0-sprite.svg"
+
+# One look per meaning, the same in every area (see UI.md, "State").
+STATE_TONES = {
+    "started": "running",
+    "active": "running",
+    "ready": "running",
+    "stopped": "idle",
+    "inactive": "idle",
+    "archived": "stored",
+    "error": "failed",
+    "build_failed": "failed",
+    "destroyed": "idle",
+}
+CHANGING = {
+    "creating",
+    "starting",
+    "stopping",
+    "archiving",
+    "building",
+    "pending",
+    "deleting",
+    "destroying",
+    "restoring",
+    "pulling_snapshot",
+    "pending_build",
+    "building_snapshot",
+    "resizing",
+    "snapshotting",
+    "pending_create",
+    "pending_delete",
+    "removing",
+    "pulling",
+}
+
+
+@register.simple_tag
+def icon(name: str, label: str = "", size: int = 16) -> str:
+    """An icon from the vendored sprite; decorative unless given a label."""
+    href = f"{static(SPRITE)}#i-{name}"
+    if label:
+        return format_html(
+            '<svg class="icon" width="{}" height="{}" role="img" aria-label="{}">'
+            '<use href="{}"></use></svg>',
+            size,
+            size,
+            label,
+            href,
+        )
+    return format_html(
+        '<svg class="icon" width="{}" height="{}" aria-hidden="true" focusable="false">'
+        '<use href="{}"></use></svg>',
+        size,
+        size,
+        href,
+    )
+
+
+@register.filter
+def state_tone(state: str | None) -> str:
+    """The colour family for a state: running, idle, changing, stored or failed."""
+    state = (state or "").lower()
+    if state in CHANGING:
+        return "changing"
+    return STATE_TONES.get(state, "idle")
+
+
+@register.inclusion_tag("_state_badge.html")
+def state_badge(state: str | None, reason: str = "") -> dict:
+    """A coloured badge with the state's name, and the reason on hover when it failed."""
+    state = (state or "unknown").lower()
+    return {
+        "state": state,
+        "label": state.replace("_", " "),
+        "tone": state_tone(state),
+        "reason": reason,
+    }

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs what Sandbar needs, and nothing when nothing changed.
+#   scripts/setup.sh run    packages to run (Python deps, bubblewrap & co. for the engine)
+#   scripts/setup.sh test   the same plus test tools and Chromium for the browser tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-run}"
+VENV=.venv
+PYVER="$(cat .python-version)"
+
+say() { printf '\033[1;36m==>\033[0m %s\n' "$*"; }
+
+# --- Debian packages -------------------------------------------------------
+apt_pkgs=(bubblewrap slirp4netns passt uidmap e2fsprogs iproute2)
+[ "$mode" = test ] && apt_pkgs+=(chromium fonts-dejavu-core)
+missing=()
+for pkg in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  elif command -v sudo >/dev/null; then
+    say "installing Debian packages with sudo: ${missing[*]}"
+    sudo apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "Sandbar needs these Debian packages: ${missing[*]} (apt-get install them as root)" >&2
+    exit 1
+  fi
+fi
+
+# --- Python ----------------------------------------------------------------
+find_python() {
+  local candidates=()
+  if command -v pyenv >/dev/null; then
+    candidates+=("$(pyenv root)/versions/$PYVER/bin/python3")
+  fi
+  candidates+=(python3.13 python3.12 python3)
+  for py in "${candidates[@]}"; do
+    if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+      command -v "$py"; return 0
+    fi
+  done
+  echo "Sandbar needs Python 3.12 or newer (pyenv install $PYVER, or your distribution's python3.12)" >&2
+  return 1
+}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  py="$(find_python)"
+  say "creating $VENV with $("$py" --version)"
+  "$py" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+fi
+
+extras=""
+[ "$mode" = test ] && extras="[test]"
+stamp="$VENV/.installed-$mode"
+want="$(cat pyproject.toml .python-version | sha256sum | cut -c1-16)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "installing Python packages ($mode)"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".$extras"
+  echo "$want" > "$stamp"
+fi

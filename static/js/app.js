@@ -1,0 +1,97 @@
+// Small behaviours shared by every page. No inline scripts anywhere: the CSP forbids them.
+(function () {
+  "use strict";
+
+  function announce(text) {
+    var region = document.getElementById("announcer");
+    if (!region) return;
+    region.textContent = "";
+    window.setTimeout(function () { region.textContent = text; }, 50);
+  }
+  window.sandbar = { announce: announce };
+
+  function toast(text, kind) {
+    var box = document.getElementById("toasts");
+    if (!box) return;
+    var el = document.createElement("div");
+    el.className = "toast toast-" + (kind || "info");
+    el.setAttribute("role", "status");
+    el.textContent = text;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "toast-close";
+    close.setAttribute("aria-label", "Dismiss");
+    close.setAttribute("data-dismiss", "");
+    close.textContent = "×";
+    el.appendChild(close);
+    box.appendChild(el);
+    window.setTimeout(function () { el.remove(); }, kind === "error" ? 12000 : 5000);
+  }
+  window.sandbar.toast = toast;
+
+  function currentTheme() {
+    var set = document.documentElement.dataset.theme;
+    if (set) return set;
+    return window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target.closest("[data-theme-toggle],[data-toggle-nav],[data-dismiss],[data-copy]");
+    if (!target) return;
+    if (target.hasAttribute("data-theme-toggle")) {
+      var next = currentTheme() === "dark" ? "light" : "dark";
+      document.documentElement.dataset.theme = next;
+      try { localStorage.setItem("sandbar-theme", next); } catch (e) { /* ignore */ }
+      announce("Theme: " + next);
+    } else if (target.hasAttribute("data-toggle-nav")) {
+      var open = document.body.classList.toggle("nav-open");
+      target.setAttribute("aria-expanded", open ? "true" : "false");
+    } else if (target.hasAttribute("data-dismiss")) {
+      var toastEl = target.closest(".toast");
+      if (toastEl) toastEl.remove();
+    } else if (target.hasAttribute("data-copy")) {
+      var spec = target.getAttribute("data-copy");
+      var text = spec.charAt(0) === "#" ? (document.querySelector(spec) || {}).value : spec;
+      if (!text) return;
+      navigator.clipboard.writeText(text).then(function () {
+        var old = target.getAttribute("aria-label") || "";
+        target.classList.add("copied");
+        announce("Copied");
+        window.setTimeout(function () { target.classList.remove("copied"); if (old) target.setAttribute("aria-label", old); }, 1200);
+      }, function () { toast("Copy failed: your browser blocked the clipboard.", "error"); });
+    }
+  });
+
+  // A select marked data-autosubmit submits its form when changed (hx-post if present).
+  document.addEventListener("change", function (event) {
+    var el = event.target;
+    if (el.matches && el.matches("select[data-autosubmit]")) {
+      var form = el.form;
+      if (form.hasAttribute("hx-post") && window.htmx) window.htmx.trigger(form, "submit");
+      else form.requestSubmit();
+    }
+  });
+
+  // Toasts rendered by the server (Django messages) fade out by themselves.
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("#toasts .toast").forEach(function (el) {
+      window.setTimeout(function () { el.remove(); }, el.classList.contains("toast-error") ? 12000 : 6000);
+    });
+  });
+
+  // HTMX: a server event "sandbar:toast" shows a toast; failures never pass silently.
+  document.addEventListener("sandbar:toast", function (event) {
+    var detail = event.detail || {};
+    toast(detail.message || detail.value || "", detail.level || "info");
+  });
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    if (!xhr) return;
+    if (xhr.status === 403) toast("Not allowed: your role does not permit this.", "error");
+    else if (xhr.status === 404) toast("Not found: it may have been deleted.", "error");
+    else if (xhr.status >= 500) toast("The server failed (" + xhr.status + "). Try again in a moment.", "error");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    toast("Sandbar cannot be reached. Check your connection.", "error");
+  });
+})();
