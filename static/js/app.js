@@ -35,7 +35,19 @@
     return window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
   }
 
+  function closeNav() {
+    document.body.classList.remove("nav-open");
+    var toggle = document.querySelector("[data-toggle-nav]");
+    if (toggle) toggle.setAttribute("aria-expanded", "false");
+  }
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && document.body.classList.contains("nav-open")) closeNav();
+  });
+
   document.addEventListener("click", function (event) {
+    if (document.body.classList.contains("nav-open") && !event.target.closest("#sidebar,[data-toggle-nav]")) {
+      closeNav();
+    }
     var target = event.target.closest("[data-theme-toggle],[data-toggle-nav],[data-dismiss],[data-copy]");
     if (!target) return;
     if (target.hasAttribute("data-theme-toggle")) {
