@@ -14,8 +14,8 @@ def pytest_configure(config) -> None:
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-    settings.WHITENOISE_USE_FINDERS = True
-    settings.WHITENOISE_AUTOREFRESH = True
+    settings.SERVESTATIC_USE_FINDERS = True
+    settings.SERVESTATIC_AUTOREFRESH = True
     # The real hasher is slow on purpose; tests sign in hundreds of times.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
