@@ -144,3 +144,27 @@ def do_invite(request: HttpRequest, person: User) -> Invitation:
         target_name=person.username,
     )
     return Invitation(person, invitation_url(request, person))
+
+
+QUOTA_FIELDS = ("quota_sandboxes", "quota_cpu", "quota_memory", "quota_disk")
+
+
+def do_set_quota(request: HttpRequest, person: User, values: dict[str, int | None]) -> None:
+    """Set someone's personal quota (admins have none: they are not limited by it)."""
+    with transaction.atomic():
+        person = User.objects.select_for_update().get(pk=person.pk)
+        old = {name: getattr(person, name) for name in QUOTA_FIELDS}
+        new = {name: values.get(name) for name in QUOTA_FIELDS}
+        if old == new:
+            return
+        for name, value in new.items():
+            setattr(person, name, value)
+        person.save(update_fields=list(QUOTA_FIELDS))
+        record_request(
+            request,
+            "team.quota",
+            target_kind="user",
+            target_id=str(person.pk),
+            target_name=person.username,
+            detail={"old": old, "new": new},
+        )

@@ -41,3 +41,22 @@ class ActiveForm(forms.Form):
         coerce=lambda value: value == "true",
         error_messages={"invalid_choice": "Choose whether the account is active or deactivated."},
     )
+
+
+class QuotaForm(forms.ModelForm):
+    """A member's personal quota; an empty field means no personal limit."""
+
+    class Meta:
+        model = User
+        fields = ["quota_sandboxes", "quota_cpu", "quota_memory", "quota_disk"]
+        widgets = {
+            name: forms.NumberInput(attrs={"min": 0, "max": 10_000, "placeholder": "no limit"})
+            for name in ["quota_sandboxes", "quota_cpu", "quota_memory", "quota_disk"]
+        }
+
+    def clean(self):
+        data = super().clean()
+        for name, value in list(data.items()):
+            if value is not None and value > 10_000:
+                self.add_error(name, "That is more than any organization holds; use at most 10000.")
+        return data

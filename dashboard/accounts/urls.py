@@ -12,4 +12,5 @@ urlpatterns = [
     path("team/<int:pk>/role/", views.change_role, name="team_role"),
     path("team/<int:pk>/active/", views.set_active, name="team_active"),
     path("team/<int:pk>/invite/", views.invite, name="team_invite"),
+    path("team/<int:pk>/quota/", views.set_quota, name="team_quota"),
 ]

@@ -17,8 +17,9 @@ from dashboard.accounts.actions import (
     do_create_person,
     do_invite,
     do_set_active,
+    do_set_quota,
 )
-from dashboard.accounts.forms import ActiveForm, PersonForm, RoleForm, SignInForm
+from dashboard.accounts.forms import ActiveForm, PersonForm, QuotaForm, RoleForm, SignInForm
 from dashboard.accounts.models import ROLE_HELP, Role, User
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record, record_request
@@ -231,3 +232,14 @@ def set_active(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def invite(request: HttpRequest, pk: int) -> HttpResponse:
     return _team_change(request, pk, lambda person: do_invite(request, person))
+
+
+@require_POST
+def set_quota(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_team_admin(request)
+    person = get_object_or_404(User, pk=pk)
+    form = QuotaForm(request.POST, instance=User(pk=person.pk))
+    if not form.is_valid():
+        return _bad_form(request, form)
+    values = {name: form.cleaned_data[name] for name in form.Meta.fields}
+    return _team_change(request, pk, lambda person: do_set_quota(request, person, values))

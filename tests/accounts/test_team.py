@@ -148,3 +148,32 @@ def test_a_changed_role_takes_effect_on_the_next_request(admin_client, member_us
 @pytest.mark.parametrize("pk", [999999])
 def test_changing_someone_who_does_not_exist_is_a_404(admin_client, pk) -> None:
     assert admin_client.post(reverse("team_role", args=[pk]), {"role": "viewer"}).status_code == 404
+
+
+def test_an_admin_sets_a_members_quota_and_it_is_recorded(admin_client, member_user) -> None:
+    response = admin_client.post(
+        reverse("team_quota", args=[member_user.pk]),
+        {"quota_sandboxes": "3", "quota_cpu": "4", "quota_memory": "", "quota_disk": "20"},
+        headers=HTMX,
+    )
+    assert response.status_code == 200
+    member_user.refresh_from_db()
+    assert (member_user.quota_sandboxes, member_user.quota_cpu, member_user.quota_memory) == (
+        3,
+        4,
+        None,
+    )
+    assert b"3 sandboxes" in response.content
+    entry = last_entry()
+    assert entry.action == "team.quota"
+    assert entry.detail["new"]["quota_disk"] == 20
+
+
+@pytest.mark.parametrize("value", ["-1", "lots", "99999"])
+def test_a_bad_quota_is_refused_and_nothing_changes(admin_client, member_user, value) -> None:
+    response = admin_client.post(
+        reverse("team_quota", args=[member_user.pk]), {"quota_cpu": value}, headers=HTMX
+    )
+    assert response.status_code == 400
+    member_user.refresh_from_db()
+    assert member_user.quota_cpu is None
