@@ -1,0 +1,475 @@
+"""The control plane under ``/api``: sandboxes, in Daytona's paths and wire format."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from dashboard.engine.errors import BadRequest
+from dashboard.engine.lifecycle import (
+    LANGUAGE_LABEL,
+    MAX_INTERVAL,
+    CreateRequest,
+    Engine,
+)
+from dashboard.engine.runtime import rootfs
+from dashboard.engine.store import ListQuery, SandboxRecord, iso
+from dashboard.engine.validation import Body, Query, read_json, string_map
+
+VERSION = "sandbar-engine-0.1"
+SORT_COLUMNS = {
+    "name": "name",
+    "cpu": "cpu",
+    "memoryGib": "memory",
+    "diskGib": "disk",
+    "lastActivityAt": "last_activity_at",
+    "createdAt": "created_at",
+}
+CREATE_FIELDS = {
+    "name", "snapshot", "user", "env", "labels", "public", "networkBlockAll",
+    "networkAllowList", "domainAllowList", "outboundProxyUrl", "target", "cpu", "gpu",
+    "gpuType", "memory", "disk", "autoStopInterval", "autoArchiveInterval",
+    "autoDeleteInterval", "autoPauseInterval", "ttlMinutes", "queueTimeout", "volumes",
+    "buildInfo", "secrets", "kvm", "spot", "linkedSandbox", "otelEndpointOverride",
+    "class", "sandboxClass",
+}  # fmt: skip
+LIST_PARAMS = {
+    "cursor", "limit", "id", "name", "labels", "includeErroredDeleted", "includeWarm",
+    "states", "snapshots", "regionIds", "sandboxClasses", "minCpu", "maxCpu",
+    "minMemoryGiB", "maxMemoryGiB", "minDiskGiB", "maxDiskGiB", "minGpu", "maxGpu",
+    "isPublic", "isRecoverable", "createdAtAfter", "createdAtBefore", "lastEventAfter",
+    "lastEventBefore", "autoDestroyAtAfter", "autoDestroyAtBefore", "sort", "order",
+}  # fmt: skip
+
+
+def engine_of(request: Request) -> Engine:
+    """The engine serving this request."""
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def toolbox_url(request: Request) -> str:
+    """``toolboxProxyUrl``: this server's toolbox root, as the caller reached it."""
+    return f"{request.url.scheme}://{request.url.netloc}/toolbox"
+
+
+def sandbox_dto(record: SandboxRecord, request: Request, *, full: bool = True) -> dict[str, Any]:
+    """A Sandbox (or SandboxListItem) DTO with every field the SDK requires."""
+    dto: dict[str, Any] = {
+        "id": record.id,
+        "organizationId": engine_of(request).organization_id,
+        "name": record.name,
+        "snapshot": record.snapshot,
+        "user": record.user,
+        "labels": record.labels,
+        "public": record.public,
+        "networkBlockAll": record.network_block_all,
+        "target": record.target,
+        "runnerId": "local",
+        "sandboxClass": "container",
+        "cpu": record.cpu,
+        "gpu": record.gpu,
+        "memory": record.memory,
+        "disk": record.disk,
+        "state": record.state,
+        "desiredState": record.desired_state,
+        "errorReason": record.error_reason,
+        "recoverable": record.recoverable,
+        "backupState": "None",
+        "autoStopInterval": record.auto_stop_interval,
+        "autoArchiveInterval": record.auto_archive_interval,
+        "autoDeleteInterval": record.auto_delete_interval,
+        "createdAt": record.created_at,
+        "updatedAt": record.updated_at,
+        "lastActivityAt": record.last_activity_at,
+        "daemonVersion": VERSION,
+        "toolboxProxyUrl": toolbox_url(request),
+    }
+    if full:
+        dto.update({"env": record.env, "kvm": False, "volumes": [], "buildInfo": None})
+    return dto
+
+
+def _ok(record: SandboxRecord, request: Request) -> JSONResponse:
+    return JSONResponse(sandbox_dto(record, request))
+
+
+# -- create ---------------------------------------------------------------------
+
+
+def parse_create(data: object, engine: Engine) -> CreateRequest:
+    """Validate a create body; known Daytona fields that cannot be honoured are refused."""
+    body = Body(data, CREATE_FIELDS)
+    config = engine.config
+    for key, what in (
+        ("buildInfo", "building images"),
+        ("linkedSandbox", "linked sandboxes"),
+        ("networkAllowList", "network allow lists"),
+        ("domainAllowList", "domain allow lists"),
+        ("outboundProxyUrl", "outbound proxies"),
+        ("otelEndpointOverride", "OpenTelemetry endpoints"),
+        ("ttlMinutes", "ttlMinutes (use autoDeleteInterval)"),
+        ("gpuType", "GPUs"),
+    ):
+        if body.raw(key) not in (None, "", [], {}, 0):
+            raise BadRequest(f"The embedded engine does not support {what}")
+    for key in ("volumes", "secrets"):
+        value = body.raw(key)
+        if value is not None and not isinstance(value, list | dict):
+            raise BadRequest(f"{key} must be an array")
+        if value:
+            raise BadRequest(f"The embedded engine does not support {key} yet")
+    for key in ("kvm", "spot"):
+        if body.boolean(key):
+            raise BadRequest(f"The embedded engine does not support {key}")
+    if body.integer("gpu", 0, minimum=0):
+        raise BadRequest("The embedded engine has no GPUs")
+    body.integer("autoPauseInterval", minimum=0, maximum=MAX_INTERVAL)
+    body.integer("queueTimeout", minimum=0, maximum=MAX_INTERVAL)
+    user = body.string("user")
+    if user not in (None, rootfs.SANDBOX_USER):
+        raise BadRequest(f"user must be {rootfs.SANDBOX_USER}")
+    sandbox_class = body.string("class") or body.string("sandboxClass")
+    if sandbox_class not in (None, "container"):
+        raise BadRequest("The embedded engine only runs the container class")
+    labels = body.string_map("labels")
+    auto_delete = body.integer(
+        "autoDeleteInterval", -1, minimum=-MAX_INTERVAL, maximum=MAX_INTERVAL
+    )
+    assert auto_delete is not None
+    return CreateRequest(
+        name=body.string("name", max_length=63, allow_empty=False),
+        snapshot=body.string("snapshot", max_length=255) or None,
+        env=body.string_map("env", env=True),
+        labels=labels,
+        public=bool(body.boolean("public", False)),
+        network_block_all=bool(body.boolean("networkBlockAll", False)),
+        target=body.string("target", max_length=64) or "local",
+        cpu=body.integer("cpu", minimum=1, maximum=config.max_cpu),
+        memory=body.integer("memory", minimum=1, maximum=config.max_memory),
+        disk=body.integer("disk", minimum=1, maximum=config.max_disk),
+        auto_stop_interval=_interval(body, "autoStopInterval", 15),
+        auto_archive_interval=_interval(body, "autoArchiveInterval", 7 * 24 * 60),
+        auto_delete_interval=max(auto_delete, -1),
+    )
+
+
+def _interval(body: Body, key: str, default: int) -> int:
+    value = body.integer(key, default, minimum=0, maximum=MAX_INTERVAL)
+    assert value is not None
+    return value
+
+
+async def create_sandbox(request: Request) -> Response:
+    """POST /sandbox: create and start; answers 200 with the DTO (the SDK needs exactly 200)."""
+    engine = engine_of(request)
+    params = parse_create(await read_json(request) or {}, engine)
+    record = await engine.create(params)
+    return _ok(record, request)
+
+
+# -- read -------------------------------------------------------------------------
+
+
+async def get_sandbox(request: Request) -> Response:
+    """GET /sandbox/{id}: by id or name."""
+    Query(request.query_params, {"verbose"})
+    return _ok(engine_of(request).find(request.path_params["id"]), request)
+
+
+def _encode_cursor(sort: str, descending: bool, record: SandboxRecord) -> str:
+    value = getattr(record, sort)
+    payload = json.dumps({"s": sort, "d": descending, "v": value, "i": record.id})
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str, descending: bool) -> tuple[Any, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if payload["s"] != sort or payload["d"] != descending:
+            raise BadRequest("cursor was made for a different sort; start from the first page")
+        value, last_id = payload["v"], payload["i"]
+        if not isinstance(last_id, str) or not isinstance(value, str | int):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest("cursor is not valid") from None
+    return value, last_id
+
+
+def _date(query: Query, key: str) -> str | None:
+    value = query.string(key)
+    if value is None or value == "":
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"query parameter {key} must be an ISO 8601 date") from None
+    return iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+def _number(query: Query, key: str) -> float | None:
+    value = query.string(key)
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise BadRequest(f"query parameter {key} must be a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise BadRequest(f"query parameter {key} must be a finite number")
+    return number
+
+
+async def list_sandboxes(request: Request) -> Response:
+    """GET /sandbox: one page, with Daytona's filters, sort and an opaque cursor."""
+    query = Query(request.query_params, LIST_PARAMS | {f"{p}[]" for p in LIST_PARAMS})
+    sort_name = query.string("sort", "lastActivityAt") or "lastActivityAt"
+    if sort_name not in SORT_COLUMNS:
+        raise BadRequest(f"sort must be one of {', '.join(SORT_COLUMNS)}")
+    order = (query.string("order", "desc") or "desc").lower()
+    if order not in ("asc", "desc"):
+        raise BadRequest("order must be asc or desc")
+    sort, descending = SORT_COLUMNS[sort_name], order == "desc"
+    labels_raw = query.string("labels")
+    labels: dict[str, str] = {}
+    if labels_raw:
+        try:
+            parsed = json.loads(labels_raw)
+        except json.JSONDecodeError:
+            raise BadRequest("labels must be a JSON object of strings") from None
+        labels = string_map("labels", parsed)
+    cursor = query.string("cursor")
+    limit = query.integer("limit", 100, minimum=1, maximum=200)
+    assert limit is not None
+    min_gpu, max_gpu = _number(query, "minGpu"), _number(query, "maxGpu")
+    states = query.strings("states")
+    list_query = ListQuery(
+        limit=limit,
+        after=_decode_cursor(cursor, sort, descending) if cursor else None,
+        id_prefix=query.string("id"),
+        name_prefix=query.string("name"),
+        labels=labels,
+        states=states,
+        snapshots=query.strings("snapshots"),
+        targets=query.strings("regionIds"),
+        include_destroyed=bool(query.boolean("includeErroredDeleted", False))
+        or "destroyed" in states,
+        min_cpu=_number(query, "minCpu"),  # type: ignore[arg-type]
+        max_cpu=_number(query, "maxCpu"),  # type: ignore[arg-type]
+        min_memory=_number(query, "minMemoryGiB"),  # type: ignore[arg-type]
+        max_memory=_number(query, "maxMemoryGiB"),  # type: ignore[arg-type]
+        min_disk=_number(query, "minDiskGiB"),  # type: ignore[arg-type]
+        max_disk=_number(query, "maxDiskGiB"),  # type: ignore[arg-type]
+        is_public=query.boolean("isPublic"),
+        is_recoverable=query.boolean("isRecoverable"),
+        created_after=_date(query, "createdAtAfter"),
+        created_before=_date(query, "createdAtBefore"),
+        activity_after=_date(query, "lastEventAfter"),
+        activity_before=_date(query, "lastEventBefore"),
+        sort=sort,
+        descending=descending,
+    )
+    classes = query.strings("sandboxClasses")
+    query.boolean("includeWarm")
+    _date(query, "autoDestroyAtAfter")
+    _date(query, "autoDestroyAtBefore")
+    empty = (classes and "container" not in classes) or (min_gpu is not None and min_gpu > 0)
+    empty = empty or (max_gpu is not None and max_gpu < 0)
+    records, more = ([], False) if empty else engine_of(request).store.list(list_query)
+    items = [sandbox_dto(record, request, full=False) for record in records]
+    next_cursor = _encode_cursor(sort, descending, records[-1]) if more and records else None
+    return JSONResponse({"items": items, "nextCursor": next_cursor})
+
+
+async def toolbox_proxy_url(request: Request) -> Response:
+    """GET /sandbox/{id}/toolbox-proxy-url."""
+    engine_of(request).find(request.path_params["id"])
+    return JSONResponse({"url": toolbox_url(request)})
+
+
+async def sandbox_events(request: Request) -> Response:
+    """GET /sandbox/{id}/events: the engine's own history of a sandbox (not in Daytona)."""
+    query = Query(request.query_params, {"limit"})
+    limit = query.integer("limit", 100, minimum=1, maximum=1000)
+    record = engine_of(request).find(request.path_params["id"])
+    return JSONResponse(list(engine_of(request).store.events(record.id, limit or 100)))
+
+
+# -- lifecycle ----------------------------------------------------------------------
+
+
+def _no_body_fields(data: object) -> None:
+    if data not in (None, {}):
+        Body(data, ())
+
+
+async def start_sandbox(request: Request) -> Response:
+    """POST /sandbox/{id}/start."""
+    _no_body_fields(await read_json(request))
+    Query(request.query_params, set())
+    return _ok(await engine_of(request).start(request.path_params["id"]), request)
+
+
+async def stop_sandbox(request: Request) -> Response:
+    """POST /sandbox/{id}/stop?force=."""
+    _no_body_fields(await read_json(request))
+    force = Query(request.query_params, {"force"}).boolean("force", False)
+    record = await engine_of(request).stop(request.path_params["id"], force=bool(force))
+    return _ok(record, request)
+
+
+async def archive_sandbox(request: Request) -> Response:
+    """POST /sandbox/{id}/archive (the sandbox must be stopped)."""
+    _no_body_fields(await read_json(request))
+    Query(request.query_params, set())
+    return _ok(await engine_of(request).archive(request.path_params["id"]), request)
+
+
+async def recover_sandbox(request: Request) -> Response:
+    """POST /sandbox/{id}/recover (from a recoverable error)."""
+    _no_body_fields(await read_json(request))
+    Query(request.query_params, {"skipStart"})
+    return _ok(await engine_of(request).recover(request.path_params["id"]), request)
+
+
+async def delete_sandbox(request: Request) -> Response:
+    """DELETE /sandbox/{id}: answers with the DTO in state ``destroyed``."""
+    Query(request.query_params, set())
+    return _ok(await engine_of(request).delete(request.path_params["id"]), request)
+
+
+async def replace_labels(request: Request) -> Response:
+    """PUT /sandbox/{id}/labels {labels}: replaces all labels."""
+    body = Body(await read_json(request), {"labels"})
+    if not body.has("labels"):
+        raise BadRequest("labels is required")
+    labels = body.string_map("labels")
+    record = engine_of(request).set_labels(request.path_params["id"], labels)
+    return _ok(record, request)
+
+
+def _path_int(request: Request, key: str) -> int:
+    raw = request.path_params[key]
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"{key} must be an integer") from None
+
+
+async def set_autostop(request: Request) -> Response:
+    """POST /sandbox/{id}/autostop/{interval}: minutes idle before stopping, 0 = never."""
+    interval = _path_int(request, "interval")
+    if not 0 <= interval <= MAX_INTERVAL:
+        raise BadRequest(f"interval must be between 0 and {MAX_INTERVAL}")
+    record = engine_of(request).set_setting(request.path_params["id"], auto_stop_interval=interval)
+    return _ok(record, request)
+
+
+async def set_autoarchive(request: Request) -> Response:
+    """POST /sandbox/{id}/autoarchive/{interval}: minutes stopped before archiving, 0 = maximum."""
+    interval = _path_int(request, "interval")
+    if not 0 <= interval <= MAX_INTERVAL:
+        raise BadRequest(f"interval must be between 0 and {MAX_INTERVAL}")
+    engine = engine_of(request)
+    record = engine.set_setting(request.path_params["id"], auto_archive_interval=interval)
+    return _ok(record, request)
+
+
+async def set_autodelete(request: Request) -> Response:
+    """POST /sandbox/{id}/autodelete/{interval}: negative = never, 0 = as soon as stopped."""
+    interval = _path_int(request, "interval")
+    if not -MAX_INTERVAL <= interval <= MAX_INTERVAL:
+        raise BadRequest(f"interval must be between {-MAX_INTERVAL} and {MAX_INTERVAL}")
+    engine = engine_of(request)
+    record = engine.set_setting(request.path_params["id"], auto_delete_interval=max(interval, -1))
+    return _ok(record, request)
+
+
+async def set_public(request: Request) -> Response:
+    """POST /sandbox/{id}/public/{isPublic}."""
+    raw = request.path_params["isPublic"].lower()
+    if raw not in ("true", "false"):
+        raise BadRequest("isPublic must be true or false")
+    record = engine_of(request).set_setting(request.path_params["id"], public=raw == "true")
+    return _ok(record, request)
+
+
+async def resize_sandbox(request: Request) -> Response:
+    """POST /sandbox/{id}/resize {cpu?, memory?, disk?}."""
+    engine = engine_of(request)
+    config = engine.config
+    body = Body(await read_json(request) or {}, {"cpu", "memory", "disk", "gpu"})
+    if body.integer("gpu", 0, minimum=0):
+        raise BadRequest("The embedded engine has no GPUs")
+    record = await engine.resize(
+        request.path_params["id"],
+        cpu=body.integer("cpu", minimum=1, maximum=config.max_cpu),
+        memory=body.integer("memory", minimum=1, maximum=config.max_memory),
+        disk=body.integer("disk", minimum=1, maximum=config.max_disk),
+    )
+    return _ok(record, request)
+
+
+# -- misc -----------------------------------------------------------------------------
+
+
+async def health(request: Request) -> Response:
+    """GET /health: the engine is up (and the key was right)."""
+    return JSONResponse({"status": "ok", "version": VERSION})
+
+
+async def config(request: Request) -> Response:
+    """GET /config: the few settings a client might look at."""
+    engine = engine_of(request)
+    return JSONResponse(
+        {
+            "version": VERSION,
+            "defaultSnapshot": rootfs.DEFAULT_SNAPSHOT,
+            "proxyToolboxUrl": toolbox_url(request),
+            "maxAutoArchiveInterval": 30 * 24 * 60,
+            "defaultSandboxResources": {
+                "cpu": engine.config.default_cpu,
+                "memory": engine.config.default_memory,
+                "disk": engine.config.default_disk,
+            },
+            "maxSandboxResources": {
+                "cpu": engine.config.max_cpu,
+                "memory": engine.config.max_memory,
+                "disk": engine.config.max_disk,
+            },
+            "codeToolboxLanguageLabel": LANGUAGE_LABEL,
+        }
+    )
+
+
+def routes() -> list[BaseRoute]:
+    """The control-plane routes, mounted at /api."""
+    sandbox = "/sandbox/{id}"
+    return [
+        Route("/health", health, methods=["GET"]),
+        Route("/config", config, methods=["GET"]),
+        Route("/sandbox", list_sandboxes, methods=["GET"]),
+        Route("/sandbox", create_sandbox, methods=["POST"]),
+        Route(sandbox, get_sandbox, methods=["GET"]),
+        Route(sandbox, delete_sandbox, methods=["DELETE"]),
+        Route(f"{sandbox}/start", start_sandbox, methods=["POST"]),
+        Route(f"{sandbox}/stop", stop_sandbox, methods=["POST"]),
+        Route(f"{sandbox}/archive", archive_sandbox, methods=["POST"]),
+        Route(f"{sandbox}/recover", recover_sandbox, methods=["POST"]),
+        Route(f"{sandbox}/labels", replace_labels, methods=["PUT"]),
+        Route(f"{sandbox}/autostop/{{interval}}", set_autostop, methods=["POST"]),
+        Route(f"{sandbox}/autoarchive/{{interval}}", set_autoarchive, methods=["POST"]),
+        Route(f"{sandbox}/autodelete/{{interval}}", set_autodelete, methods=["POST"]),
+        Route(f"{sandbox}/public/{{isPublic}}", set_public, methods=["POST"]),
+        Route(f"{sandbox}/resize", resize_sandbox, methods=["POST"]),
+        Route(f"{sandbox}/toolbox-proxy-url", toolbox_proxy_url, methods=["GET"]),
+        Route(f"{sandbox}/events", sandbox_events, methods=["GET"]),
+    ]

@@ -1,0 +1,446 @@
+"""The sandbox state machine: create, start, stop, archive, recover, delete, and the timers.
+
+State names are Daytona's. Every transition is written to the store before and after
+the runtime work, so a crash mid-way leaves a transitional state that the next engine
+start finishes (see :meth:`Engine.reconcile`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from dashboard.engine.config import EngineConfig
+from dashboard.engine.errors import BadRequest, Conflict, NotFound
+from dashboard.engine.runtime import Runtime, RuntimeError_, SandboxSpec, rootfs
+from dashboard.engine.store import SandboxRecord, Store, iso, new_id, now, parse_iso
+
+log = logging.getLogger("sandbar.engine")
+
+TRANSITIONAL = {
+    "creating",
+    "starting",
+    "stopping",
+    "archiving",
+    "restoring",
+    "destroying",
+    "resizing",
+}
+LANGUAGES = ("python", "typescript", "javascript")
+LANGUAGE_LABEL = "code-toolbox-language"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+DEFAULT_AUTO_STOP = 15  # minutes, as Daytona
+DEFAULT_AUTO_ARCHIVE = 7 * 24 * 60
+MAX_AUTO_ARCHIVE = 30 * 24 * 60  # autoArchiveInterval 0 means "the maximum"
+MAX_INTERVAL = 10 * 365 * 24 * 60
+ACTIVITY_RESOLUTION = timedelta(seconds=1)
+KEEP_DESTROYED = timedelta(hours=1)
+
+
+@dataclass
+class CreateRequest:
+    """A validated ``POST /sandbox`` body."""
+
+    name: str | None = None
+    snapshot: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    public: bool = False
+    network_block_all: bool = False
+    target: str = "local"
+    cpu: int | None = None
+    memory: int | None = None
+    disk: int | None = None
+    auto_stop_interval: int = DEFAULT_AUTO_STOP
+    auto_archive_interval: int = DEFAULT_AUTO_ARCHIVE
+    auto_delete_interval: int = -1
+
+
+def check_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Refuse a code-toolbox-language the SDK would choke on."""
+    language = labels.get(LANGUAGE_LABEL)
+    if language is not None and language not in LANGUAGES:
+        raise BadRequest(f"label {LANGUAGE_LABEL} must be one of {', '.join(LANGUAGES)}")
+    return labels
+
+
+class Engine:
+    """Owns the store and the runtime and applies every state change."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.store = Store(config.engine_dir / "engine.sqlite3")
+        self.runtime = Runtime(config)
+        self.organization_id = self.store.meta("organization_id", new_id())
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self._last_touch: dict[str, str] = {}
+
+    # -- engine lifetime -------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Prepare the host, bring sandboxes back to their recorded state, start the timers."""
+        self.runtime.setup()
+        await self.reconcile()
+        self._ticker = asyncio.create_task(self._tick_forever(), name="engine-ticker")
+
+    async def shutdown(self) -> None:
+        """Stop the timers and every sandbox (they are restarted on the next start)."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        for record in self.store.live():
+            if self.runtime.is_running(record.id):
+                self.store.add_event(record.id, "engine-stopped", "stopped with the engine")
+        await self.runtime.shutdown()
+        self.store.close()
+
+    async def reconcile(self) -> None:
+        """Finish interrupted transitions and restart sandboxes that should be running."""
+        semaphore = asyncio.Semaphore(4)
+
+        async def one(record: SandboxRecord) -> None:
+            async with semaphore:
+                await self._reconcile_one(record)
+
+        await asyncio.gather(*(one(record) for record in self.store.live()))
+
+    async def _reconcile_one(self, record: SandboxRecord) -> None:
+        self.runtime.release_stale(record.id)
+        state = record.state
+        if state == "destroying":
+            await self.runtime.destroy(record.id)
+            self._set_state(record, "destroyed")
+        elif state == "stopping":
+            self._set_state(record, "stopped", stopped_at=iso(now()))
+        elif state == "archiving":
+            self._set_state(record, "archived")
+        elif state in ("creating", "starting", "restoring", "started", "resizing"):
+            if state == "creating" and not self.runtime.disk(record.id).image.exists():
+                await self.runtime.create(self._spec(record))
+            try:
+                await self.runtime.start(self._spec(record))
+            except RuntimeError_ as error:
+                self._set_error(record, f"restart after engine restart failed: {error}")
+                return
+            self._set_state(record, "started", last_activity_at=iso(now()))
+            self.store.add_event(record.id, "restarted", "restarted after an engine restart")
+
+    # -- lookups ---------------------------------------------------------------
+
+    def find(self, id_or_name: str) -> SandboxRecord:
+        """A live sandbox by id or name, or 404."""
+        record = self.store.get(id_or_name)
+        if record is None:
+            raise NotFound(f"Sandbox with ID or name {id_or_name} not found")
+        return record
+
+    def find_started(self, id_or_name: str) -> SandboxRecord:
+        """A sandbox whose toolbox can be used right now."""
+        record = self.find(id_or_name)
+        if record.state != "started" or not self.runtime.is_running(record.id):
+            raise Conflict(f"Sandbox {record.id} is not started (state: {record.state})")
+        return record
+
+    def touch(self, sandbox_id: str) -> None:
+        """Record toolbox activity, at most once a second per sandbox."""
+        moment = now()
+        previous = self._last_touch.get(sandbox_id)
+        stamp = iso(moment)
+        if previous is not None and moment - parse_iso(previous) < ACTIVITY_RESOLUTION:
+            return
+        self._last_touch[sandbox_id] = stamp
+        self.store.touch(sandbox_id, stamp)
+
+    # -- state changes ---------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _transition(
+        self, record: SandboxRecord, *, wait: bool = False
+    ) -> AsyncIterator[None]:
+        """Serialize state changes of one sandbox; a second one at once is a 409."""
+        lock = self._locks.setdefault(record.id, asyncio.Lock())
+        if lock.locked() and not wait:
+            raise Conflict("Sandbox state change in progress")
+        async with lock:
+            yield
+
+    def _spec(self, record: SandboxRecord) -> SandboxSpec:
+        return SandboxSpec(
+            id=record.id,
+            cpu=record.cpu,
+            memory=record.memory,
+            disk=record.disk,
+            network_block_all=record.network_block_all,
+        )
+
+    def _set_state(self, record: SandboxRecord, state: str, **changes: object) -> None:
+        old = record.state
+        record.state = state
+        record.desired_state = {
+            "creating": "started",
+            "starting": "started",
+            "restoring": "started",
+            "started": "started",
+            "stopping": "stopped",
+            "stopped": "stopped",
+            "archiving": "archived",
+            "archived": "archived",
+            "destroying": "destroyed",
+            "destroyed": "destroyed",
+            "resizing": "resized",
+        }.get(state, record.desired_state)
+        if state != "error":
+            record.error_reason = None
+            record.recoverable = False
+        for key, value in changes.items():
+            setattr(record, key, value)
+        record.updated_at = iso(now())
+        self.store.save(record)
+        if old != state:
+            self.store.add_event(record.id, "state", f"{old} -> {state}")
+
+    def _set_error(self, record: SandboxRecord, reason: str, *, recoverable: bool = True) -> None:
+        log.warning("sandbox %s failed: %s", record.id, reason)
+        self._set_state(record, "error", error_reason=reason, recoverable=recoverable)
+
+    async def create(self, request: CreateRequest) -> SandboxRecord:
+        """Create and start a sandbox; runtime failures end in state ``error``."""
+        config = self.config
+        snapshot = request.snapshot or rootfs.DEFAULT_SNAPSHOT
+        if snapshot != rootfs.DEFAULT_SNAPSHOT:
+            raise NotFound(f"Snapshot {snapshot} not found")
+        sandbox_id = new_id()
+        if request.name is not None and not NAME_PATTERN.match(request.name):
+            raise BadRequest(
+                "name must be 1-63 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        stamp = iso(now())
+        record = SandboxRecord(
+            id=sandbox_id,
+            name=request.name or sandbox_id,
+            snapshot=snapshot,
+            user=rootfs.SANDBOX_USER,
+            env=request.env,
+            labels=check_labels(request.labels),
+            public=request.public,
+            network_block_all=request.network_block_all,
+            target=request.target,
+            cpu=request.cpu or config.default_cpu,
+            gpu=0,
+            memory=request.memory or config.default_memory,
+            disk=request.disk or config.default_disk,
+            state="creating",
+            desired_state="started",
+            auto_stop_interval=request.auto_stop_interval,
+            auto_archive_interval=request.auto_archive_interval,
+            auto_delete_interval=request.auto_delete_interval,
+            created_at=stamp,
+            updated_at=stamp,
+            last_activity_at=stamp,
+        )
+        try:
+            self.store.insert(record)
+        except sqlite3.IntegrityError:
+            raise Conflict(f"Sandbox with name {record.name} already exists") from None
+        self.store.add_event(record.id, "created", "")
+        async with self._transition(record):
+            try:
+                await self.runtime.create(self._spec(record))
+                self._set_state(record, "starting")
+                await self.runtime.start(self._spec(record))
+            except (RuntimeError_, OSError) as error:
+                self._set_error(record, str(error))
+                return record
+            self._set_state(record, "started", last_activity_at=iso(now()))
+        return record
+
+    async def start(self, id_or_name: str) -> SandboxRecord:
+        """Start a stopped or archived sandbox."""
+        record = self.find(id_or_name)
+        async with self._transition(record):
+            record = self.find(record.id)
+            if record.state == "started":
+                raise BadRequest("Sandbox is already started")
+            if record.state == "error":
+                raise BadRequest("Sandbox is in an error state; recover it instead")
+            if record.state not in ("stopped", "archived"):
+                raise Conflict(f"Sandbox cannot be started while {record.state}")
+            await self._start(record, "restoring" if record.state == "archived" else "starting")
+        return record
+
+    async def _start(self, record: SandboxRecord, via: str) -> None:
+        self._set_state(record, via)
+        try:
+            await self.runtime.start(self._spec(record))
+        except (RuntimeError_, OSError) as error:
+            self._set_error(record, str(error))
+            return
+        self._set_state(record, "started", last_activity_at=iso(now()), stopped_at=None)
+
+    async def stop(
+        self, id_or_name: str, *, force: bool = False, reason: str = ""
+    ) -> SandboxRecord:
+        """Stop a started sandbox (SIGTERM then SIGKILL, or SIGKILL at once with force)."""
+        record = self.find(id_or_name)
+        async with self._transition(record):
+            record = self.find(record.id)
+            if record.state in ("stopped", "archived"):
+                raise BadRequest(f"Sandbox is already {record.state}")
+            if record.state not in ("started", "error"):
+                raise Conflict(f"Sandbox cannot be stopped while {record.state}")
+            self._set_state(record, "stopping")
+            await self.runtime.stop(record.id, force=force)
+            self._set_state(record, "stopped", stopped_at=iso(now()))
+            if reason:
+                self.store.add_event(record.id, reason, "")
+        if record.auto_delete_interval == 0:
+            await self.delete(record.id, reason="auto-delete")
+        return record
+
+    async def archive(self, id_or_name: str, *, reason: str = "") -> SandboxRecord:
+        """Archive a stopped sandbox (its disk stays on this machine)."""
+        record = self.find(id_or_name)
+        async with self._transition(record):
+            record = self.find(record.id)
+            if record.state == "archived":
+                raise BadRequest("Sandbox is already archived")
+            if record.state != "stopped":
+                raise BadRequest(
+                    f"Sandbox must be stopped before archiving (state: {record.state})"
+                )
+            self._set_state(record, "archiving")
+            self._set_state(record, "archived")
+            if reason:
+                self.store.add_event(record.id, reason, "")
+        return record
+
+    async def recover(self, id_or_name: str) -> SandboxRecord:
+        """Start a sandbox again after a recoverable error."""
+        record = self.find(id_or_name)
+        async with self._transition(record):
+            record = self.find(record.id)
+            if record.state != "error" or not record.recoverable:
+                raise BadRequest("Only a sandbox in a recoverable error state can be recovered")
+            await self.runtime.stop(record.id, force=True)
+            await self._start(record, "starting")
+        return record
+
+    async def delete(self, id_or_name: str, *, reason: str = "") -> SandboxRecord:
+        """Destroy a sandbox and its disk (waits for a transition in progress)."""
+        record = self.find(id_or_name)
+        async with self._transition(record, wait=True):
+            record = self.find(record.id)
+            self._set_state(record, "destroying")
+            await self.runtime.destroy(record.id)
+            self._set_state(record, "destroyed")
+            if reason:
+                self.store.add_event(record.id, reason, "")
+        self._locks.pop(record.id, None)
+        self._last_touch.pop(record.id, None)
+        return record
+
+    def set_labels(self, id_or_name: str, labels: dict[str, str]) -> SandboxRecord:
+        """Replace all labels."""
+        record = self.find(id_or_name)
+        record.labels = check_labels(labels)
+        record.updated_at = iso(now())
+        self.store.save(record)
+        return record
+
+    def set_setting(self, id_or_name: str, **changes: object) -> SandboxRecord:
+        """Change intervals or the public flag."""
+        record = self.find(id_or_name)
+        for key, value in changes.items():
+            setattr(record, key, value)
+        record.updated_at = iso(now())
+        self.store.save(record)
+        return record
+
+    async def resize(
+        self, id_or_name: str, *, cpu: int | None, memory: int | None, disk: int | None
+    ) -> SandboxRecord:
+        """Change resources: CPU and memory live or stopped; disk only grows, only stopped."""
+        record = self.find(id_or_name)
+        async with self._transition(record):
+            record = self.find(record.id)
+            if record.state not in ("started", "stopped"):
+                raise BadRequest(
+                    f"Sandbox must be started or stopped to resize (state: {record.state})"
+                )
+            if disk is not None and disk != record.disk:
+                if disk < record.disk:
+                    raise BadRequest("disk can only grow")
+                if record.state != "stopped":
+                    raise BadRequest("disk can only be resized while the sandbox is stopped")
+            previous = record.state
+            new_cpu, new_memory = cpu or record.cpu, memory or record.memory
+            new_disk = disk or record.disk
+            self._set_state(record, "resizing")
+            try:
+                spec = SandboxSpec(
+                    record.id, new_cpu, new_memory, new_disk, record.network_block_all
+                )
+                await self.runtime.resize(spec, grow_disk=new_disk > record.disk)
+            except (OSError, RuntimeError_) as error:
+                self._set_state(record, previous)
+                raise BadRequest(f"resize failed: {error}") from error
+            self._set_state(record, previous, cpu=new_cpu, memory=new_memory, disk=new_disk)
+            record.desired_state = previous
+            self.store.save(record)
+        return record
+
+    # -- timers ----------------------------------------------------------------
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.tick_seconds)
+            try:
+                await self.tick()
+            except Exception:  # a timer failure must not stop future ticks
+                log.exception("engine tick failed")
+
+    async def tick(self) -> None:
+        """Apply auto-stop, auto-archive and auto-delete; notice sandboxes that died."""
+        self.runtime.sweep()
+        moment = now()
+        for record in self.store.live():
+            lock = self._locks.get(record.id)
+            if lock is not None and lock.locked():
+                continue
+            try:
+                await self._tick_one(record, moment)
+            except (BadRequest, Conflict, NotFound):
+                continue  # the state moved on between the query and the action
+        self.store.purge_destroyed(KEEP_DESTROYED)
+
+    async def _tick_one(self, record: SandboxRecord, moment: datetime) -> None:
+        if record.state == "started":
+            if not self.runtime.is_running(record.id):
+                await self.runtime.stop(record.id, force=True)
+                self._set_error(record, "the sandbox's processes exited unexpectedly")
+                return
+            idle = moment - parse_iso(record.last_activity_at)
+            if record.auto_stop_interval > 0 and idle >= timedelta(
+                minutes=record.auto_stop_interval
+            ):
+                await self.stop(record.id, reason="auto-stop")
+            return
+        if record.state not in ("stopped", "archived") or record.stopped_at is None:
+            return
+        stopped_for = moment - parse_iso(record.stopped_at)
+        delete_after = record.auto_delete_interval
+        if delete_after >= 0 and stopped_for >= timedelta(minutes=delete_after):
+            await self.delete(record.id, reason="auto-delete")
+            return
+        archive_after = record.auto_archive_interval or MAX_AUTO_ARCHIVE
+        if record.state == "stopped" and stopped_for >= timedelta(minutes=archive_after):
+            await self.archive(record.id, reason="auto-archive")

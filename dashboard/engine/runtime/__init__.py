@@ -1,0 +1,537 @@
+"""Running sandboxes: bubblewrap, cgroups, a loop-mounted disk and user-mode networking.
+
+A started sandbox is a long-lived bubblewrap whose command is a sleeper; everything
+else (execs, code runs and, later, sessions and PTYs) joins its namespaces through
+:meth:`Runtime.spawn`, so processes persist between execs and stop kills the whole tree.
+
+Privilege model: the engine runs as host root only to set up cgroups, mounts and
+namespaces. Every process inside a sandbox, bubblewrap itself and the network helper
+run as the unprivileged ``sandbox_uid`` with no capabilities and ``no_new_privs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dashboard.engine.config import EngineConfig
+from dashboard.engine.runtime import rootfs
+from dashboard.engine.runtime.cgroups import CgroupManager, SandboxCgroup
+from dashboard.engine.runtime.disk import Disk, DiskError
+
+NS_GET_PARENT = 0xB702  # ioctl: the user namespace that owns this one
+STOP_GRACE_SECONDS = 2.0
+READY_TIMEOUT = 10.0
+HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Written into each cgroup.procs by a tiny shell before it execs the real command, so
+# that the command starts inside its cgroups (no window in which it could escape).
+JOIN_CGROUPS = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+REQUIRED_TOOLS = ("bwrap", "setpriv", "nsenter", "mkfs.ext4", "mount")
+
+
+class RuntimeError_(RuntimeError):
+    """A sandbox could not be started, stopped or reached."""
+
+
+class NotRunning(RuntimeError_):
+    """The sandbox has no running process tree."""
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """What the runtime needs to know about a sandbox."""
+
+    id: str
+    cpu: int
+    memory: int  # GiB
+    disk: int  # GiB
+    network_block_all: bool
+
+
+@dataclass
+class RunningSandbox:
+    """Host-side handles of one started sandbox."""
+
+    spec: SandboxSpec
+    init: asyncio.subprocess.Process
+    init_pid: int  # host pid of the sandbox's pid 1
+    userns_fd: int  # the outer user namespace (it owns all the other namespaces)
+    root_fd: int  # O_PATH handle on the sandbox's root directory
+    cgroup: SandboxCgroup
+    disk: Disk
+    network: asyncio.subprocess.Process | None = None
+    network_exit_fd: int | None = None
+    started_at: float = field(default_factory=time.time)
+
+    def helper_pids(self) -> set[int]:
+        """Pids that make up the sandbox itself rather than its workload."""
+        pids = {self.init.pid, self.init_pid}
+        with contextlib.suppress(OSError):
+            pids.update(int(p) for p in _children(self.init_pid))
+        if self.network is not None:
+            pids.add(self.network.pid)
+        return pids
+
+
+def _kill(process: asyncio.subprocess.Process) -> None:
+    """SIGKILL a child without Popen.send_signal, whose poll() would reap it behind
+    asyncio's back (asyncio then logs "exit status already read")."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        return handle.read().split()
+
+
+class SandboxProcess:
+    """A process started inside a sandbox by :meth:`Runtime.spawn`."""
+
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        cgroup: SandboxCgroup,
+        exec_dir: Path | None,
+        pty_master: int | None,
+        output: asyncio.StreamReader | None = None,
+        output_transport: asyncio.ReadTransport | None = None,
+    ) -> None:
+        self.process = process
+        self.cgroup = cgroup
+        self.exec_dir = exec_dir
+        self.pty_master = pty_master
+        self._output = output
+        self._output_transport = output_transport
+
+    @property
+    def stdout(self) -> asyncio.StreamReader | None:
+        """Combined stdout and stderr (non-PTY processes)."""
+        return self._output
+
+    @property
+    def stdin(self) -> asyncio.StreamWriter | None:
+        """Standard input when ``stdin=True`` was asked for."""
+        return self.process.stdin
+
+    async def wait(self) -> int:
+        """Wait for the process; a death by signal N is reported as 128+N, like a shell."""
+        code = await self.process.wait()
+        return 128 - code if code < 0 else code
+
+    def kill(self) -> None:
+        """Kill this process and everything it started, leaving the sandbox running."""
+        if self.exec_dir is not None:
+            self.cgroup.kill_dir(self.exec_dir)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def release(self) -> None:
+        """Drop host resources; the exec cgroup goes once its last process exits."""
+        if self._output_transport is not None:
+            self._output_transport.close()
+            self._output_transport = None
+        if self.pty_master is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.pty_master)
+            self.pty_master = None
+        self.cgroup.remove_exec_dir(self.exec_dir)
+
+
+class Runtime:
+    """Starts, stops and enters sandboxes on this host."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.sandboxes_dir = config.engine_dir / "sandboxes"
+        # Mount points and the generated /etc live under /run: the unprivileged uid
+        # must be able to reach them, and the data directory may be private (0700).
+        self.run_dir = Path("/run/sandbar") / config.instance_id
+        self.etc_dir = self.run_dir / "etc"
+        self.cgroups = CgroupManager(config.instance_id)
+        self.running: dict[str, RunningSandbox] = {}
+        self._etc_binds: list[str] = []
+        self._host_binds: list[tuple[str, str]] = []
+        self._slirp = shutil.which("slirp4netns")
+
+    # -- engine lifetime -------------------------------------------------------
+
+    def setup(self) -> None:
+        """Check the host, write the generated /etc and create the instance cgroups."""
+        missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+        if missing:
+            raise RuntimeError_(
+                f"missing host tools: {', '.join(missing)}; run dashboard/engine/setup_host.sh"
+            )
+        if os.geteuid() != 0:
+            raise RuntimeError_("the engine must run as root to set up cgroups and disks")
+        self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for directory in (self.run_dir.parent, self.run_dir):
+            os.chmod(directory, 0o711)  # noqa: S103 -- the sandbox uid must traverse, not list
+        self._etc_binds = rootfs.write_etc(self.etc_dir)
+        self._host_binds = rootfs.host_binds()
+        self.cgroups.setup()
+
+    async def shutdown(self) -> None:
+        """Stop every running sandbox and remove the instance cgroups."""
+        await asyncio.gather(
+            *(self.stop(sandbox_id, force=True) for sandbox_id in list(self.running)),
+            return_exceptions=True,
+        )
+        self.cgroups.teardown()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    # -- sandbox lifetime ------------------------------------------------------
+
+    def sandbox_dir(self, sandbox_id: str) -> Path:
+        """Where a sandbox's disk image and mount point live."""
+        return self.sandboxes_dir / sandbox_id
+
+    def disk(self, sandbox_id: str) -> Disk:
+        """The disk of a sandbox (whether or not it exists yet)."""
+        return Disk(
+            self.sandbox_dir(sandbox_id) / "disk.img",
+            self.run_dir / sandbox_id,
+            self.config.sandbox_uid,
+        )
+
+    async def create(self, spec: SandboxSpec) -> None:
+        """Create the sandbox's persistent disk."""
+        await self.disk(spec.id).create(spec.disk)
+
+    def is_running(self, sandbox_id: str) -> bool:
+        """Whether the sandbox's process tree is up."""
+        running = self.running.get(sandbox_id)
+        return running is not None and running.init.returncode is None
+
+    def release_stale(self, sandbox_id: str) -> None:
+        """Unmount a disk left mounted by an engine that died without cleaning up."""
+        self.disk(sandbox_id).unmount()
+
+    async def start(self, spec: SandboxSpec) -> None:
+        """Mount the disk, create cgroups, launch bubblewrap and wire up the network."""
+        if self.is_running(spec.id):
+            return
+        disk = self.disk(spec.id)
+        if not disk.image.exists():
+            raise RuntimeError_("the sandbox's disk image is missing")
+        cgroup = self.cgroups.sandbox(spec.id)
+        try:
+            await disk.mount()
+            disk.clear_tmp()
+            cgroup.create(cpu=spec.cpu, memory_gib=spec.memory, pids_max=self.config.pids_max)
+            running = await self._launch(spec, disk, cgroup)
+        except (OSError, DiskError, RuntimeError_) as error:
+            cgroup.kill_now()
+            await cgroup.wait_empty(2.0)
+            cgroup.destroy()
+            disk.unmount()
+            if isinstance(error, RuntimeError_):
+                raise
+            raise RuntimeError_(str(error)) from error
+        self.running[spec.id] = running
+        if not spec.network_block_all and self._slirp is not None:
+            try:
+                await self._connect_network(running)
+            except (OSError, RuntimeError_):
+                await self.stop(spec.id, force=True)
+                raise
+
+    async def _launch(self, spec: SandboxSpec, disk: Disk, cgroup: SandboxCgroup) -> RunningSandbox:
+        fds: list[int] = []
+        try:
+            etc_fd = os.open(self.etc_dir, os.O_PATH | os.O_DIRECTORY)
+            fds.append(etc_fd)
+            home_fd = os.open(disk.home, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+            fds.append(home_fd)
+            tmp_fd = os.open(disk.tmp, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+            fds.append(tmp_fd)
+            argv = [
+                *self._join(cgroup.procs_files()),
+                *self._drop_privileges(bounding=True),
+                "bwrap",
+                *self._bwrap_args(spec, etc_fd=etc_fd, home_fd=home_fd, tmp_fd=tmp_fd),
+                "/bin/sh", "-c", "echo ready; exec sleep infinity",
+            ]  # fmt: skip
+            init = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                pass_fds=fds,
+                env={"PATH": HOST_PATH},
+                start_new_session=True,
+            )
+        finally:
+            for fd in fds:
+                os.close(fd)
+        assert init.stdout is not None and init.stderr is not None
+        try:
+            line = await asyncio.wait_for(init.stdout.readline(), READY_TIMEOUT)
+        except TimeoutError:
+            line = b""
+        if line != b"ready\n":
+            _kill(init)
+            stderr = await init.stderr.read()
+            await init.wait()
+            reason = stderr.decode(errors="replace").strip() or "bubblewrap did not start"
+            raise RuntimeError_(reason)
+        init_pid = int(_children(init.pid)[0])
+        user_fd = os.open(f"/proc/{init_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            outer_userns = fcntl.ioctl(user_fd, NS_GET_PARENT)
+        finally:
+            os.close(user_fd)
+        root_fd = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        return RunningSandbox(
+            spec=spec,
+            init=init,
+            init_pid=init_pid,
+            userns_fd=outer_userns,
+            root_fd=root_fd,
+            cgroup=cgroup,
+            disk=disk,
+        )
+
+    def _bwrap_args(
+        self, spec: SandboxSpec, *, etc_fd: int, home_fd: int, tmp_fd: int
+    ) -> list[str]:
+        args = [
+            "--unshare-all", "--unshare-user", "--disable-userns",
+            "--uid", str(rootfs.SANDBOX_UID), "--gid", str(rootfs.SANDBOX_UID),
+            "--hostname", "sandbox", "--die-with-parent", "--new-session",
+        ]  # fmt: skip
+        for kind, name in self._host_binds:
+            if kind == "bind":
+                args += ["--ro-bind", f"/{name}", f"/{name}"]
+            else:
+                args += ["--symlink", kind.removeprefix("symlink:"), f"/{name}"]
+        args += ["--ro-bind-fd", str(etc_fd), "/etc"]
+        for name in self._etc_binds:
+            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+        # /tmp, /dev/shm and /var/tmp here are paths inside the sandbox, not the host's.
+        args += [
+            "--proc", "/proc", "--dev", "/dev",
+            "--size", str(64 << 20), "--tmpfs", "/dev/shm",  # noqa: S108
+            "--bind-fd", str(home_fd), rootfs.HOME,
+            "--bind-fd", str(tmp_fd), "/tmp",  # noqa: S108
+            "--dir", "/root", "--dir", "/var/tmp",  # noqa: S108
+            "--remount-ro", "/",
+            "--chdir", rootfs.HOME,
+            "--clearenv", "--setenv", "PATH", rootfs.PATH, "--setenv", "HOME", rootfs.HOME,
+        ]  # fmt: skip
+        return args
+
+    def _join(self, procs_files: Sequence[str]) -> list[str]:
+        return ["/bin/sh", "-c", JOIN_CGROUPS, "sh", *procs_files, "--"]
+
+    def _drop_privileges(self, *, bounding: bool) -> list[str]:
+        uid = str(self.config.sandbox_uid)
+        args = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+        args += ["--inh-caps=-all", "--no-new-privs"]
+        if bounding:
+            args.append("--bounding-set=-all")
+        return args
+
+    async def _connect_network(self, running: RunningSandbox) -> None:
+        """Give the sandbox outbound user-mode networking that cannot reach host loopback."""
+        net_fd = os.open(f"/proc/{running.init_pid}/ns/net", os.O_RDONLY)
+        ready_r, ready_w = os.pipe()
+        exit_r, exit_w = os.pipe()
+        try:
+            argv = [
+                *self._join(running.cgroup.procs_files()),
+                *self._drop_privileges(bounding=True),
+                self._slirp or "slirp4netns",
+                "--configure", "--mtu=65520", "--disable-host-loopback", "--enable-seccomp",
+                f"--userns-path=/proc/self/fd/{running.userns_fd}",
+                "--netns-type=path", f"--ready-fd={ready_w}", f"--exit-fd={exit_r}",
+                f"/proc/self/fd/{net_fd}", "tap0",
+            ]  # fmt: skip
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                pass_fds=(running.userns_fd, net_fd, ready_w, exit_r),
+                env={"PATH": HOST_PATH},
+                start_new_session=True,
+            )
+        finally:
+            for fd in (net_fd, ready_w, exit_r):
+                os.close(fd)
+        running.network = process
+        running.network_exit_fd = exit_w
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[bytes] = loop.create_future()
+
+        def on_ready() -> None:
+            if not ready.done():
+                ready.set_result(os.read(ready_r, 1))
+
+        loop.add_reader(ready_r, on_ready)
+        try:
+            flag = await asyncio.wait_for(ready, READY_TIMEOUT)
+        except TimeoutError:
+            flag = b""
+        finally:
+            loop.remove_reader(ready_r)
+            os.close(ready_r)
+        if flag != b"1":
+            raise RuntimeError_("the user-mode network (slirp4netns) did not come up")
+
+    async def stop(self, sandbox_id: str, *, force: bool = False) -> None:
+        """Stop the sandbox: SIGTERM its workload (unless forced), then kill the tree."""
+        running = self.running.get(sandbox_id)
+        if running is None:
+            return
+        cgroup = running.cgroup
+        if not force:
+            helpers = running.helper_pids()
+            workload = [p for p in cgroup.pids() if p not in helpers]
+            for pid in workload:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            while workload and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+                workload = [p for p in cgroup.pids() if p not in helpers]
+        cgroup.kill_now()
+        _kill(running.init)
+        await running.init.wait()
+        if running.network_exit_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(running.network_exit_fd)
+        if running.network is not None:
+            _kill(running.network)
+            await running.network.wait()
+        await cgroup.wait_empty(5.0)
+        cgroup.destroy()
+        for fd in (running.userns_fd, running.root_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        del self.running[sandbox_id]
+        running.disk.unmount()
+
+    async def destroy(self, sandbox_id: str) -> None:
+        """Stop the sandbox and remove its disk for good."""
+        await self.stop(sandbox_id, force=True)
+        self.disk(sandbox_id).delete()
+        shutil.rmtree(self.sandbox_dir(sandbox_id), ignore_errors=True)
+
+    async def resize(self, spec: SandboxSpec, *, grow_disk: bool) -> None:
+        """Apply new limits: CPU and memory live, disk only while stopped."""
+        running = self.running.get(spec.id)
+        if running is not None:
+            running.cgroup.set_limits(
+                cpu=spec.cpu, memory_gib=spec.memory, pids_max=self.config.pids_max
+            )
+            running.spec = spec
+        if grow_disk:
+            await self.disk(spec.id).grow(spec.disk)
+
+    # -- entering a sandbox ----------------------------------------------------
+
+    def get(self, sandbox_id: str) -> RunningSandbox:
+        """The running sandbox, or :class:`NotRunning`."""
+        running = self.running.get(sandbox_id)
+        if running is None or running.init.returncode is not None:
+            raise NotRunning(f"sandbox {sandbox_id} is not running")
+        return running
+
+    async def spawn(
+        self,
+        sandbox_id: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: str = rootfs.HOME,
+        pty: bool = False,
+        stdin: bool = False,
+    ) -> SandboxProcess:
+        """Start ``argv`` inside a running sandbox as its user, in its own exec cgroup.
+
+        With ``pty=True`` the process gets a fresh pseudo-terminal as its controlling
+        terminal (job control and Ctrl-C work inside); the master end is returned in
+        :attr:`SandboxProcess.pty_master`. Otherwise stdout and stderr are combined into
+        one pipe, and stdin is a pipe when ``stdin=True`` (else /dev/null).
+        """
+        running = self.get(sandbox_id)
+        exec_dir = running.cgroup.new_exec_dir()
+        inner = ["/usr/bin/env", "-i", "-C", cwd, *(f"{k}={v}" for k, v in env.items())]
+        if pty:
+            inner = ["setsid", "--ctty", *inner]
+        command = [
+            *self._join(running.cgroup.procs_files(exec_dir)),
+            *self._drop_privileges(bounding=True),
+            "nsenter", f"--user=/proc/self/fd/{running.userns_fd}", "-t", str(running.init_pid),
+            "-m", "-p", "-n", "-u", "-i", "-C", "--preserve-credentials", "-r", "-w", "--",
+            # The sandbox's processes live in a second, nested user namespace (that is
+            # how bwrap forbids creating more); join it last, from inside.
+            "nsenter", "-t", "1", "-U", "--preserve-credentials", "--",
+            *inner, *argv,
+        ]  # fmt: skip
+        master: int | None = None
+        reader: asyncio.StreamReader | None = None
+        transport: asyncio.ReadTransport | None = None
+        out_r, out_w = os.pipe() if not pty else (-1, -1)
+        try:
+            if pty:
+                master, slave = os.openpty()
+                try:
+                    process = await asyncio.create_subprocess_exec(
+                        *command,
+                        stdin=slave,
+                        stdout=slave,
+                        stderr=slave,
+                        pass_fds=(running.userns_fd,),
+                        env={"PATH": HOST_PATH},
+                        start_new_session=True,
+                    )
+                finally:
+                    os.close(slave)
+            else:
+                # Our own pipe rather than PIPE: background processes may keep its write
+                # end open after the command exits, and we must be able to stop reading.
+                try:
+                    process = await asyncio.create_subprocess_exec(
+                        *command,
+                        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+                        stdout=out_w,
+                        stderr=asyncio.subprocess.STDOUT,
+                        pass_fds=(running.userns_fd,),
+                        env={"PATH": HOST_PATH},
+                        start_new_session=True,
+                    )
+                finally:
+                    os.close(out_w)
+                loop = asyncio.get_running_loop()
+                reader = asyncio.StreamReader(limit=1 << 20)
+                transport, _ = await loop.connect_read_pipe(
+                    lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(out_r, "rb", 0)
+                )
+        except OSError as error:
+            if master is not None:
+                os.close(master)
+            if out_r >= 0 and transport is None:
+                with contextlib.suppress(OSError):
+                    os.close(out_r)
+            running.cgroup.remove_exec_dir(exec_dir)
+            raise RuntimeError_(f"could not start a process in the sandbox: {error}") from error
+        return SandboxProcess(process, running.cgroup, exec_dir, master, reader, transport)
+
+    def sweep(self) -> None:
+        """Remove exec cgroups that have emptied since their exec returned."""
+        for running in self.running.values():
+            running.cgroup.sweep_exec_dirs()

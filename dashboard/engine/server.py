@@ -1,0 +1,137 @@
+"""Start the engine: API key, single-instance lock, uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import uvicorn
+
+from dashboard.engine.config import ConfigError, EngineConfig, load_config
+
+log = logging.getLogger("sandbar.engine")
+
+
+def key_path(config: EngineConfig) -> Path:
+    """Where the API key is kept."""
+    return config.engine_dir / "api-key"
+
+
+def ensure_api_key(config: EngineConfig) -> str:
+    """Return the API key, generating it (mode 0600) on first run."""
+    path = key_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        key = path.read_text().strip()
+        if key:
+            return key
+    key = secrets.token_urlsafe(32)
+    # O_EXCL: if two processes race on the first run, one key wins and both use it.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+@contextlib.contextmanager
+def instance_lock(config: EngineConfig) -> Iterator[None]:
+    """Refuse to run two engines on one data directory (they would fight over sandboxes)."""
+    config.engine_dir.mkdir(parents=True, exist_ok=True)
+    with open(config.engine_dir / "engine.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"another engine is already using {config.engine_dir}") from None
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+
+
+def serve(config: EngineConfig) -> None:
+    """Run the engine in the foreground until SIGINT or SIGTERM."""
+    from dashboard.engine.app import create_app
+    from dashboard.engine.lifecycle import Engine
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    with instance_lock(config):
+        api_key = ensure_api_key(config)
+        engine = Engine(config)
+        app = create_app(engine, api_key)
+        log.info("engine API at %s (key in %s)", config.api_url, key_path(config))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=config.host,
+                port=config.port,
+                lifespan="on",
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=10,
+            )
+        )
+        server.run()
+        if not server.started:
+            raise SystemExit(1)
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """Add the engine's command-line options (shared with ``manage.py engine``)."""
+    parser = parser or argparse.ArgumentParser(prog="engine", description=__doc__)
+    parser.add_argument("--host", help="address to listen on (default SANDBAR_ENGINE_HOST)")
+    parser.add_argument("--port", type=int, help="port to listen on (default SANDBAR_ENGINE_PORT)")
+    parser.add_argument("--data-dir", help="data directory (default SANDBAR_DATA_DIR)")
+    parser.add_argument("--print-key", action="store_true", help="print the API key and exit")
+    parser.add_argument("--print-url", action="store_true", help="print the API URL and exit")
+    return parser
+
+
+def run(
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    data_dir: str | None = None,
+    print_key: bool = False,
+    print_url: bool = False,
+) -> int:
+    """Apply the options over the environment, then print or serve."""
+    try:
+        config = load_config()
+    except ConfigError as error:
+        print(f"engine: {error}", file=sys.stderr)
+        return 2
+    if port is not None and not 0 <= port <= 65535:
+        print("engine: --port must be between 0 and 65535", file=sys.stderr)
+        return 2
+    config = config.with_overrides(
+        host=host, port=port, data_dir=Path(data_dir).absolute() if data_dir else None
+    )
+    if print_key or print_url:
+        if print_url:
+            print(config.api_url)
+        if print_key:
+            print(ensure_api_key(config))
+        return 0
+    serve(config)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m dashboard.engine``."""
+    options = build_parser().parse_args(argv)
+    return run(
+        host=options.host,
+        port=options.port,
+        data_dir=options.data_dir,
+        print_key=options.print_key,
+        print_url=options.print_url,
+    )
