@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "dashboard.core",
     "dashboard.accounts",
     "dashboard.audit",
+    "dashboard.sandboxes",
     "dashboard.engine",
 ]
 

@@ -6,7 +6,7 @@ urlpatterns = [
     path("", core.home, name="home"),
     path("healthz", core.healthz, name="healthz"),
     path("settings/", core.connection_settings, name="settings"),
-    path("sandboxes/", core.area_pending, {"area": "Sandboxes"}, name="sandboxes"),
+    path("sandboxes/", include("dashboard.sandboxes.urls")),
     path("snapshots/", core.area_pending, {"area": "Snapshots"}, name="snapshots"),
     path("volumes/", core.area_pending, {"area": "Volumes"}, name="volumes"),
     path("limits/", core.area_pending, {"area": "Limits"}, name="limits"),

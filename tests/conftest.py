@@ -3,6 +3,7 @@ from django.conf import settings
 from django.test import Client
 
 from dashboard.accounts.models import Role, User
+from tests.engine_server import *  # noqa: F403
 
 PASSWORD = "a-long-test-password-1"
 ROLES = [Role.ADMIN, Role.MEMBER, Role.VIEWER]
@@ -79,3 +80,11 @@ def member_client(member_user) -> Client:
 @pytest.fixture
 def viewer_client(viewer_user) -> Client:
     return client_for(viewer_user)
+
+
+@pytest.fixture
+def daytona_engine(engine, settings):
+    """Point the dashboard's Daytona client at the session's real engine."""
+    settings.DAYTONA_API_URL = engine.api_url
+    settings.DAYTONA_API_KEY = engine.api_key
+    return engine

@@ -1,0 +1,275 @@
+"""Everything done to a sandbox: check access, ask Daytona, write the audit entry with the outcome.
+
+Each `do_<verb>_sandbox` raises Http404 when the person may not know the
+sandbox, PermissionDenied when they may look but not act, and the client's
+DaytonaError (NotFound when it vanished) when Daytona refuses or fails.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest
+
+from dashboard import daytona
+from dashboard.accounts.access import OWNER_LABEL, Access, sandbox_access
+from dashboard.audit.models import Outcome
+from dashboard.audit.trail import record_request
+
+NOT_YOURS = "Only its owner or an admin may change this sandbox."
+
+# Which states each action applies to (Daytona answers 400 or 409 otherwise).
+VALID_FROM = {
+    "start": {"stopped", "archived", "paused"},
+    "stop": {"started"},
+    "archive": {"stopped"},
+    "recover": {"error"},
+}
+_CALLS: dict[str, Callable[[str], Awaitable[daytona.Sandbox | None]]] = {
+    "start": daytona.start_sandbox,
+    "stop": daytona.stop_sandbox,
+    "archive": daytona.archive_sandbox,
+    "recover": daytona.recover_sandbox,
+    "delete": daytona.delete_sandbox,
+}
+BULK_CONCURRENCY = 5
+
+
+def applies(verb: str, sandbox: daytona.Sandbox) -> bool:
+    """Whether `verb` makes sense for the sandbox in its current state."""
+    if sandbox.gone or sandbox.state == "destroying":
+        return False
+    if verb == "delete":
+        return True
+    if sandbox.transitional:
+        return False
+    if verb == "recover":
+        return sandbox.state == "error" and sandbox.recoverable
+    return sandbox.state in VALID_FROM.get(verb, ())
+
+
+async def _audit(
+    request: HttpRequest,
+    action: str,
+    sandbox: daytona.Sandbox | None,
+    *,
+    outcome: str = Outcome.SUCCESS,
+    error: str = "",
+    detail: dict | None = None,
+    target_id: str = "",
+) -> None:
+    await sync_to_async(record_request)(
+        request,
+        action,
+        target_kind="sandbox",
+        target_id=sandbox.id if sandbox else target_id,
+        target_name=sandbox.name if sandbox else "",
+        outcome=outcome,
+        error=error,
+        detail=detail,
+    )
+
+
+async def find_sandbox(user, sandbox_id: str) -> tuple[daytona.Sandbox, Access]:
+    """The sandbox and what `user` may do with it; Http404 if they may not even see it."""
+    sandbox = await daytona.get_sandbox(sandbox_id)
+    access = sandbox_access(user, sandbox.labels)
+    if not access.see:
+        raise Http404("No such sandbox.")
+    return sandbox, access
+
+
+async def _change(
+    request: HttpRequest,
+    sandbox_id: str,
+    action: str,
+    call: Callable[[daytona.Sandbox], Awaitable[daytona.Sandbox | None]],
+    detail: dict | None = None,
+) -> daytona.Sandbox:
+    user = await request.auser()
+    sandbox, access = await find_sandbox(user, sandbox_id)
+    if not access.act:
+        await _audit(request, action, sandbox, outcome=Outcome.DENIED, error=NOT_YOURS)
+        raise PermissionDenied(NOT_YOURS)
+    try:
+        result = await call(sandbox)
+    except daytona.DaytonaError as error:
+        await _audit(
+            request, action, sandbox, outcome=Outcome.FAILURE, error=error.message, detail=detail
+        )
+        raise
+    await _audit(request, action, sandbox, detail=detail)
+    return result or sandbox
+
+
+async def do_action(request: HttpRequest, sandbox_id: str, verb: str) -> daytona.Sandbox:
+    """Run one lifecycle action (start, stop, archive, recover, delete)."""
+    call = _CALLS[verb]
+    return await _change(request, sandbox_id, f"sandbox.{verb}", lambda s: call(s.id))
+
+
+async def do_start_sandbox(request: HttpRequest, sandbox_id: str) -> daytona.Sandbox:
+    return await do_action(request, sandbox_id, "start")
+
+
+async def do_stop_sandbox(request: HttpRequest, sandbox_id: str) -> daytona.Sandbox:
+    return await do_action(request, sandbox_id, "stop")
+
+
+async def do_archive_sandbox(request: HttpRequest, sandbox_id: str) -> daytona.Sandbox:
+    return await do_action(request, sandbox_id, "archive")
+
+
+async def do_recover_sandbox(request: HttpRequest, sandbox_id: str) -> daytona.Sandbox:
+    return await do_action(request, sandbox_id, "recover")
+
+
+async def do_delete_sandbox(request: HttpRequest, sandbox_id: str) -> daytona.Sandbox:
+    return await do_action(request, sandbox_id, "delete")
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    sandbox_id: str
+    name: str
+    ok: bool
+    error: str = ""
+
+
+async def do_bulk_action(
+    request: HttpRequest, verb: str, sandboxes: list[daytona.Sandbox]
+) -> list[BulkResult]:
+    """Run `verb` on each sandbox, a few at a time; one failing does not stop the others."""
+    gate = asyncio.Semaphore(BULK_CONCURRENCY)
+
+    async def one(sandbox: daytona.Sandbox) -> BulkResult:
+        async with gate:
+            try:
+                await do_action(request, sandbox.id, verb)
+            except daytona.DaytonaError as error:
+                return BulkResult(sandbox.id, sandbox.name, False, error.message)
+            except PermissionDenied:
+                return BulkResult(sandbox.id, sandbox.name, False, NOT_YOURS)
+            except Http404:
+                return BulkResult(sandbox.id, sandbox.name, False, "It no longer exists.")
+            return BulkResult(sandbox.id, sandbox.name, True)
+
+    return list(await asyncio.gather(*(one(s) for s in sandboxes)))
+
+
+async def do_create_sandbox(request: HttpRequest, data: dict) -> daytona.Sandbox:
+    """Create a sandbox owned by the person asking, from the create form's cleaned data."""
+    user = await request.auser()
+    if not sandbox_access(user).act:
+        await _audit(request, "sandbox.create", None, outcome=Outcome.DENIED)
+        raise PermissionDenied("Viewers cannot create sandboxes.")
+    labels = {**data["labels"], OWNER_LABEL: user.get_username()}
+    detail = {
+        k: data.get(k)
+        for k in ("name", "snapshot", "cpu", "memory", "disk", "auto_stop", "auto_delete")
+    }
+    try:
+        sandbox = await daytona.create_sandbox(
+            name=data["name"] or None,
+            snapshot=data["snapshot"] or None,
+            env=data["env"],
+            labels=labels,
+            cpu=data["cpu"],
+            memory=data["memory"],
+            disk=data["disk"],
+            public=data["public"],
+            network_block_all=data["network_block_all"],
+            auto_stop_interval=data["auto_stop"],
+            auto_archive_interval=data["auto_archive"],
+            auto_delete_interval=data["auto_delete"],
+            volumes=data["volumes"],
+        )
+    except daytona.DaytonaError as error:
+        await _audit(
+            request,
+            "sandbox.create",
+            None,
+            outcome=Outcome.FAILURE,
+            error=error.message,
+            detail=detail,
+            target_id=data["name"] or "",
+        )
+        raise
+    await _audit(request, "sandbox.create", sandbox, detail=detail)
+    return sandbox
+
+
+async def do_set_labels(
+    request: HttpRequest, sandbox_id: str, labels: dict[str, str]
+) -> daytona.Sandbox:
+    """Replace a sandbox's labels, keeping its owner label as it was."""
+
+    async def call(sandbox: daytona.Sandbox) -> daytona.Sandbox:
+        kept = {OWNER_LABEL: sandbox.owner} if sandbox.owner else {}
+        return await daytona.replace_labels(sandbox.id, {**labels, **kept})
+
+    return await _change(request, sandbox_id, "sandbox.labels", call, {"labels": labels})
+
+
+async def do_set_lifecycle(
+    request: HttpRequest,
+    sandbox_id: str,
+    *,
+    auto_stop: int | None,
+    auto_archive: int | None,
+    auto_delete: int | None,
+) -> daytona.Sandbox:
+    """Set the auto-stop, auto-archive and auto-delete intervals that changed."""
+
+    async def call(sandbox: daytona.Sandbox) -> daytona.Sandbox:
+        result = sandbox
+        stop = 0 if auto_stop is None else auto_stop
+        archive = 0 if auto_archive is None else auto_archive
+        delete = -1 if auto_delete is None else auto_delete
+        if stop != sandbox.auto_stop_interval:
+            result = await daytona.set_auto_stop(sandbox.id, stop)
+        if archive != sandbox.auto_archive_interval:
+            result = await daytona.set_auto_archive(sandbox.id, archive)
+        if delete != (
+            sandbox.auto_delete_interval if sandbox.auto_delete_interval is not None else -1
+        ):
+            result = await daytona.set_auto_delete(sandbox.id, delete)
+        return result
+
+    detail = {"auto_stop": auto_stop, "auto_archive": auto_archive, "auto_delete": auto_delete}
+    return await _change(request, sandbox_id, "sandbox.settings", call, detail)
+
+
+async def do_set_network(
+    request: HttpRequest,
+    sandbox_id: str,
+    *,
+    public: bool,
+    network_block_all: bool,
+    network_allow_list: str,
+) -> daytona.Sandbox:
+    """Set public previews and network access, calling Daytona only for what changed."""
+
+    async def call(sandbox: daytona.Sandbox) -> daytona.Sandbox:
+        result = sandbox
+        if public != sandbox.public:
+            result = await daytona.set_public(sandbox.id, public)
+        if (
+            network_block_all != sandbox.network_block_all
+            or network_allow_list != sandbox.network_allow_list
+        ):
+            result = await daytona.set_network_settings(
+                sandbox.id,
+                network_block_all=network_block_all,
+                network_allow_list=network_allow_list,
+            )
+        return result
+
+    detail = {
+        "public": public,
+        "network_block_all": network_block_all,
+        "network_allow_list": network_allow_list,
+    }
+    return await _change(request, sandbox_id, "sandbox.settings", call, detail)

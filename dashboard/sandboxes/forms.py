@@ -1,0 +1,403 @@
+"""Forms for the sandboxes area: the list's filters, create, and the editable settings."""
+
+import re
+from datetime import UTC
+
+from django import forms
+from django.http import QueryDict
+
+from dashboard import daytona
+from dashboard.accounts.access import OWNER_LABEL
+
+PAGE_SIZES = (10, 25, 50, 100, 200)
+DEFAULT_PAGE_SIZE = 25
+# The states people filter by, in the order Daytona's dashboard offers them.
+STATE_CHOICES = [
+    (s, s.replace("_", " ").capitalize())
+    for s in (
+        "started",
+        "stopped",
+        "error",
+        "build_failed",
+        "creating",
+        "starting",
+        "stopping",
+        "destroying",
+        "archived",
+        "archiving",
+        "restoring",
+        "paused",
+    )
+]
+SORT_CHOICES = [
+    ("lastActivityAt", "Last event"),
+    ("createdAt", "Created"),
+    ("name", "Name"),
+]
+ORDER_CHOICES = [("desc", "Descending"), ("asc", "Ascending")]
+PUBLIC_CHOICES = [("", "Public or private"), ("true", "Public"), ("false", "Private")]
+# Opaque to us, but never a place for markup or control characters.
+CURSOR_RE = re.compile(r"^[A-Za-z0-9._~:+/=-]{1,512}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/]{0,127}$")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+MAX_PAIRS = 50
+MAX_TRAIL = 50
+
+
+class _RangeMixin:
+    RANGES = (("min_cpu", "max_cpu"), ("min_memory", "max_memory"), ("min_disk", "max_disk"))
+    DATES = (("created_after", "created_before"), ("last_event_after", "last_event_before"))
+
+    def _check_ranges(self, data: dict) -> None:
+        for low, high in self.RANGES + self.DATES:
+            if data.get(low) is not None and data.get(high) is not None and data[low] > data[high]:
+                self.add_error(high, "Must not be less than the lower bound.")
+
+
+def _number(label: str, maximum: int = 1024) -> forms.IntegerField:
+    return forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=maximum,
+        label=label,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric", "placeholder": "any"}),
+    )
+
+
+def _when(label: str) -> forms.DateTimeField:
+    return forms.DateTimeField(
+        required=False, label=label, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+
+
+def parse_label_filter(text: str) -> dict[str, str]:
+    """`team=web, tier=prod` into {"team": "web", "tier": "prod"}."""
+    labels: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not KEY_RE.match(key):
+            raise forms.ValidationError(
+                "Write labels as key=value, separated by commas (e.g. team=web, tier=prod)."
+            )
+        labels[key] = value
+    if len(labels) > MAX_PAIRS:
+        raise forms.ValidationError(f"At most {MAX_PAIRS} labels.")
+    return labels
+
+
+class SandboxFilterForm(_RangeMixin, forms.Form):
+    """The list's search, filters, sort and page: all optional, all in the URL."""
+
+    q = forms.CharField(required=False, max_length=255, label="Name or id")
+    states = forms.MultipleChoiceField(
+        required=False, choices=STATE_CHOICES, widget=forms.CheckboxSelectMultiple
+    )
+    snapshot = forms.CharField(required=False, max_length=255)
+    labels = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.TextInput(attrs={"placeholder": "team=web, tier=prod"}),
+    )
+    owner = forms.CharField(required=False, max_length=150)
+    min_cpu = _number("CPU from")
+    max_cpu = _number("CPU to")
+    min_memory = _number("Memory GiB from")
+    max_memory = _number("Memory GiB to")
+    min_disk = _number("Disk GiB from", 100_000)
+    max_disk = _number("Disk GiB to", 100_000)
+    created_after = _when("Created after")
+    created_before = _when("Created before")
+    last_event_after = _when("Last event after")
+    last_event_before = _when("Last event before")
+    public = forms.ChoiceField(required=False, choices=PUBLIC_CHOICES)
+    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES)
+    order = forms.ChoiceField(required=False, choices=ORDER_CHOICES)
+    limit = forms.TypedChoiceField(
+        required=False,
+        coerce=int,
+        empty_value=DEFAULT_PAGE_SIZE,
+        choices=[(n, f"{n} per page") for n in PAGE_SIZES],
+        label="Page size",
+    )
+    cursor = forms.CharField(required=False, max_length=512)
+    trail = forms.CharField(required=False, max_length=512 * MAX_TRAIL)
+
+    # Filters shown as chips: field name -> label.
+    CHIPS = {
+        "q": "Name",
+        "states": "State",
+        "snapshot": "Snapshot",
+        "labels": "Labels",
+        "owner": "Owner",
+        "min_cpu": "CPU ≥",
+        "max_cpu": "CPU ≤",
+        "min_memory": "Memory ≥",
+        "max_memory": "Memory ≤",
+        "min_disk": "Disk ≥",
+        "max_disk": "Disk ≤",
+        "created_after": "Created after",
+        "created_before": "Created before",
+        "last_event_after": "Last event after",
+        "last_event_before": "Last event before",
+        "public": "Public",
+    }
+
+    def clean_cursor(self) -> str:
+        cursor = self.cleaned_data["cursor"]
+        if cursor and not CURSOR_RE.match(cursor):
+            raise forms.ValidationError("This page link is not valid; start from the first page.")
+        return cursor
+
+    def clean_trail(self) -> list[str]:
+        trail = [c for c in self.cleaned_data["trail"].split(" ") if c]
+        if len(trail) > MAX_TRAIL or not all(CURSOR_RE.match(c) for c in trail):
+            raise forms.ValidationError("This page link is not valid; start from the first page.")
+        return trail
+
+    def clean_labels(self) -> dict[str, str]:
+        return parse_label_filter(self.cleaned_data["labels"])
+
+    def clean(self) -> dict:
+        data = super().clean()
+        self._check_ranges(data)
+        return data
+
+    def query(self) -> daytona.SandboxQuery:
+        """The Daytona query for these (valid) filters."""
+        data = self.cleaned_data
+        labels = dict(data["labels"])
+        if data["owner"]:
+            labels[OWNER_LABEL] = data["owner"]
+
+        def utc(value):
+            return value.astimezone(UTC) if value else None
+
+        return daytona.SandboxQuery(
+            cursor=data["cursor"] or None,
+            limit=data["limit"] or DEFAULT_PAGE_SIZE,
+            name=data["q"] or None,
+            labels=labels,
+            states=tuple(data["states"]),
+            snapshots=(data["snapshot"],) if data["snapshot"] else (),
+            min_cpu=data["min_cpu"],
+            max_cpu=data["max_cpu"],
+            min_memory_gib=data["min_memory"],
+            max_memory_gib=data["max_memory"],
+            min_disk_gib=data["min_disk"],
+            max_disk_gib=data["max_disk"],
+            is_public={"true": True, "false": False}.get(data["public"]),
+            created_after=utc(data["created_after"]),
+            created_before=utc(data["created_before"]),
+            last_event_after=utc(data["last_event_after"]),
+            last_event_before=utc(data["last_event_before"]),
+            sort=data["sort"] or "lastActivityAt",
+            order=data["order"] or ("asc" if data["sort"] == "name" else "desc"),
+        )
+
+    def chips(self, params: QueryDict) -> list[dict]:
+        """The active filters, each with the URL that removes it."""
+        chips = []
+        for name, label in self.CHIPS.items():
+            for value in params.getlist(name):
+                if not value:
+                    continue
+                rest = params.copy()
+                rest.setlist(name, [v for v in params.getlist(name) if v != value])
+                for paging in ("cursor", "trail"):
+                    rest.pop(paging, None)
+                shown = value.replace("_", " ") if name == "states" else value
+                if name == "public":
+                    shown = "yes" if value == "true" else "no"
+                chips.append({"label": label, "value": shown, "remove": rest.urlencode()})
+        return chips
+
+
+class KeyValueRows:
+    """Key/value rows posted as repeated `<prefix>_key` and `<prefix>_value` fields."""
+
+    def __init__(self, data: QueryDict, prefix: str, *, key_re: re.Pattern = KEY_RE) -> None:
+        self.prefix = prefix
+        keys = data.getlist(f"{prefix}_key")
+        values = data.getlist(f"{prefix}_value")
+        self.rows = [
+            (k.strip(), (values[i] if i < len(values) else ""))
+            for i, k in enumerate(keys)
+            if k.strip() or (i < len(values) and values[i].strip())
+        ]
+        self.key_re = key_re
+        self.errors: list[str] = []
+
+    def clean(self) -> dict[str, str]:
+        result: dict[str, str] = {}
+        if len(self.rows) > MAX_PAIRS:
+            self.errors.append(f"At most {MAX_PAIRS} entries.")
+        for key, value in self.rows:
+            if not key:
+                self.errors.append(f"The value “{value[:40]}” has no key.")
+            elif not self.key_re.match(key):
+                self.errors.append(f"“{key[:60]}” is not a valid key.")
+            elif key in result:
+                self.errors.append(f"The key “{key}” appears twice; each key once.")
+            elif len(value) > 4096:
+                self.errors.append(f"The value of “{key}” is too long (4,096 characters at most).")
+            else:
+                result[key] = value
+        return result
+
+
+def minutes(label: str, *, minimum: int = 0, help_text: str = "") -> forms.IntegerField:
+    return forms.IntegerField(
+        required=False, min_value=minimum, max_value=525_600, label=label, help_text=help_text
+    )
+
+
+class LifecycleForm(forms.Form):
+    """Auto-stop, auto-archive and auto-delete, in minutes."""
+
+    auto_stop = minutes("Auto-stop (min)", help_text="After this long idle; 0 never stops it.")
+    auto_archive = minutes(
+        "Auto-archive (min)", help_text="After this long stopped; 0 means Daytona's maximum."
+    )
+    auto_delete = minutes(
+        "Auto-delete (min)",
+        minimum=-1,
+        help_text="After this long stopped; 0 deletes it when it stops; empty never.",
+    )
+
+
+class CreateSandboxForm(LifecycleForm):
+    """A new sandbox: everything Daytona's create takes that a person sets by hand."""
+
+    name = forms.CharField(
+        required=False,
+        max_length=63,
+        help_text="Letters, digits, dot, dash and underscore; empty lets Daytona pick one.",
+    )
+    snapshot = forms.CharField(required=False, max_length=255, help_text="Empty: the default.")
+    cpu = forms.IntegerField(required=False, min_value=1, max_value=64, label="vCPUs")
+    memory = forms.IntegerField(required=False, min_value=1, max_value=512, label="Memory GiB")
+    disk = forms.IntegerField(required=False, min_value=1, max_value=4096, label="Disk GiB")
+    ephemeral = forms.BooleanField(
+        required=False, help_text="Deleted as soon as it stops (auto-delete 0)."
+    )
+    public = forms.BooleanField(required=False, label="Public preview URLs")
+    network_block_all = forms.BooleanField(required=False, label="Block all network")
+
+    def __init__(
+        self, *args, volumes: list[daytona.Volume] = (), limits: dict | None = None, **kwargs
+    ):
+        super().__init__(*args, **kwargs)
+        self.fields["auto_stop"].initial = 15
+        self.volumes = list(volumes)
+        self.limits = {name: m for name, m in (limits or {}).items() if m}
+        for name, maximum in self.limits.items():
+            self.fields[name].widget.attrs["max"] = maximum
+            self.fields[name].help_text = f"At most {maximum}."
+        data = self.data if self.is_bound else QueryDict()
+        self.env_rows = KeyValueRows(data, "env", key_re=ENV_KEY_RE)
+        self.label_rows = KeyValueRows(data, "label")
+        self.volume_rows = [
+            (v, p.strip())
+            for v, p in zip(data.getlist("volume_id"), data.getlist("volume_path"), strict=False)
+            if v or p.strip()
+        ]
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if name and not NAME_RE.match(name):
+            raise forms.ValidationError(
+                "Use letters, digits, dot, dash and underscore, starting with a letter or digit."
+            )
+        return name
+
+    def clean(self) -> dict:
+        data = super().clean()
+        data["env"] = self.env_rows.clean()
+        for error in self.env_rows.errors:
+            self.add_error(None, f"Environment: {error}")
+        labels = self.label_rows.clean()
+        for error in self.label_rows.errors:
+            self.add_error(None, f"Labels: {error}")
+        if OWNER_LABEL in labels:
+            self.add_error(None, f"Labels: “{OWNER_LABEL}” is set by Sandbar to who created it.")
+        data["labels"] = labels
+        known = {v.id for v in self.volumes}
+        mounts, paths = [], set()
+        for volume_id, path in self.volume_rows:
+            if volume_id not in known:
+                self.add_error(None, "Volumes: choose a volume from the list.")
+            elif not path.startswith("/") or len(path) > 255 or path in paths:
+                self.add_error(None, f"Volumes: “{path[:60]}” must be an absolute path, used once.")
+            else:
+                paths.add(path)
+                mounts.append(daytona.VolumeMount(volume_id, path))
+        data["volumes"] = mounts
+        for name, maximum in self.limits.items():
+            if data.get(name) and data[name] > maximum:
+                self.add_error(name, f"The organization allows at most {maximum} per sandbox.")
+        if data.get("ephemeral"):
+            data["auto_delete"] = 0
+        return data
+
+
+class LabelsForm(forms.Form):
+    """A sandbox's labels; the owner label is kept as it is."""
+
+    def __init__(self, data: QueryDict) -> None:
+        super().__init__(data)
+        self.rows = KeyValueRows(data, "label")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        labels = self.rows.clean()
+        for error in self.rows.errors:
+            self.add_error(None, error)
+        if OWNER_LABEL in labels:
+            self.add_error(None, f"“{OWNER_LABEL}” is set by Sandbar and cannot be edited here.")
+        data["labels"] = labels
+        return data
+
+
+class NetworkForm(forms.Form):
+    """Public previews and network access."""
+
+    public = forms.BooleanField(required=False, label="Public preview URLs")
+    network_block_all = forms.BooleanField(required=False, label="Block all network")
+    network_allow_list = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Allowed networks",
+        help_text="Comma-separated CIDRs, e.g. 10.0.0.0/8; empty allows everything.",
+    )
+
+    def clean_network_allow_list(self) -> str:
+        import ipaddress
+
+        value = self.cleaned_data["network_allow_list"]
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        for part in parts:
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise forms.ValidationError(f"“{part[:60]}” is not a network (CIDR).") from None
+        return ",".join(parts)
+
+
+VERBS = ("start", "stop", "archive", "recover", "delete")
+
+
+class BulkForm(forms.Form):
+    """A bulk action over selected sandboxes."""
+
+    verb = forms.ChoiceField(choices=[(v, v) for v in VERBS if v != "recover"])
+    ids = forms.MultipleChoiceField(required=True)
+    confirmed = forms.BooleanField(required=False)
+
+    def __init__(self, data: QueryDict) -> None:
+        super().__init__(data)
+        # Any id shape Daytona might use; only its length and characters are checked here.
+        self.fields["ids"].choices = [
+            (i, i) for i in data.getlist("ids")[:200] if re.match(r"^[A-Za-z0-9._-]{1,255}$", i)
+        ]

@@ -1,0 +1,40 @@
+from django.urls import path, register_converter
+
+from dashboard.sandboxes import views
+
+
+class SandboxIdConverter:
+    """A sandbox id or name: Daytona accepts both; nothing that could break a URL."""
+
+    regex = r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+class VerbConverter:
+    regex = r"start|stop|archive|recover|delete"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(SandboxIdConverter, "sandbox")
+register_converter(VerbConverter, "verb")
+
+urlpatterns = [
+    path("", views.sandbox_list, name="sandboxes"),
+    path("new/", views.create, name="sandbox_create"),
+    path("bulk/", views.bulk, name="sandboxes_bulk"),
+    path("<sandbox:sandbox_id>/", views.sandbox_detail, name="sandbox"),
+    path("<sandbox:sandbox_id>/<verb:verb>/", views.sandbox_action, name="sandbox_action"),
+    path("<sandbox:sandbox_id>/labels/", views.edit_labels, name="sandbox_labels"),
+    path("<sandbox:sandbox_id>/lifecycle/", views.edit_lifecycle, name="sandbox_lifecycle"),
+    path("<sandbox:sandbox_id>/network/", views.edit_network, name="sandbox_network"),
+]

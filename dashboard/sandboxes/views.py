@@ -1,0 +1,510 @@
+"""The sandboxes area: the list, one sandbox's page, create, actions, bulk actions, settings.
+
+Views are async: a slow Daytona then holds no thread, and the rest of the
+dashboard keeps answering while a call waits for its timeout.
+"""
+
+import asyncio
+from dataclasses import dataclass
+from uuid import uuid4
+
+from asgiref.sync import sync_to_async
+from django.contrib import messages
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+
+from dashboard import daytona
+from dashboard.accounts.access import OWNER_LABEL, sandbox_access
+from dashboard.core.http import htmx_partial
+from dashboard.sandboxes import actions
+from dashboard.sandboxes.actions import applies
+from dashboard.sandboxes.forms import (
+    VERBS,
+    BulkForm,
+    CreateSandboxForm,
+    LabelsForm,
+    LifecycleForm,
+    NetworkForm,
+    SandboxFilterForm,
+)
+
+# What each action is called on a button, and what is said while it runs.
+ACTION_LABELS = {
+    "start": ("Start", "Starting", "play"),
+    "stop": ("Stop", "Stopping", "square"),
+    "archive": ("Archive", "Archiving", "archive"),
+    "recover": ("Recover", "Recovering", "rotate-ccw"),
+    "delete": ("Delete", "Deleting", "trash-2"),
+}
+TABS = ("overview", "terminal", "logs", "files")
+ONCE_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Row:
+    """A sandbox as one person sees it: what they may do with it, right now."""
+
+    sandbox: daytona.Sandbox
+    can_act: bool
+    verbs: tuple[str, ...]
+
+    @property
+    def primary(self) -> str | None:
+        for verb in ("stop", "start", "recover"):
+            if verb in self.verbs:
+                return verb
+        return None
+
+
+def row_for(user, sandbox: daytona.Sandbox) -> Row:
+    access = sandbox_access(user, sandbox.labels)
+    verbs = tuple(v for v in VERBS if applies(v, sandbox))
+    return Row(sandbox, access.act, verbs)
+
+
+def _settings_context(sandbox: daytona.Sandbox, submitted: QueryDict | None = None) -> dict:
+    """What the settings forms show: what was just sent if it failed, else the sandbox."""
+    if submitted is not None:
+        keys, values = submitted.getlist("label_key"), submitted.getlist("label_value")
+        rows = list(zip(keys, values, strict=False))
+        fields = {k: submitted.get(k, "") for k in ("auto_stop", "auto_archive", "auto_delete")}
+        fields |= {
+            "public": bool(submitted.get("public")),
+            "network_block_all": bool(submitted.get("network_block_all")),
+            "network_allow_list": submitted.get("network_allow_list", ""),
+        }
+    else:
+        rows = sorted((k, v) for k, v in sandbox.labels.items() if k != OWNER_LABEL)
+        delete = sandbox.auto_delete_interval
+        fields = {
+            "auto_stop": sandbox.auto_stop_interval,
+            "auto_archive": sandbox.auto_archive_interval,
+            "auto_delete": None if delete is None or delete < 0 else delete,
+            "public": sandbox.public,
+            "network_block_all": sandbox.network_block_all,
+            "network_allow_list": sandbox.network_allow_list,
+        }
+    return {"label_rows": [*rows, ("", "")], "values": fields}
+
+
+async def _render(
+    request: HttpRequest, template: str, context: dict, status: int = 200
+) -> HttpResponse:
+    # Rendering reads the session (messages, CSRF): keep it off the event loop.
+    return await sync_to_async(render)(request, template, context, status=status)
+
+
+def _toast(response: HttpResponse, message: str, level: str = "info") -> HttpResponse:
+    return trigger_client_event(response, "sandbar:toast", {"message": message, "level": level})
+
+
+def _status_for(error: daytona.DaytonaError) -> int:
+    if isinstance(error, daytona.NotFound):
+        return 404
+    if isinstance(error, daytona.Conflict):
+        return 409
+    if isinstance(error, daytona.QuotaExceeded):
+        return 429
+    if isinstance(error, daytona.Forbidden):
+        return 403
+    if isinstance(error, daytona.Unavailable):
+        return 503
+    return 400
+
+
+async def _search(form: SandboxFilterForm) -> daytona.SandboxPage:
+    """The page the form asks for; a search that matches no name is tried as an id."""
+    query = form.query()
+    page = await daytona.list_sandboxes(query)
+    q = form.cleaned_data["q"]
+    if q and not page.items and not query.cursor:
+        by_id = daytona.SandboxQuery(**{**query.__dict__, "name": None, "id": q})
+        page = await daytona.list_sandboxes(by_id)
+    return page
+
+
+def _pager(form: SandboxFilterForm, params: QueryDict, next_cursor: str | None) -> dict:
+    """Links to the next and previous pages: Daytona's cursors only go forwards, so the
+    cursors of earlier pages travel in the URL (`trail`)."""
+    data = form.cleaned_data
+    cursor, trail = data["cursor"], data["trail"]
+    base = params.copy()
+    for key in ("cursor", "trail"):
+        base.pop(key, None)
+
+    def link(new_cursor: str, new_trail: list[str]) -> str:
+        query = base.copy()
+        if new_cursor:
+            query["cursor"] = new_cursor
+        if new_trail:
+            query["trail"] = " ".join(new_trail)
+        return query.urlencode()
+
+    previous = None
+    if trail:
+        previous = link(trail[-1], trail[:-1])
+    elif cursor:
+        previous = link("", [])
+    following = link(next_cursor, [*trail, cursor] if cursor else trail) if next_cursor else None
+    return {
+        "previous": previous,
+        "next": following,
+        "first": link("", []) if cursor else None,
+        "number": len(trail) + (2 if cursor else 1),
+    }
+
+
+def _sort_links(form: SandboxFilterForm, params: QueryDict) -> dict[str, dict]:
+    """For each sortable column, the URL that sorts by it (flipping the order if it does)."""
+    data = form.cleaned_data if form.is_valid() else {}
+    current = data.get("sort") or "lastActivityAt"
+    order = data.get("order") or ("asc" if current == "name" else "desc")
+    links = {}
+    for key in ("name", "createdAt", "lastActivityAt"):
+        query = params.copy()
+        for drop in ("cursor", "trail", "sort", "order"):
+            query.pop(drop, None)
+        query["sort"] = key
+        active = key == current
+        query["order"] = (
+            ("asc" if order == "desc" else "desc")
+            if active
+            else ("asc" if key == "name" else "desc")
+        )
+        links[key] = {
+            "url": query.urlencode(),
+            "active": active,
+            "aria": ("ascending" if order == "asc" else "descending") if active else "none",
+        }
+    return links
+
+
+@require_GET
+async def sandbox_list(request: HttpRequest) -> HttpResponse:
+    """Every sandbox the team has, filtered, sorted and paged as the URL says."""
+    user = await request.auser()
+    access = sandbox_access(user)
+    if not access.see:
+        raise PermissionDenied
+    form = SandboxFilterForm(request.GET)
+    context: dict = {"form": form, "access": access, "rows": [], "error": "", "chips": []}
+    status = 200
+    if form.is_valid():
+        try:
+            page = await _search(form)
+        except daytona.BadRequest as error:
+            form.add_error(None, error.message)
+            status = 400
+        except daytona.DaytonaError as error:
+            context["error"] = error.message
+        else:
+            context["rows"] = [row_for(user, s) for s in page.items]
+            context["pager"] = _pager(form, request.GET, page.next_cursor)
+        context["chips"] = form.chips(request.GET)
+    else:
+        status = 400
+    context["sorts"] = _sort_links(form, request.GET)
+    context["filtered"] = bool(context["chips"])
+    template = "sandboxes/list.html#results" if htmx_partial(request) else "sandboxes/list.html"
+    return await _render(request, template, context, status)
+
+
+@require_GET
+async def sandbox_detail(request: HttpRequest, sandbox_id: str) -> HttpResponse:
+    """One sandbox: its state, settings (editable by those who may act) and tabs."""
+    user = await request.auser()
+    tab = request.GET.get("tab", "overview")
+    if tab not in TABS:
+        tab = "overview"
+    try:
+        sandbox, access = await actions.find_sandbox(user, sandbox_id)
+    except daytona.NotFound:
+        return await _render(request, "sandboxes/gone.html", {"sandbox_id": sandbox_id}, 404)
+    except daytona.DaytonaError as error:
+        context = {"error": error.message, "sandbox_id": sandbox_id}
+        return await _render(request, "sandboxes/unavailable.html", context, 503)
+    context = {
+        "sandbox": sandbox,
+        "row": row_for(user, sandbox),
+        "access": access,
+        "tab": tab,
+        "tabs": TABS,
+        **_settings_context(sandbox),
+    }
+    template = "sandboxes/detail.html"
+    if htmx_partial(request) and request.GET.get("part") == "head":
+        template = "sandboxes/_head.html"
+    return await _render(request, template, context)
+
+
+async def _duplicate(request: HttpRequest) -> bool:
+    """A second submission of the same form (a double click): it must not run twice."""
+    token = request.POST.get("once", "")
+    if not token:
+        return False
+    return not await cache.aadd(f"sandbar:once:{token[:64]}", 1, ONCE_SECONDS)
+
+
+async def _refreshed(user, sandbox_id: str) -> daytona.Sandbox | None:
+    try:
+        return (await actions.find_sandbox(user, sandbox_id))[0]
+    except (daytona.DaytonaError, Http404):
+        return None
+
+
+async def _fragment(request: HttpRequest, sandbox: daytona.Sandbox, status: int = 200):
+    """The part of the page that shows the sandbox's state: a row or the page head."""
+    user = await request.auser()
+    context = {"row": row_for(user, sandbox), "sandbox": sandbox}
+    template = (
+        "sandboxes/_head.html" if request.POST.get("view") == "page" else "sandboxes/_row.html"
+    )
+    return await _render(request, template, context, status)
+
+
+@require_POST
+async def sandbox_action(request: HttpRequest, sandbox_id: str, verb: str) -> HttpResponse:
+    """Start, stop, archive, recover or delete one sandbox."""
+    if verb not in VERBS:
+        raise Http404
+    label, doing, _icon = ACTION_LABELS[verb]
+    user = await request.auser()
+    if await _duplicate(request):
+        sandbox = await _refreshed(user, sandbox_id)
+        if not htmx_partial(request) or sandbox is None:
+            return redirect("sandbox", sandbox_id)
+        return _toast(await _fragment(request, sandbox, 409), "Already sent: it runs once.")
+    try:
+        sandbox = await actions.do_action(request, sandbox_id, verb)
+    except daytona.NotFound:
+        message = "This sandbox no longer exists: it was deleted elsewhere."
+        if not htmx_partial(request):
+            await sync_to_async(messages.error)(request, message)
+            return redirect("sandboxes")
+        return _toast(HttpResponse(message, status=404), message, "error")
+    except daytona.DaytonaError as error:
+        message = f"{label} failed: {error.message}"
+        if not htmx_partial(request):
+            await sync_to_async(messages.error)(request, message)
+            return redirect("sandbox", sandbox_id)
+        current = await _refreshed(user, sandbox_id)
+        status = _status_for(error)
+        if current is None or status >= 500:
+            return _toast(HttpResponse(message, status=status), message, "error")
+        return _toast(await _fragment(request, current, status), message, "error")
+    message = f"{doing} {sandbox.name}…"
+    if not htmx_partial(request):
+        await sync_to_async(messages.success)(request, message)
+        return redirect(
+            "sandboxes" if verb == "delete" else "sandbox",
+            *([] if verb == "delete" else [sandbox.id]),
+        )
+    if verb == "delete" and request.POST.get("view") == "page":
+        await sync_to_async(messages.success)(request, f"Deleting {sandbox.name}.")
+        return HttpResponseClientRedirect(reverse("sandboxes"))
+    return _toast(await _fragment(request, sandbox), message, "success")
+
+
+async def _create_choices() -> tuple[list[daytona.Snapshot], list[daytona.Volume], str]:
+    """Snapshots and volumes to offer on the create form; a failure leaves them empty."""
+    snapshots, volumes = await asyncio.gather(
+        daytona.list_snapshots(limit=100), daytona.list_volumes(), return_exceptions=True
+    )
+    error = ""
+    for result in (snapshots, volumes):
+        if isinstance(result, daytona.DaytonaError):
+            error = result.message
+        elif isinstance(result, BaseException):
+            raise result
+    return (
+        [s for s in snapshots.items if s.state == "active"]
+        if not isinstance(snapshots, BaseException)
+        else [],
+        [v for v in volumes if v.state == "ready"]
+        if not isinstance(volumes, BaseException)
+        else [],
+        error,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+async def create(request: HttpRequest) -> HttpResponse:
+    """The form for a new sandbox; on success, its page."""
+    user = await request.auser()
+    if not sandbox_access(user).act:
+        raise PermissionDenied
+    snapshots, volumes, error = await _create_choices()
+    form = CreateSandboxForm(request.POST or None, volumes=volumes)
+    if request.method == "POST" and form.is_valid():
+        if await _duplicate(request):
+            form.add_error(None, "This form was already sent; look for the sandbox in the list.")
+        else:
+            try:
+                sandbox = await actions.do_create_sandbox(request, form.cleaned_data)
+            except daytona.Conflict as problem:
+                form.add_error("name", problem.message)
+            except daytona.DaytonaError as problem:
+                form.add_error(None, problem.message)
+            else:
+                url = reverse("sandbox", args=[sandbox.id])
+                await sync_to_async(messages.success)(request, f"Created {sandbox.name}.")
+                return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    context = {
+        "form": form,
+        "snapshots": snapshots,
+        "volumes": volumes,
+        "error": error,
+        "once": uuid4().hex,
+        "env_rows": form.env_rows.rows or [("", "")],
+        "label_rows": form.label_rows.rows or [("", "")],
+        "volume_rows": form.volume_rows or [("", "")],
+    }
+    template = "sandboxes/create.html#form" if htmx_partial(request) else "sandboxes/create.html"
+    return await _render(request, template, context)
+
+
+async def _edit(request: HttpRequest, sandbox_id: str, form, change) -> HttpResponse:
+    """Shared by the settings forms: validate, change, answer with the overview."""
+    user = await request.auser()
+    try:
+        sandbox, access = await actions.find_sandbox(user, sandbox_id)
+    except daytona.NotFound:
+        raise Http404("This sandbox no longer exists.") from None
+    if not access.act:
+        raise PermissionDenied(actions.NOT_YOURS)
+    error = ""
+    status = 200
+    if form.is_valid():
+        try:
+            sandbox = await change(form.cleaned_data)
+        except daytona.NotFound:
+            raise Http404("This sandbox no longer exists.") from None
+        except daytona.DaytonaError as problem:
+            error = problem.message
+            status = _status_for(problem)
+            status = 400 if status >= 500 else status
+    else:
+        error = " ".join(str(e) for errors in form.errors.values() for e in errors)
+        status = 400
+    if not htmx_partial(request):
+        if error:
+            await sync_to_async(messages.error)(request, error)
+        return redirect("sandbox", sandbox_id)
+    context = {
+        "sandbox": sandbox,
+        "row": row_for(user, sandbox),
+        "access": access,
+        "settings_error": error,
+        **_settings_context(sandbox, request.POST if error else None),
+    }
+    response = await _render(request, "sandboxes/detail.html#settings", context, status)
+    return _toast(response, error or "Saved.", "error" if error else "success")
+
+
+@require_POST
+async def edit_labels(request: HttpRequest, sandbox_id: str) -> HttpResponse:
+    """Replace the sandbox's labels (its owner label stays)."""
+    form = LabelsForm(request.POST)
+
+    async def change(data):
+        return await actions.do_set_labels(request, sandbox_id, data["labels"])
+
+    return await _edit(request, sandbox_id, form, change)
+
+
+@require_POST
+async def edit_lifecycle(request: HttpRequest, sandbox_id: str) -> HttpResponse:
+    """Set auto-stop, auto-archive and auto-delete."""
+    form = LifecycleForm(request.POST)
+
+    async def change(data):
+        return await actions.do_set_lifecycle(
+            request,
+            sandbox_id,
+            auto_stop=data["auto_stop"],
+            auto_archive=data["auto_archive"],
+            auto_delete=data["auto_delete"],
+        )
+
+    return await _edit(request, sandbox_id, form, change)
+
+
+@require_POST
+async def edit_network(request: HttpRequest, sandbox_id: str) -> HttpResponse:
+    """Set public previews and network access."""
+    form = NetworkForm(request.POST)
+
+    async def change(data):
+        return await actions.do_set_network(
+            request,
+            sandbox_id,
+            public=data["public"],
+            network_block_all=data["network_block_all"],
+            network_allow_list=data["network_allow_list"],
+        )
+
+    return await _edit(request, sandbox_id, form, change)
+
+
+async def _selected(user, ids: list[str]) -> list[daytona.Sandbox]:
+    found = await asyncio.gather(*(daytona.get_sandbox(i) for i in ids), return_exceptions=True)
+    sandboxes = []
+    for result in found:
+        if isinstance(result, daytona.Sandbox) and sandbox_access(user, result.labels).see:
+            sandboxes.append(result)
+        elif isinstance(result, BaseException) and not isinstance(result, daytona.DaytonaError):
+            raise result
+    return sandboxes
+
+
+@require_POST
+async def bulk(request: HttpRequest) -> HttpResponse:
+    """A bulk action: first a confirmation listing what it applies to, then the report."""
+    user = await request.auser()
+    if not sandbox_access(user).see:
+        raise PermissionDenied
+    form = BulkForm(request.POST)
+    if not form.is_valid():
+        message = "Choose an action and at least one sandbox."
+        return _toast(HttpResponse(message, status=400), message, "error")
+    verb = form.cleaned_data["verb"]
+    label = ACTION_LABELS[verb][0]
+    try:
+        chosen = await _selected(user, form.cleaned_data["ids"])
+    except daytona.DaytonaError as error:
+        return _toast(HttpResponse(error.message, status=503), error.message, "error")
+    eligible, skipped = [], []
+    for sandbox in chosen:
+        row = row_for(user, sandbox)
+        if not row.can_act:
+            skipped.append((sandbox, actions.NOT_YOURS))
+        elif verb not in row.verbs:
+            skipped.append((sandbox, f"Cannot {verb} while {sandbox.state.replace('_', ' ')}."))
+        else:
+            eligible.append(sandbox)
+    missing = len(form.cleaned_data["ids"]) - len(chosen)
+    context = {
+        "verb": verb,
+        "label": label,
+        "eligible": eligible,
+        "skipped": skipped,
+        "missing": missing,
+    }
+    if form.cleaned_data["confirmed"] and eligible:
+        if await _duplicate(request):
+            message = "Already sent: it runs once."
+            return _toast(HttpResponse(message, status=409), message, "warning")
+        results = await actions.do_bulk_action(request, verb, eligible)
+        context["results"] = results
+        context["failed"] = [r for r in results if not r.ok]
+        context["done"] = len(results) - len(context["failed"])
+        response = await _render(request, "sandboxes/_bulk.html", context)
+        level = "error" if context["failed"] else "success"
+        return _toast(response, f"{label}: {context['done']} of {len(results)} done.", level)
+    context["once"] = uuid4().hex
+    return await _render(request, "sandboxes/_bulk.html", context)

@@ -1,0 +1,207 @@
+// Sandboxes: selection and bulk actions, confirmations, key/value rows, live state.
+// No inline scripts anywhere (the CSP forbids them): everything hangs off data-* attributes.
+(function () {
+  "use strict";
+
+  var sandbar = window.sandbar || {};
+
+  function announce(text) { if (sandbar.announce) sandbar.announce(text); }
+
+  // --- Confirmation for destructive actions: a dialog that names what happens. -----------
+  var pendingConfirm = null;
+  document.addEventListener("htmx:confirm", function (event) {
+    var el = event.detail.elt;
+    if (!el || !el.hasAttribute || !el.hasAttribute("data-confirm")) return;
+    var dialog = document.getElementById("confirm-dialog");
+    if (!dialog || !dialog.showModal) return; // falls back to no dialog: the server still checks
+    event.preventDefault();
+    dialog.querySelector("[data-confirm-text]").textContent = el.getAttribute("data-confirm");
+    dialog.querySelector("[data-confirm-ok]").textContent = el.getAttribute("data-confirm-action") || "Confirm";
+    pendingConfirm = event.detail;
+    dialog.showModal();
+    dialog.querySelector("[data-confirm-cancel]").focus();
+  });
+
+  document.addEventListener("click", function (event) {
+    var ok = event.target.closest("[data-confirm-ok]");
+    var cancel = event.target.closest("[data-confirm-cancel]");
+    if (ok || cancel) {
+      var dialog = document.getElementById("confirm-dialog");
+      dialog.close();
+      if (ok && pendingConfirm) pendingConfirm.issueRequest(true);
+      pendingConfirm = null;
+      return;
+    }
+    var close = event.target.closest("[data-close-dialog]");
+    if (close) {
+      var box = close.closest("dialog");
+      if (box) box.close();
+      if (close.hasAttribute("data-refresh-after")) { clearSelection(); refreshList(); }
+      return;
+    }
+    var add = event.target.closest("[data-kv-add]");
+    if (add) { addRow(add.getAttribute("data-kv-add")); return; }
+    var remove = event.target.closest("[data-kv-remove]");
+    if (remove) { removeRow(remove.closest(".kv-row")); return; }
+    if (event.target.closest("[data-bulk-clear]")) { clearSelection(); }
+  });
+
+  // --- Key/value rows (labels, env, volumes). ---------------------------------------------
+  function addRow(kind) {
+    var box = document.querySelector('[data-kv="' + kind + '"]');
+    if (!box) return;
+    var rows = box.querySelectorAll(".kv-row");
+    var row = rows[rows.length - 1].cloneNode(true);
+    row.querySelectorAll("input").forEach(function (input) { input.value = ""; });
+    row.querySelectorAll("select").forEach(function (select) { select.selectedIndex = 0; });
+    box.appendChild(row);
+    var first = row.querySelector("input,select");
+    if (first) first.focus();
+  }
+  function removeRow(row) {
+    if (!row) return;
+    var box = row.parentElement;
+    if (box.querySelectorAll(".kv-row").length > 1) row.remove();
+    else row.querySelectorAll("input").forEach(function (input) { input.value = ""; });
+  }
+
+  // --- Selection and the bulk bar. ---------------------------------------------------------
+  function boxes() { return Array.prototype.slice.call(document.querySelectorAll('#results input[name="ids"]')); }
+  function updateBulkBar() {
+    var bar = document.getElementById("bulk-bar");
+    if (!bar) return;
+    var chosen = boxes().filter(function (b) { return b.checked; });
+    bar.hidden = chosen.length === 0;
+    bar.querySelector("[data-bulk-count]").textContent = String(chosen.length);
+    bar.querySelectorAll("[data-bulk]").forEach(function (button) {
+      var verb = button.getAttribute("data-bulk");
+      var able = chosen.filter(function (b) { return (" " + b.getAttribute("data-verbs") + " ").indexOf(" " + verb + " ") >= 0; }).length;
+      button.disabled = able === 0;
+      button.title = able === 0 ? "None of the selected sandboxes can do this now (state or permission)" : able + " of " + chosen.length + " can";
+    });
+    var all = document.querySelector("[data-select-all]");
+    if (all) {
+      var total = boxes().length;
+      all.checked = total > 0 && chosen.length === total;
+      all.indeterminate = chosen.length > 0 && chosen.length < total;
+    }
+  }
+  function clearSelection() {
+    boxes().forEach(function (b) { b.checked = false; });
+    updateBulkBar();
+  }
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target.matches("[data-select-all]")) {
+      boxes().forEach(function (b) { b.checked = target.checked; });
+      updateBulkBar();
+    } else if (target.matches('#results input[name="ids"]')) {
+      updateBulkBar();
+    }
+  });
+
+  // The bulk form's answer (confirmation, then report) shows in a dialog.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.id === "bulk-body") {
+      var dialog = document.getElementById("bulk-dialog");
+      if (dialog && !dialog.open) dialog.showModal();
+      var button = target.querySelector("button[type=submit], [data-close-dialog]");
+      if (button) button.focus();
+    }
+    if (target && target.id === "results") updateBulkBar();
+  });
+  document.addEventListener("htmx:afterSettle", function () { updateBulkBar(); });
+
+  function refreshList() {
+    var results = document.getElementById("results");
+    if (!results || !window.htmx) return;
+    window.htmx.ajax("GET", window.location.pathname + window.location.search, { target: "#results", swap: "outerHTML", indicator: "#results" });
+  }
+
+  // --- Live state over a WebSocket (one shared poll on the server fans out to everyone). --
+  var LIVE_PATH = "/ws/sandboxes/";
+  var socket = null;
+  var retry = 1000;
+  var refreshTimer = null;
+
+  function setLive(on) {
+    var badge = document.getElementById("live-status");
+    if (!badge) return;
+    badge.hidden = false;
+    badge.classList.toggle("on", on);
+    badge.querySelector(".live-text").textContent = on ? "Live" : "Reconnecting…";
+    badge.title = on ? "State changes appear here as they happen" : "Live updates paused; reconnecting";
+  }
+
+  function fromHtml(html, tag) {
+    var template = document.createElement("template");
+    template.innerHTML = tag === "tr" ? "<table><tbody>" + html + "</tbody></table>" : html;
+    return tag === "tr" ? template.content.querySelector("tr") : template.content.firstElementChild;
+  }
+
+  function applyChange(message) {
+    var row = document.getElementById("sb-" + message.id);
+    var changed = false;
+    if (row && message.row) {
+      var fresh = fromHtml(message.row, "tr");
+      var old = row.querySelector('input[name="ids"]');
+      var neu = fresh && fresh.querySelector('input[name="ids"]');
+      if (old && neu) neu.checked = old.checked;
+      if (fresh && row.getAttribute("data-state") !== fresh.getAttribute("data-state")) changed = true;
+      if (fresh) { row.replaceWith(fresh); if (window.htmx) window.htmx.process(fresh); }
+    }
+    var head = document.getElementById("sandbox-head");
+    if (head && head.getAttribute("data-sandbox-id") === message.id && message.head) {
+      var newHead = fromHtml(message.head);
+      if (newHead && head.getAttribute("data-state") !== newHead.getAttribute("data-state")) changed = true;
+      if (newHead) { head.replaceWith(newHead); if (window.htmx) window.htmx.process(newHead); }
+    }
+    if (changed) announce(message.name + " is now " + String(message.state).replace(/_/g, " "));
+    updateBulkBar();
+  }
+
+  function scheduleRefresh() {
+    // New or vanished sandboxes change the page's rows: refetch once things settle,
+    // but never under someone who is choosing rows.
+    if (!document.getElementById("results")) return;
+    window.clearTimeout(refreshTimer);
+    refreshTimer = window.setTimeout(function () {
+      if (boxes().some(function (b) { return b.checked; })) return;
+      var open = document.querySelector("dialog[open]");
+      if (!open) refreshList();
+    }, 800);
+  }
+
+  function connect() {
+    if (!document.getElementById("live-status") || !window.WebSocket) return;
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + window.location.host + LIVE_PATH);
+    socket.addEventListener("open", function () { retry = 1000; setLive(true); });
+    socket.addEventListener("message", function (event) {
+      var message;
+      try { message = JSON.parse(event.data); } catch (e) { return; }
+      if (message.type === "sandbox.changed") applyChange(message);
+      else if (message.type === "sandbox.created" || message.type === "sandbox.removed") {
+        if (message.type === "sandbox.removed") {
+          var head = document.getElementById("sandbox-head");
+          if (head && head.getAttribute("data-sandbox-id") === message.id) {
+            if (sandbar.toast) sandbar.toast(message.name + " was deleted.", "warning");
+          }
+        }
+        scheduleRefresh();
+      }
+    });
+    socket.addEventListener("close", function (event) {
+      setLive(false);
+      if (event.code === 4403 || event.code === 4401) return; // not allowed: do not hammer
+      window.setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 15000);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    connect();
+    updateBulkBar();
+  });
+})();
