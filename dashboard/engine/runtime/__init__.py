@@ -459,13 +459,16 @@ class Runtime:
         cwd: str = rootfs.HOME,
         pty: bool = False,
         stdin: bool = False,
+        pass_fds: Sequence[int] = (),
     ) -> SandboxProcess:
         """Start ``argv`` inside a running sandbox as its user, in its own exec cgroup.
 
         With ``pty=True`` the process gets a fresh pseudo-terminal as its controlling
         terminal (job control and Ctrl-C work inside); the master end is returned in
         :attr:`SandboxProcess.pty_master`. Otherwise stdout and stderr are combined into
-        one pipe, and stdin is a pipe when ``stdin=True`` (else /dev/null).
+        one pipe, and stdin is a pipe when ``stdin=True`` (else /dev/null). ``pass_fds``
+        are inherited under the same numbers (sessions use them for separate stdout and
+        stderr pipes).
         """
         running = self.get(sandbox_id)
         exec_dir = running.cgroup.new_exec_dir()
@@ -495,7 +498,7 @@ class Runtime:
                         stdin=slave,
                         stdout=slave,
                         stderr=slave,
-                        pass_fds=(running.userns_fd,),
+                        pass_fds=(running.userns_fd, *pass_fds),
                         env={"PATH": HOST_PATH},
                         start_new_session=True,
                     )
@@ -510,7 +513,7 @@ class Runtime:
                         stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
                         stdout=out_w,
                         stderr=asyncio.subprocess.STDOUT,
-                        pass_fds=(running.userns_fd,),
+                        pass_fds=(running.userns_fd, *pass_fds),
                         env={"PATH": HOST_PATH},
                         start_new_session=True,
                     )

@@ -126,6 +126,9 @@ class SandboxCgroup:
     manager: CgroupManager
     sandbox_id: str
     _counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+    # Exec cgroups whose exec has not returned yet: empty for a moment before their
+    # process joins, so the sweeper must leave them alone.
+    _active: set[str] = field(default_factory=set)
 
     @property
     def v1_dirs(self) -> dict[str, Path]:
@@ -187,6 +190,7 @@ class SandboxCgroup:
             return None
         directory = self.v2_dir / f"exec-{next(self._counter)}"
         directory.mkdir()
+        self._active.add(directory.name)
         return directory
 
     def pids(self) -> list[int]:
@@ -237,6 +241,7 @@ class SandboxCgroup:
         """Remove an exec's cgroup once it is empty; processes it left behind keep it."""
         if directory is None:
             return True
+        self._active.discard(directory.name)
         try:
             directory.rmdir()
         except OSError:
@@ -248,7 +253,7 @@ class SandboxCgroup:
         if self.v2_dir is None or not self.v2_dir.is_dir():
             return
         for child in self.v2_dir.iterdir():
-            if child.is_dir() and child.name.startswith("exec-"):
+            if child.is_dir() and child.name.startswith("exec-") and child.name not in self._active:
                 with contextlib.suppress(OSError):
                     child.rmdir()
 
