@@ -1,5 +1,9 @@
 """WebSocket routes; each area adds its consumers here."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-websocket_urlpatterns: list[URLPattern] = []
+from dashboard.sandboxes.consumers import SandboxesConsumer
+
+websocket_urlpatterns: list[URLPattern] = [
+    path("ws/sandboxes/", SandboxesConsumer.as_asgi()),
+]

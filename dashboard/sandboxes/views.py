@@ -382,8 +382,11 @@ async def _edit(request: HttpRequest, sandbox_id: str, form, change) -> HttpResp
     if form.is_valid():
         try:
             sandbox = await change(form.cleaned_data)
-        except daytona.NotFound:
-            raise Http404("This sandbox no longer exists.") from None
+        except daytona.NotFound as problem:
+            # Either the sandbox vanished, or this Daytona lacks the endpoint.
+            if await _refreshed(user, sandbox_id) is None:
+                raise Http404("This sandbox no longer exists.") from None
+            error, status = f"Daytona cannot change this: {problem.message}", 400
         except daytona.DaytonaError as problem:
             error = problem.message
             status = _status_for(problem)

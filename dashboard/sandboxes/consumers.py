@@ -1,0 +1,70 @@
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.template.loader import render_to_string
+
+from dashboard import daytona
+from dashboard.accounts.access import sandbox_access
+from dashboard.sandboxes import live
+from dashboard.sandboxes.views import row_for
+
+# Application close codes (4000-4999): the browser must not retry these.
+NOT_ALLOWED = 4403
+
+
+class SandboxesConsumer(AsyncJsonWebsocketConsumer):
+    """Pushes sandbox state changes, rendered for this person, to the list and sandbox pages."""
+
+    group: str | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not sandbox_access(user).see:
+            await self.close(code=NOT_ALLOWED)
+            return
+        self.user = user
+        self.group = live.group_name()
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await live.join()
+
+    async def disconnect(self, code: int) -> None:
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            self.group = None
+            await live.leave()
+
+    async def receive_json(self, content, **kwargs) -> None:
+        # Push only: nothing the browser says changes anything.
+        return
+
+    async def _send_sandbox(self, kind: str, data: dict) -> None:
+        try:
+            sandbox = daytona.Sandbox.from_api(data)
+        except daytona.DaytonaError:
+            return
+        if not sandbox_access(self.user, sandbox.labels).see:
+            return
+        row = row_for(self.user, sandbox)
+        await self.send_json(
+            {
+                "type": kind,
+                "id": sandbox.id,
+                "name": sandbox.name,
+                "state": sandbox.state,
+                "row": render_to_string("sandboxes/_row.html", {"row": row}),
+                "head": render_to_string("sandboxes/_head.html", {"row": row}),
+            }
+        )
+
+    async def sandbox_changed(self, event: dict) -> None:
+        await self._send_sandbox("sandbox.changed", event["sandbox"])
+
+    async def sandbox_created(self, event: dict) -> None:
+        await self._send_sandbox("sandbox.created", event["sandbox"])
+
+    async def sandbox_removed(self, event: dict) -> None:
+        await self.send_json(
+            {"type": "sandbox.removed", "id": event["id"], "name": event.get("name", "")}
+        )
+
+    async def sandbox_unavailable(self, event: dict) -> None:
+        await self.send_json({"type": "sandbox.unavailable", "message": event["message"]})
