@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dashboard.engine import api, toolbox
+from dashboard.engine import api, toolbox, toolbox_process
 from dashboard.engine.errors import ApiError, NotFound
 from dashboard.engine.fs import FsError
 from dashboard.engine.lifecycle import Engine
@@ -108,7 +108,7 @@ def create_app(engine: Engine, api_key: str, *, manage_engine: bool = True) -> S
     app = Starlette(
         routes=[
             Mount("/api", routes=api.routes()),
-            Mount("/toolbox", routes=toolbox.routes()),
+            Mount("/toolbox", routes=[*toolbox.routes(), *toolbox_process.routes()]),
         ],
         exception_handlers={
             ApiError: _api_error,

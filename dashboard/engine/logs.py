@@ -1,0 +1,224 @@
+"""Session command logs on disk, in the Daytona daemon's format, streamed without buffering.
+
+Every line (or partial line) of output is written with a 3-byte marker in front of it:
+``\\x01\\x01\\x01`` for stdout and ``\\x02\\x02\\x02`` for stderr. The markers only switch
+the current stream, so a reader concatenating the bytes after each marker gets back the
+exact output of each stream. The exit code lives in a separate file written after the
+last output, as the daemon does; its presence means "nothing more will be appended".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+STDOUT = b"\x01\x01\x01"
+STDERR = b"\x02\x02\x02"
+MARKERS = {1: STDOUT, 2: STDERR}
+READ_CHUNK = 64 << 10
+FRAME_MAX = 32 << 10  # what one WebSocket frame of a followed log carries at most
+MAX_LOG_BYTES = 1 << 30  # per command; output past it is read and dropped (see README)
+FOLLOW_POLL = 0.5  # seconds between checks when a writer has not woken us up
+
+
+def mark(stream: int, data: bytes) -> bytes:
+    """Prefix every line of ``data`` with the stream's marker."""
+    marker = MARKERS[stream]
+    body = data.replace(b"\n", b"\n" + marker)
+    if body.endswith(marker):
+        body = body[: -len(marker)]
+    return marker + body
+
+
+class CommandLog:
+    """One command's log file and exit-code file, and the wake-ups for followers."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path = directory / "output.log"
+        self.exit_path = directory / "exit_code"
+        self.size = 0
+        self.dropped = 0
+        self.exit_code: int | None = None
+        self._fd: int | None = None
+        self._changed = asyncio.Event()
+
+    def open(self, command: str) -> None:
+        """Create the directory, an empty log and the command's metadata."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (self.directory / "command.json").write_text(json.dumps({"command": command}))
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+
+    def write(self, stream: int, data: bytes) -> None:
+        """Append ``data`` from ``stream`` (1 stdout, 2 stderr), marked line by line."""
+        if not data or self._fd is None:
+            return
+        if self.size >= MAX_LOG_BYTES:
+            self.dropped += len(data)
+            return
+        marked = mark(stream, data)
+        os.write(self._fd, marked)
+        self.size += len(marked)
+        self._wake()
+
+    def finish(self, exit_code: int) -> None:
+        """Close the log and record the exit code (after all output, as the daemon does)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.exit_code = exit_code
+        with contextlib.suppress(OSError):
+            self.exit_path.write_text(str(exit_code))
+        self._wake()
+
+    @property
+    def finished(self) -> bool:
+        """Whether the command has ended and its log is complete."""
+        return self.exit_code is not None
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def changed(self) -> None:
+        """Wait until something is appended or the command ends (or a short poll passes)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), FOLLOW_POLL)
+
+
+def tail_offset(path: Path, lines: int) -> int:
+    """The byte offset where the last ``lines`` lines of the file begin (0 = the end)."""
+    with open(path, "rb") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        if lines <= 0:
+            return end
+        position = end
+        # A final newline ends the last line rather than starting an empty one.
+        handle.seek(max(end - 1, 0))
+        wanted = lines + 1 if handle.read(1) == b"\n" else lines
+        while position > 0:
+            step = min(READ_CHUNK, position)
+            position -= step
+            handle.seek(position)
+            block = handle.read(step)
+            index = len(block)
+            while True:
+                index = block.rfind(b"\n", 0, index)
+                if index < 0:
+                    break
+                wanted -= 1
+                if wanted == 0:
+                    return position + index + 1
+        return 0
+
+
+def _frame_cut(data: bytes) -> int:
+    """Where to end a frame so that no marker is split: after the last newline if any,
+    else before trailing bytes that could begin a marker."""
+    newline = data.rfind(b"\n")
+    if newline >= 0:
+        return newline + 1
+    cut = len(data)
+    while cut > 0 and len(data) - cut < 2 and data[cut - 1] in (1, 2):
+        cut -= 1
+    return cut or len(data)
+
+
+async def stream_frames(
+    log: CommandLog, *, follow: bool, offset: int = 0, is_live: object = None
+) -> AsyncIterator[bytes]:
+    """Yield the log from ``offset`` as frames of at most :data:`FRAME_MAX` bytes.
+
+    With ``follow`` it keeps waiting for more until the command has finished and the
+    file is drained. Only one read buffer is held at a time, so a log of any size costs
+    the same memory. ``is_live`` (a callable) lets the caller end the stream early, e.g.
+    when the session is deleted.
+    """
+    carry = b""
+    # A local file read of at most 32 KiB: quicker than handing it to a thread.
+    with open(log.path, "rb") as handle:  # noqa: ASYNC230
+        handle.seek(offset)
+        while True:
+            finished = log.finished  # read before the data: a finish after it rereads
+            chunk = handle.read(FRAME_MAX - len(carry))
+            if chunk:
+                data = carry + chunk
+                cut = _frame_cut(data)
+                carry = data[cut:]
+                yield data[:cut]
+                continue
+            # At the end of what is written so far, send the partial line too: it may be
+            # a prompt the user is waiting for.
+            if carry:
+                yield carry
+                carry = b""
+            if not follow or finished or (callable(is_live) and not is_live()):
+                return
+            await log.changed()
+
+
+def demux(chunks: Iterator[bytes] | list[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Split marked log bytes into (stream, bytes) pieces; markers may span chunks."""
+    stream = 0
+    pending = b""
+    for chunk in chunks:
+        data = pending + chunk
+        pending = b""
+        position = 0
+        while position < len(data):
+            next_out = data.find(STDOUT, position)
+            next_err = data.find(STDERR, position)
+            candidates = [i for i in (next_out, next_err) if i >= 0]
+            if not candidates:
+                # Hold back up to two trailing marker bytes: they may start a marker.
+                end = len(data)
+                while end > position and len(data) - end < 2 and data[end - 1] in (1, 2):
+                    end -= 1
+                if end > position and stream:
+                    yield stream, data[position:end]
+                pending = data[end:]
+                break
+            index = min(candidates)
+            if index > position and stream:
+                yield stream, data[position:index]
+            stream = 1 if index == next_out else 2
+            position = index + 3
+    if pending and stream:
+        yield stream, pending
+
+
+def read_file_chunks(path: Path, offset: int = 0) -> Iterator[bytes]:
+    """The file from ``offset``, one bounded chunk at a time."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        while chunk := handle.read(READ_CHUNK):
+            yield chunk
+
+
+def json_logs(path: Path, offset: int = 0) -> Iterator[bytes]:
+    """``{"output", "stdout", "stderr"}`` as a stream of JSON, one pass per field.
+
+    ``output`` is both streams without markers, as the daemon returns it to a
+    split-output client. Each field is decoded incrementally, so memory stays flat.
+    """
+    fields = (("output", (1, 2)), ("stdout", (1,)), ("stderr", (2,)))
+    for index, (name, streams) in enumerate(fields):
+        yield (b"{" if index == 0 else b",") + json.dumps(name).encode() + b':"'
+        # One decoder per stream: a character may be split where the other stream cuts in.
+        decoders = {s: codecs.getincrementaldecoder("utf-8")(errors="replace") for s in streams}
+        for stream, piece in demux(read_file_chunks(path, offset)):
+            if stream in decoders:
+                text = decoders[stream].decode(piece)
+                if text:
+                    yield json.dumps(text)[1:-1].encode()
+        for decoder in decoders.values():
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield json.dumps(tail)[1:-1].encode()
+        yield b'"'
+    yield b"}"

@@ -1,0 +1,381 @@
+"""PTY terminals that belong to the engine, not to a WebSocket connection.
+
+A terminal keeps running when its clients go away; any number of clients can attach,
+all see the output and all may type. Output is read from the PTY master as fast as the
+process writes it and fanned out to a bounded queue per client: a client that falls
+too far behind is dropped with 1008 "slow consumer" (as the Daytona daemon does),
+never buffered without bound. A bounded ring of recent output lets a re-attaching
+client get a replay, either raw or as a clean redraw of the screen (pyte).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import os
+import struct
+import termios
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from dashboard.engine.errors import ApiError, BadRequest, Conflict, NotFound
+
+MAX_COLS = 1000  # as the daemon
+MAX_ROWS = 1000
+READ_SIZE = 32 << 10  # one output frame at most, as the daemon
+SCROLLBACK_BYTES = 256 << 10
+CLIENT_MAX_FRAMES = 256  # the daemon's per-client queue
+CLIENT_MAX_BYTES = 4 << 20
+MAX_PTYS = 64  # per sandbox
+MAX_EXITED = 32  # exited terminals remembered (for 410 and the exit code) per sandbox
+DRAIN_AFTER_EXIT = 0.5  # seconds to read what the process wrote before it died
+
+
+class Gone(ApiError):
+    """The terminal's process has exited."""
+
+    status = 410
+
+
+class PtyProcess(Protocol):
+    """What a terminal needs of a spawned process (the runtime's ``SandboxProcess``)."""
+
+    pty_master: int | None
+
+    async def wait(self) -> int: ...
+
+    def kill(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
+# argv, env, cwd -> a process whose controlling terminal is a new PTY.
+PtySpawner = Callable[[Sequence[str], Mapping[str, str], str], Awaitable[PtyProcess]]
+
+
+def check_size(value: object, name: str, maximum: int) -> int:
+    """A terminal dimension between 1 and ``maximum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise BadRequest(f"{name} must be an integer from 1 to {maximum}")
+    return value
+
+
+def exit_reason(code: int) -> str | None:
+    """The daemon's words for an exit code."""
+    if code == 0:
+        return None
+    names = {130: "Ctrl+C", 137: "SIGKILL", 143: "SIGTERM"}
+    if code in names:
+        return names[code]
+    return f"signal {code - 128}" if code > 128 else "non-zero exit"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+class Attachment:
+    """One client's bounded view of a terminal's output."""
+
+    def __init__(self) -> None:
+        self._frames: deque[bytes] = deque()
+        self._bytes = 0
+        self._ready = asyncio.Event()
+        self.overflowed = False
+        self.exited: tuple[int, str | None] | None = None
+
+    def push(self, data: bytes) -> None:
+        """Queue output; past the bounds the client is marked as a slow consumer."""
+        if self.overflowed:
+            return
+        if len(self._frames) >= CLIENT_MAX_FRAMES or self._bytes + len(data) > CLIENT_MAX_BYTES:
+            self.overflowed = True
+            self._frames.clear()
+            self._bytes = 0
+        else:
+            self._frames.append(data)
+            self._bytes += len(data)
+        self._ready.set()
+
+    def end(self, exit_code: int, reason: str | None) -> None:
+        """The process has exited: after the queued output, report it."""
+        self.exited = (exit_code, reason)
+        self._ready.set()
+
+    async def next(self) -> bytes | None:
+        """The next output frame, or None once overflowed or exited (and drained)."""
+        while True:
+            if self.overflowed:
+                return None
+            if self._frames:
+                data = self._frames.popleft()
+                self._bytes -= len(data)
+                return data
+            if self.exited is not None:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+
+
+@dataclass
+class Terminal:
+    """One PTY session: its process, size and the clients watching it."""
+
+    id: str
+    cols: int
+    rows: int
+    cwd: str
+    envs: dict[str, str]
+    lazy_start: bool
+    created_at: str = field(default_factory=_now)
+    process: PtyProcess | None = None
+    exit_code: int | None = None
+    attachments: set[Attachment] = field(default_factory=set)
+    scrollback: deque[bytes] = field(default_factory=deque)
+    scrollback_bytes: int = 0
+    _master: int | None = None
+    _eof: asyncio.Event = field(default_factory=asyncio.Event)
+    _waiter: asyncio.Task[None] | None = None
+    _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _start_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def active(self) -> bool:
+        """Whether its process is running."""
+        return self.process is not None and self.exit_code is None
+
+    @property
+    def exit_reason(self) -> str | None:
+        """Why it ended, in the daemon's words."""
+        return None if self.exit_code is None else exit_reason(self.exit_code)
+
+    def to_json(self) -> dict[str, object]:
+        """Daytona's PtySessionInfo (all eight fields are required by the SDK)."""
+        return {
+            "id": self.id,
+            "active": self.active,
+            "cols": self.cols,
+            "rows": self.rows,
+            "createdAt": self.created_at,
+            "cwd": self.cwd,
+            "envs": self.envs,
+            "lazyStart": self.lazy_start,
+        }
+
+    # -- process ---------------------------------------------------------------
+
+    async def start(self, spawn: PtySpawner, argv: Sequence[str], env: Mapping[str, str]) -> None:
+        """Start the process (once); later calls return at once."""
+        async with self._start_lock:
+            if self.process is not None or self.exit_code is not None:
+                return
+            process = await spawn(argv, env, self.cwd)
+            master = process.pty_master
+            assert master is not None
+            os.set_blocking(master, False)
+            self._master = master
+            self.process = process
+            self._set_winsize()
+            asyncio.get_running_loop().add_reader(master, self._on_output)
+            self._waiter = asyncio.create_task(self._wait())
+
+    def _set_winsize(self) -> None:
+        if self._master is not None:
+            size = struct.pack("HHHH", self.rows, self.cols, 0, 0)
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(self._master, termios.TIOCSWINSZ, size)
+
+    def _on_output(self) -> None:
+        assert self._master is not None
+        try:
+            data = os.read(self._master, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""  # EIO: every slave end is closed
+        if not data:
+            asyncio.get_running_loop().remove_reader(self._master)
+            self._eof.set()
+            return
+        self._remember(data)
+        for attachment in list(self.attachments):
+            attachment.push(data)
+            if attachment.overflowed:
+                self.attachments.discard(attachment)
+
+    def _remember(self, data: bytes) -> None:
+        self.scrollback.append(data)
+        self.scrollback_bytes += len(data)
+        while self.scrollback_bytes - len(self.scrollback[0]) >= SCROLLBACK_BYTES:
+            self.scrollback_bytes -= len(self.scrollback.popleft())
+
+    async def _wait(self) -> None:
+        assert self.process is not None
+        code = await self.process.wait()
+        # Background jobs may keep the terminal open; do not wait for them for long.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._eof.wait(), DRAIN_AFTER_EXIT)
+        self._finish(code)
+
+    def _finish(self, code: int) -> None:
+        if self.exit_code is not None:
+            return
+        self.exit_code = code
+        if self._master is not None:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self._master)
+            self._master = None
+        if self.process is not None:
+            self.process.release()  # closes the master
+        for attachment in self.attachments:
+            attachment.end(code, self.exit_reason)
+        self.attachments.clear()
+
+    async def write(self, data: bytes) -> None:
+        """Send keystrokes; waits (and so slows that client) while the PTY is full."""
+        if not data:
+            return
+        async with self._write_lock:
+            view = memoryview(data)
+            while view:
+                master = self._master
+                if master is None or self.exit_code is not None:
+                    raise Gone(f"PTY session {self.id} has exited")
+                try:
+                    written = os.write(master, view)
+                except BlockingIOError:
+                    await self._writable(master)
+                    continue
+                except OSError as error:
+                    if error.errno == errno.EIO:
+                        raise Gone(f"PTY session {self.id} has exited") from None
+                    raise
+                view = view[written:]
+
+    async def _writable(self, fd: int) -> None:
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+        loop.add_writer(fd, lambda: ready.done() or ready.set_result(None))
+        try:
+            # The timeout rechecks whether the process is gone while nobody reads input.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ready, 1.0)
+        finally:
+            loop.remove_writer(fd)
+
+    def resize(self, cols: int, rows: int) -> None:
+        """Set the window size (the foreground program gets SIGWINCH)."""
+        if self.exit_code is not None:
+            raise Gone(f"PTY session {self.id} has exited")
+        self.cols, self.rows = cols, rows
+        self._set_winsize()
+
+    async def kill(self) -> None:
+        """Kill the process tree; clients see exit code 137 (SIGKILL)."""
+        if self.process is not None and self.exit_code is None:
+            self.process.kill()
+            waiter = self._waiter
+            if waiter is not None:
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(waiter), 5)
+        self._finish(137 if self.exit_code is None else self.exit_code)
+
+    # -- clients ---------------------------------------------------------------
+
+    def attach(self) -> Attachment:
+        """A new client's queue (already ended if the process has exited)."""
+        attachment = Attachment()
+        if self.exit_code is not None:
+            attachment.end(self.exit_code, self.exit_reason)
+        else:
+            self.attachments.add(attachment)
+        return attachment
+
+    def detach(self, attachment: Attachment) -> None:
+        """The client went away; the terminal keeps running."""
+        self.attachments.discard(attachment)
+
+    def replay_raw(self) -> bytes:
+        """Recent output, at most :data:`SCROLLBACK_BYTES`."""
+        return b"".join(self.scrollback)
+
+    def replay_screen(self) -> bytes:
+        """A redraw of the current screen, computed from the recent output with pyte."""
+        import pyte  # only needed when a client asks for a redraw
+
+        screen = pyte.Screen(self.cols, self.rows)
+        stream = pyte.ByteStream(screen)
+        stream.feed(self.replay_raw())
+        lines = [line.rstrip() for line in screen.display]
+        body = "\r\n".join(lines).rstrip("\r\n")
+        cursor = f"\x1b[{screen.cursor.y + 1};{screen.cursor.x + 1}H"
+        return ("\x1b[H\x1b[2J" + body + cursor).encode()
+
+
+class PtyManager:
+    """The terminals of one sandbox."""
+
+    def __init__(self, spawn: PtySpawner) -> None:
+        self._spawn = spawn
+        self.terminals: dict[str, Terminal] = {}
+
+    def create(
+        self,
+        pty_id: str,
+        *,
+        cols: int = 80,
+        rows: int = 24,
+        cwd: str,
+        envs: dict[str, str],
+        lazy_start: bool = False,
+    ) -> Terminal:
+        """Register a terminal (its process is started by :meth:`start`)."""
+        existing = self.terminals.get(pty_id)
+        if existing is not None:
+            if existing.exit_code is None:
+                raise Conflict(f"PTY session {pty_id} already exists")
+            del self.terminals[pty_id]  # an exited one may be replaced
+        if sum(t.exit_code is None for t in self.terminals.values()) >= MAX_PTYS:
+            raise Conflict(f"a sandbox may have at most {MAX_PTYS} PTY sessions")
+        terminal = Terminal(pty_id, cols, rows, cwd, envs, lazy_start)
+        self.terminals[pty_id] = terminal
+        self._forget_old()
+        return terminal
+
+    def _forget_old(self) -> None:
+        exited = [t for t in self.terminals.values() if t.exit_code is not None]
+        for terminal in exited[: max(0, len(exited) - MAX_EXITED)]:
+            del self.terminals[terminal.id]
+
+    def get(self, pty_id: str) -> Terminal:
+        """The terminal, or 404."""
+        terminal = self.terminals.get(pty_id)
+        if terminal is None:
+            raise NotFound(f"PTY session {pty_id} not found")
+        return terminal
+
+    async def start(self, terminal: Terminal, argv: Sequence[str], env: Mapping[str, str]) -> None:
+        """Start the terminal's process; forget the terminal if that fails."""
+        try:
+            await terminal.start(self._spawn, argv, env)
+        except BaseException:
+            if self.terminals.get(terminal.id) is terminal and terminal.process is None:
+                del self.terminals[terminal.id]
+            raise
+
+    async def delete(self, pty_id: str) -> None:
+        """Kill the terminal's process and forget it."""
+        terminal = self.get(pty_id)
+        await terminal.kill()
+        if self.terminals.get(pty_id) is terminal:
+            del self.terminals[pty_id]
+
+    async def close(self) -> None:
+        """Kill every terminal (the sandbox is going away)."""
+        for pty_id in list(self.terminals):
+            await self.delete(pty_id)
