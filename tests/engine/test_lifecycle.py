@@ -1,0 +1,203 @@
+"""The state machine over raw HTTP: transitions, refusals, setters, resize and the timers."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.engine.conftest import create, run
+from tests.engine_server import EngineServer
+
+
+@pytest.fixture
+def fresh(api: httpx.Client) -> Iterator[dict[str, Any]]:
+    """A sandbox of this test's own, deleted afterwards."""
+    dto = create(api, autoStopInterval=0)
+    yield dto
+    api.delete(f"/sandbox/{dto['id']}")
+
+
+def backdate(engine: EngineServer, sandbox_id: str, column: str) -> None:
+    """Pretend a long time has passed since the last activity or the stop."""
+    with sqlite3.connect(engine.data_dir / "engine" / "engine.sqlite3") as db:
+        db.execute(
+            f"UPDATE sandboxes SET {column} = '2000-01-01T00:00:00.000Z' WHERE id = ?",  # noqa: S608
+            (sandbox_id,),
+        )
+
+
+def wait_for(api: httpx.Client, sandbox_id: str, predicate: Any, seconds: float = 10) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        response = api.get(f"/sandbox/{sandbox_id}")
+        if predicate(response):
+            return response
+        assert time.monotonic() < deadline, response.text
+        time.sleep(0.1)
+
+
+def test_it_refuses_to_start_a_started_sandbox(api: httpx.Client, fresh: dict[str, Any]) -> None:
+    response = api.post(f"/sandbox/{fresh['id']}/start")
+    assert response.status_code == 400
+    assert response.json()["message"] == "Sandbox is already started"
+    assert response.json()["error"] == "Bad Request"
+    assert api.get(f"/sandbox/{fresh['id']}").json()["state"] == "started"
+
+
+def test_it_refuses_to_archive_a_running_sandbox(api: httpx.Client, fresh: dict[str, Any]) -> None:
+    response = api.post(f"/sandbox/{fresh['id']}/archive")
+    assert response.status_code == 400
+    assert "stopped" in response.json()["message"]
+    assert api.get(f"/sandbox/{fresh['id']}").json()["state"] == "started"
+
+
+def test_it_refuses_to_stop_a_stopped_sandbox_and_recover_a_healthy_one(
+    api: httpx.Client, fresh: dict[str, Any]
+) -> None:
+    assert api.post(f"/sandbox/{fresh['id']}/stop", params={"force": "true"}).status_code == 200
+    assert api.post(f"/sandbox/{fresh['id']}/stop").status_code == 400
+    assert api.post(f"/sandbox/{fresh['id']}/recover").status_code == 400
+    assert api.get(f"/sandbox/{fresh['id']}").json()["state"] == "stopped"
+
+
+def test_the_toolbox_of_a_stopped_sandbox_answers_409(
+    api: httpx.Client, toolbox: httpx.Client, fresh: dict[str, Any]
+) -> None:
+    api.post(f"/sandbox/{fresh['id']}/stop")
+    response = toolbox.post(f"/{fresh['id']}/process/execute", json={"command": "true"})
+    assert response.status_code == 409
+    assert "not started" in response.json()["message"]
+
+
+def test_an_unknown_sandbox_is_a_404_everywhere(api: httpx.Client, toolbox: httpx.Client) -> None:
+    for method, path in (
+        ("GET", "/sandbox/nope"),
+        ("POST", "/sandbox/nope/start"),
+        ("POST", "/sandbox/nope/stop"),
+        ("DELETE", "/sandbox/nope"),
+        ("PUT", "/sandbox/nope/labels"),
+    ):
+        body = {"labels": {}} if path.endswith("labels") else None
+        response = api.request(method, path, json=body)
+        assert response.status_code == 404, (method, path)
+        assert response.json()["statusCode"] == 404
+    assert toolbox.get("/nope/files").status_code == 404
+
+
+def test_a_deleted_sandbox_is_gone_and_its_name_free_again(api: httpx.Client) -> None:
+    dto = create(api, name="reusable-name")
+    deleted = api.delete(f"/sandbox/{dto['id']}")
+    assert deleted.status_code == 200
+    assert deleted.json()["state"] == "destroyed"
+    assert api.get(f"/sandbox/{dto['id']}").status_code == 404
+    again = create(api, name="reusable-name")
+    assert again["id"] != dto["id"]
+    api.delete(f"/sandbox/{again['id']}")
+
+
+def test_a_duplicate_name_is_a_409(api: httpx.Client, fresh: dict[str, Any]) -> None:
+    named = create(api, name="taken-name")
+    response = api.post("/sandbox", json={"name": "taken-name"})
+    assert response.status_code == 409
+    api.delete(f"/sandbox/{named['id']}")
+
+
+def test_labels_are_replaced_as_a_whole(api: httpx.Client, fresh: dict[str, Any]) -> None:
+    api.put(f"/sandbox/{fresh['id']}/labels", json={"labels": {"a": "1", "b": "2"}})
+    response = api.put(f"/sandbox/{fresh['id']}/labels", json={"labels": {"c": "3"}})
+    assert response.status_code == 200
+    assert response.json()["labels"] == {"c": "3"}
+    bad = api.put(
+        f"/sandbox/{fresh['id']}/labels", json={"labels": {"code-toolbox-language": "cobol"}}
+    )
+    assert bad.status_code == 400
+    assert api.get(f"/sandbox/{fresh['id']}").json()["labels"] == {"c": "3"}
+
+
+def test_the_interval_setters_and_public_flag(api: httpx.Client, fresh: dict[str, Any]) -> None:
+    sandbox = f"/sandbox/{fresh['id']}"
+    assert api.post(f"{sandbox}/autostop/30").json()["autoStopInterval"] == 30
+    assert api.post(f"{sandbox}/autoarchive/60").json()["autoArchiveInterval"] == 60
+    assert api.post(f"{sandbox}/autodelete/-5").json()["autoDeleteInterval"] == -1
+    assert api.post(f"{sandbox}/public/true").json()["public"] is True
+    assert api.post(f"{sandbox}/autostop/-1").status_code == 400
+    assert api.post(f"{sandbox}/autostop/soon").status_code == 400
+    assert api.post(f"{sandbox}/public/maybe").status_code == 400
+    assert api.get(sandbox).json()["autoStopInterval"] == 30
+
+
+def test_resize_changes_limits_live_and_grows_the_disk_when_stopped(
+    api: httpx.Client, toolbox: httpx.Client, fresh: dict[str, Any]
+) -> None:
+    sandbox = f"/sandbox/{fresh['id']}"
+    live = api.post(f"{sandbox}/resize", json={"cpu": 2, "memory": 2})
+    assert live.status_code == 200
+    assert (live.json()["cpu"], live.json()["memory"], live.json()["state"]) == (2, 2, "started")
+    assert api.post(f"{sandbox}/resize", json={"disk": 4}).status_code == 400
+    api.post(f"{sandbox}/stop")
+    assert api.post(f"{sandbox}/resize", json={"disk": 2}).status_code == 400
+    grown = api.post(f"{sandbox}/resize", json={"disk": 4})
+    assert grown.status_code == 200
+    assert (grown.json()["disk"], grown.json()["state"]) == (4, "stopped")
+    api.post(f"{sandbox}/start")
+    size = run(toolbox, fresh["id"], "df -B1 --output=size /home/daytona | tail -1")["result"]
+    assert 3.5 * 2**30 < int(size) <= 4 * 2**30
+
+
+def test_auto_stop_happens_after_the_idle_interval(api: httpx.Client, engine: EngineServer) -> None:
+    dto = create(api, autoStopInterval=1)
+    backdate(engine, dto["id"], "last_activity_at")
+    response = wait_for(api, dto["id"], lambda r: r.json()["state"] == "stopped")
+    assert response.json()["state"] == "stopped"
+    events = api.get(f"/sandbox/{dto['id']}/events").json()
+    assert "auto-stop" in {event["kind"] for event in events}
+    api.delete(f"/sandbox/{dto['id']}")
+
+
+def test_toolbox_use_counts_as_activity(
+    api: httpx.Client, toolbox: httpx.Client, engine: EngineServer
+) -> None:
+    dto = create(api, autoStopInterval=1)
+    backdate(engine, dto["id"], "last_activity_at")
+    run(toolbox, dto["id"], "true")
+    time.sleep(1)
+    response = api.get(f"/sandbox/{dto['id']}").json()
+    assert response["state"] == "started"
+    assert response["lastActivityAt"] > "2001"
+    api.delete(f"/sandbox/{dto['id']}")
+
+
+def test_auto_archive_and_auto_delete_happen(api: httpx.Client, engine: EngineServer) -> None:
+    archived = create(api, autoArchiveInterval=1)
+    api.post(f"/sandbox/{archived['id']}/stop")
+    backdate(engine, archived["id"], "stopped_at")
+    wait_for(api, archived["id"], lambda r: r.json()["state"] == "archived")
+    deleted = create(api, autoDeleteInterval=5)
+    api.post(f"/sandbox/{deleted['id']}/stop")
+    backdate(engine, deleted["id"], "stopped_at")
+    wait_for(api, deleted["id"], lambda r: r.status_code == 404)
+    api.delete(f"/sandbox/{archived['id']}")
+
+
+def test_auto_delete_zero_deletes_on_stop(api: httpx.Client) -> None:
+    dto = create(api, autoDeleteInterval=0)
+    api.post(f"/sandbox/{dto['id']}/stop")
+    assert api.get(f"/sandbox/{dto['id']}").status_code == 404
+
+
+def test_stop_kills_every_process_and_start_brings_a_clean_tmp(
+    api: httpx.Client, toolbox: httpx.Client, fresh: dict[str, Any]
+) -> None:
+    run(toolbox, fresh["id"], "echo t > /tmp/t; echo h > ~/h; (sleep 300 &) ; true")
+    assert run(toolbox, fresh["id"], "ps -eo comm")["result"].split().count("sleep") == 2
+    api.post(f"/sandbox/{fresh['id']}/stop")
+    api.post(f"/sandbox/{fresh['id']}/start")
+    after = run(toolbox, fresh["id"], "ps -eo comm; cat ~/h; ls /tmp")["result"]
+    assert after.split().count("sleep") == 1  # only the sandbox's own init sleeper
+    assert "h\n" in after
+    assert "t\n" not in after
