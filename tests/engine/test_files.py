@@ -1,4 +1,4 @@
-"""Toolbox files over raw HTTP: every operation, the multipart shapes, and paths that try to escape."""
+"""Toolbox files over raw HTTP: every operation, the multipart shapes, and escape attempts."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def test_symlinks_resolve_inside_the_sandbox(
 ) -> None:
     host_dir = tmp_path / "host-dir"
     host_dir.mkdir()
-    os.chmod(tmp_path, 0o755)
+    os.chmod(tmp_path, 0o755)  # noqa: S103 -- readable, so only isolation can stop it
     (host_dir / "secret.txt").write_text("host only")
     run(toolbox, sid, f"ln -sfn {host_dir} ~/to-host; ln -sfn /etc/passwd ~/passwd-link")
     response = download(toolbox, sid, "to-host/secret.txt", "passwd-link")
