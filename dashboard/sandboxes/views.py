@@ -477,6 +477,9 @@ async def bulk(request: HttpRequest) -> HttpResponse:
         return _toast(HttpResponse(message, status=400), message, "error")
     verb = form.cleaned_data["verb"]
     label = ACTION_LABELS[verb][0]
+    if form.cleaned_data["confirmed"] and await _duplicate(request):
+        message = "Already sent: it runs once."
+        return _toast(HttpResponse(message, status=409), message, "warning")
     try:
         chosen = await _selected(user, form.cleaned_data["ids"])
     except daytona.DaytonaError as error:
@@ -490,7 +493,8 @@ async def bulk(request: HttpRequest) -> HttpResponse:
             skipped.append((sandbox, f"Cannot {verb} while {sandbox.state.replace('_', ' ')}."))
         else:
             eligible.append(sandbox)
-    missing = len(form.cleaned_data["ids"]) - len(chosen)
+    found = {s.id for s in chosen} | {s.name for s in chosen}
+    missing = [i for i in form.cleaned_data["ids"] if i not in found]
     context = {
         "verb": verb,
         "label": label,
@@ -498,11 +502,10 @@ async def bulk(request: HttpRequest) -> HttpResponse:
         "skipped": skipped,
         "missing": missing,
     }
-    if form.cleaned_data["confirmed"] and eligible:
-        if await _duplicate(request):
-            message = "Already sent: it runs once."
-            return _toast(HttpResponse(message, status=409), message, "warning")
+    if form.cleaned_data["confirmed"] and (eligible or missing):
         results = await actions.do_bulk_action(request, verb, eligible)
+        # Confirmed, then deleted elsewhere before the click: a failure to report.
+        results += [actions.BulkResult(i, i, False, "It no longer exists.") for i in missing]
         context["results"] = results
         context["failed"] = [r for r in results if not r.ok]
         context["done"] = len(results) - len(context["failed"])
