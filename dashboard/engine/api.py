@@ -170,7 +170,8 @@ def _interval(body: Body, key: str, default: int) -> int:
 async def create_sandbox(request: Request) -> Response:
     """POST /sandbox: create and start; answers 200 with the DTO (the SDK needs exactly 200)."""
     engine = engine_of(request)
-    params = parse_create(await read_json(request) or {}, engine)
+    data = await read_json(request)
+    params = parse_create({} if data is None else data, engine)
     record = await engine.create(params)
     return _ok(record, request)
 
@@ -406,7 +407,8 @@ async def resize_sandbox(request: Request) -> Response:
     """POST /sandbox/{id}/resize {cpu?, memory?, disk?}."""
     engine = engine_of(request)
     config = engine.config
-    body = Body(await read_json(request) or {}, {"cpu", "memory", "disk", "gpu"})
+    data = await read_json(request)
+    body = Body({} if data is None else data, {"cpu", "memory", "disk", "gpu"})
     if body.integer("gpu", 0, minimum=0):
         raise BadRequest("The embedded engine has no GPUs")
     record = await engine.resize(
