@@ -1,4 +1,4 @@
-"""The sandbox URLs × who asks × whose sandbox it is, against real sandboxes on the engine."""
+"""The sandbox URLs, by who asks and whose sandbox it is, against real sandboxes on the engine."""
 
 from dataclasses import dataclass, field
 
