@@ -1,6 +1,8 @@
 """Sandbar settings: every value comes from the environment (see README, "Settings")."""
 
+import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -102,8 +104,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    # The browser tests run a live server in another process: it needs a file.
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-sandbar.sqlite3")}
+    # Browser tests serve the app from another thread: the test database must be
+    # a file, and one per test run so that concurrent runs cannot collide.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"sandbar-test-{os.getpid()}.sqlite3")
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "")
