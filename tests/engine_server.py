@@ -66,6 +66,7 @@ class EngineServer:
         """Start the engine subprocess and wait until it answers."""
         env = {**os.environ, "SANDBAR_ENGINE_TICK_SECONDS": "0.25", **self.env}
         env.pop("SANDBAR_ENGINE_PORT", None)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [

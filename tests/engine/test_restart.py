@@ -1,0 +1,82 @@
+"""Restart safety: stopping the engine (cleanly or by a crash) loses no sandbox and no file."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dashboard.engine.config import EngineConfig
+from tests.engine.conftest import create, run
+from tests.engine_server import EngineServer, start_engine
+
+
+@pytest.fixture
+def own_engine(tmp_path: Path) -> Iterator[EngineServer]:
+    """An engine of this test's own, so it can be stopped and started."""
+    server = start_engine(tmp_path / "data")
+    yield server
+    server.stop()
+
+
+def host_traces(server: EngineServer) -> list[Path]:
+    """The engine's cgroups and mount points on the host, if any are left."""
+    instance = EngineConfig(data_dir=server.data_dir).instance_id
+    roots = [Path("/run/sandbar") / instance]
+    roots += Path("/sys/fs/cgroup").glob(f"*/**/sandbar-{instance}")
+    return [path for path in roots if path.exists()]
+
+
+def state(server: EngineServer, sandbox_id: str) -> dict[str, Any]:
+    with server.client() as api:
+        return api.get(f"/sandbox/{sandbox_id}").json()
+
+
+def test_files_and_running_sandboxes_survive_an_engine_restart(own_engine: EngineServer) -> None:
+    with own_engine.client() as api:
+        running = create(api, autoStopInterval=0, name="keeps-running")
+        stopped = create(api, autoStopInterval=0, name="stays-stopped")
+    with httpx.Client(base_url=own_engine.toolbox_url, headers=auth(own_engine)) as toolbox:
+        run(toolbox, running["id"], "echo precious > ~/file.txt && sync")
+        run(toolbox, stopped["id"], "echo also > ~/file.txt")
+    with own_engine.client() as api:
+        api.post(f"/sandbox/{stopped['id']}/stop")
+
+    own_engine.stop()
+    assert host_traces(own_engine) == [], "a clean shutdown leaves no cgroup or mount behind"
+    own_engine.start()
+
+    assert state(own_engine, running["id"])["state"] == "started"
+    assert state(own_engine, stopped["id"])["state"] == "stopped"
+    with httpx.Client(base_url=own_engine.toolbox_url, headers=auth(own_engine)) as toolbox:
+        assert run(toolbox, running["id"], "cat ~/file.txt")["result"] == "precious\n"
+    with own_engine.client() as api:
+        events = api.get(f"/sandbox/{running['id']}/events").json()
+        assert "restarted" in {event["kind"] for event in events}
+        api.post(f"/sandbox/{stopped['id']}/start")
+    with httpx.Client(base_url=own_engine.toolbox_url, headers=auth(own_engine)) as toolbox:
+        assert run(toolbox, stopped["id"], "cat ~/file.txt")["result"] == "also\n"
+
+
+def test_a_crashed_engine_restarts_its_sandboxes(own_engine: EngineServer) -> None:
+    with own_engine.client() as api:
+        dto = create(api, autoStopInterval=0)
+    with httpx.Client(base_url=own_engine.toolbox_url, headers=auth(own_engine)) as toolbox:
+        run(toolbox, dto["id"], "echo durable > ~/file.txt && sync")
+
+    own_engine.stop(signal.SIGKILL)
+    own_engine.start()
+
+    assert state(own_engine, dto["id"])["state"] == "started"
+    with httpx.Client(base_url=own_engine.toolbox_url, headers=auth(own_engine)) as toolbox:
+        assert run(toolbox, dto["id"], "cat ~/file.txt")["result"] == "durable\n"
+        processes = run(toolbox, dto["id"], "ps -eo comm")["result"].split()
+        assert processes.count("sleep") == 1  # the old sandbox died with the engine
+
+
+def auth(server: EngineServer) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.api_key}"}
