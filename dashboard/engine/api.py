@@ -62,9 +62,16 @@ def toolbox_url(request: Request) -> str:
 
 def sandbox_dto(record: SandboxRecord, request: Request, *, full: bool = True) -> dict[str, Any]:
     """A Sandbox (or SandboxListItem) DTO with every field the SDK requires."""
+    return sandbox_payload(record, engine_of(request), toolbox_url(request), full=full)
+
+
+def sandbox_payload(
+    record: SandboxRecord, engine: Engine, toolbox: str, *, full: bool = True
+) -> dict[str, Any]:
+    """The Sandbox DTO for a client that reaches the toolbox at ``toolbox`` (also for events)."""
     dto: dict[str, Any] = {
         "id": record.id,
-        "organizationId": engine_of(request).organization_id,
+        "organizationId": engine.organization_id,
         "name": record.name,
         "snapshot": record.snapshot,
         "user": record.user,
@@ -90,10 +97,11 @@ def sandbox_dto(record: SandboxRecord, request: Request, *, full: bool = True) -
         "updatedAt": record.updated_at,
         "lastActivityAt": record.last_activity_at,
         "daemonVersion": VERSION,
-        "toolboxProxyUrl": toolbox_url(request),
+        "toolboxProxyUrl": toolbox,
     }
     if full:
-        dto.update({"env": record.env, "kvm": False, "volumes": [], "buildInfo": None})
+        volumes = [mount.dto() for mount in engine.volumes.mounts(record.id)]
+        dto.update({"env": record.env, "kvm": False, "volumes": volumes, "buildInfo": None})
     return dto
 
 
@@ -120,12 +128,11 @@ def parse_create(data: object, engine: Engine) -> CreateRequest:
     ):
         if body.raw(key) not in (None, "", [], {}, 0):
             raise BadRequest(f"The embedded engine does not support {what}")
-    for key in ("volumes", "secrets"):
-        value = body.raw(key)
-        if value is not None and not isinstance(value, list | dict):
-            raise BadRequest(f"{key} must be an array")
-        if value:
-            raise BadRequest(f"The embedded engine does not support {key} yet")
+    secrets = body.raw("secrets")
+    if secrets is not None and not isinstance(secrets, list | dict):
+        raise BadRequest("secrets must be an array")
+    if secrets:
+        raise BadRequest("The embedded engine does not support secrets yet")
     for key in ("kvm", "spot"):
         if body.boolean(key):
             raise BadRequest(f"The embedded engine does not support {key}")
@@ -158,6 +165,7 @@ def parse_create(data: object, engine: Engine) -> CreateRequest:
         auto_stop_interval=_interval(body, "autoStopInterval", 15),
         auto_archive_interval=_interval(body, "autoArchiveInterval", 7 * 24 * 60),
         auto_delete_interval=max(auto_delete, -1),
+        volumes=body.raw("volumes"),
     )
 
 

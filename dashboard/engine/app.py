@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dashboard.engine import api, toolbox, toolbox_process
+from dashboard.engine import api, audit, events, snapshots, toolbox, toolbox_process, usage, volumes
 from dashboard.engine.errors import ApiError, NotFound
 from dashboard.engine.fs import FsError
 from dashboard.engine.lifecycle import Engine
@@ -95,6 +95,9 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 def create_app(engine: Engine, api_key: str, *, manage_engine: bool = True) -> Starlette:
     """Build the application; with ``manage_engine`` its lifespan starts and stops the engine."""
 
+    hub = events.EventHub(api_key)
+    events.wire(engine, hub)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         if manage_engine:
@@ -102,12 +105,22 @@ def create_app(engine: Engine, api_key: str, *, manage_engine: bool = True) -> S
         try:
             yield {}
         finally:
+            await hub.close()
             if manage_engine:
                 await engine.shutdown()
 
     app = Starlette(
         routes=[
-            Mount("/api", routes=api.routes()),
+            Mount(
+                "/api",
+                routes=[
+                    *api.routes(),
+                    *usage.routes(),
+                    *volumes.routes(),
+                    *snapshots.routes(),
+                    *audit.routes(),
+                ],
+            ),
             Mount("/toolbox", routes=[*toolbox.routes(), *toolbox_process.routes()]),
         ],
         exception_handlers={
@@ -119,5 +132,9 @@ def create_app(engine: Engine, api_key: str, *, manage_engine: bool = True) -> S
         lifespan=lifespan,
     )
     app.state.engine = engine
+    app.state.audit_key_hint = (api_key[:3], api_key[-3:])
+    # Middleware added last runs first: events (own token check), bearer check, audit.
+    app.add_middleware(audit.AuditMiddleware, log=engine.audit, actor=engine.quotas.key_name)
     app.add_middleware(BearerAuth, api_key=api_key)
+    app.add_middleware(events.EventsGate, hub=hub)
     return app

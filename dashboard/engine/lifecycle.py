@@ -12,14 +12,19 @@ import contextlib
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
+from dashboard.engine import usage
+from dashboard.engine.audit import AuditLog
 from dashboard.engine.config import EngineConfig
 from dashboard.engine.errors import BadRequest, Conflict, NotFound
 from dashboard.engine.runtime import Runtime, RuntimeError_, SandboxSpec, rootfs
+from dashboard.engine.snapshots import Snapshots
 from dashboard.engine.store import SandboxRecord, Store, iso, new_id, now, parse_iso
+from dashboard.engine.volumes import Volumes
 
 log = logging.getLogger("sandbar.engine")
 
@@ -60,6 +65,7 @@ class CreateRequest:
     auto_stop_interval: int = DEFAULT_AUTO_STOP
     auto_archive_interval: int = DEFAULT_AUTO_ARCHIVE
     auto_delete_interval: int = -1
+    volumes: object = None  # the request's raw ``volumes``, checked by Volumes.parse_mounts
 
 
 def check_labels(labels: dict[str, str]) -> dict[str, str]:
@@ -81,6 +87,35 @@ class Engine:
         self._locks: dict[str, asyncio.Lock] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._last_touch: dict[str, str] = {}
+        # Change observers (the Socket.IO stream): observer(event, *details).
+        self.observers: list[Callable[..., None]] = []
+        self.quotas = usage.load_quotas()
+        self.audit = AuditLog(self.store.db, self.organization_id)
+        self.volumes = Volumes(
+            self.store.db,
+            config.engine_dir / "volumes",
+            config.sandbox_uid,
+            self.organization_id,
+            self._notify_payload,
+        )
+        self.snapshots = Snapshots(
+            self.store.db,
+            config.engine_dir / "snapshots",
+            self.organization_id,
+            self._notify_payload,
+            defaults=(config.default_cpu, config.default_memory, config.default_disk),
+        )
+
+    def notify(self, event: str, *details: Any) -> None:
+        """Tell every observer about a change (an observer's failure is only logged)."""
+        for observer in list(self.observers):
+            try:
+                observer(event, *details)
+            except Exception:
+                log.exception("event observer failed on %s", event)
+
+    def _notify_payload(self, event: str, build: Callable[[str], Any]) -> None:
+        self.notify(event, build)
 
     # -- engine lifetime -------------------------------------------------------
 
@@ -99,6 +134,7 @@ class Engine:
         for record in self.store.live():
             if self.runtime.is_running(record.id):
                 self.store.add_event(record.id, "engine-stopped", "stopped with the engine")
+        await self.snapshots.close()
         await self.runtime.shutdown()
         self.store.close()
 
@@ -179,6 +215,8 @@ class Engine:
             memory=record.memory,
             disk=record.disk,
             network_block_all=record.network_block_all,
+            mounts=self.volumes.runtime_mounts(record.id),
+            rootfs=self.snapshots.rootfs_for(record.snapshot),
         )
 
     def _set_state(self, record: SandboxRecord, state: str, **changes: object) -> None:
@@ -206,17 +244,36 @@ class Engine:
         self.store.save(record)
         if old != state:
             self.store.add_event(record.id, "state", f"{old} -> {state}")
+            self.notify("sandbox.state.updated", replace(record), old, state)
 
     def _set_error(self, record: SandboxRecord, reason: str, *, recoverable: bool = True) -> None:
         log.warning("sandbox %s failed: %s", record.id, reason)
         self._set_state(record, "error", error_reason=reason, recoverable=recoverable)
 
+    def _check_quota(
+        self,
+        record: SandboxRecord,
+        *,
+        cpu: int | None = None,
+        memory: int | None = None,
+        disk: int | None = None,
+    ) -> None:
+        """Refuse (403) running ``record`` with these resources past the organization quota."""
+        usage.check_sandbox(
+            self.store.db,
+            self.quotas,
+            cpu=record.cpu if cpu is None else cpu,
+            memory=record.memory if memory is None else memory,
+            disk=record.disk if disk is None else disk,
+            exclude=record.id,
+        )
+
     async def create(self, request: CreateRequest) -> SandboxRecord:
         """Create and start a sandbox; runtime failures end in state ``error``."""
         config = self.config
-        snapshot = request.snapshot or rootfs.DEFAULT_SNAPSHOT
-        if snapshot != rootfs.DEFAULT_SNAPSHOT:
-            raise NotFound(f"Snapshot {snapshot} not found")
+        source, _ = self.snapshots.for_sandbox(request.snapshot or rootfs.DEFAULT_SNAPSHOT)
+        snapshot = source.name
+        mounts = self.volumes.parse_mounts(request.volumes)
         sandbox_id = new_id()
         if request.name is not None and not NAME_PATTERN.match(request.name):
             raise BadRequest(
@@ -234,10 +291,10 @@ class Engine:
             public=request.public,
             network_block_all=request.network_block_all,
             target=request.target,
-            cpu=request.cpu or config.default_cpu,
+            cpu=request.cpu or source.cpu or config.default_cpu,
             gpu=0,
-            memory=request.memory or config.default_memory,
-            disk=request.disk or config.default_disk,
+            memory=request.memory or source.mem or config.default_memory,
+            disk=request.disk or source.disk or config.default_disk,
             state="creating",
             desired_state="started",
             auto_stop_interval=request.auto_stop_interval,
@@ -247,11 +304,18 @@ class Engine:
             updated_at=stamp,
             last_activity_at=stamp,
         )
+        # Checked and inserted with no await between: concurrent creates cannot both pass.
+        usage.check_sandbox(
+            self.store.db, self.quotas, cpu=record.cpu, memory=record.memory, disk=record.disk
+        )
         try:
             self.store.insert(record)
         except sqlite3.IntegrityError:
             raise Conflict(f"Sandbox with name {record.name} already exists") from None
+        self.volumes.attach(record.id, mounts)
+        self.snapshots.mark_used(source)
         self.store.add_event(record.id, "created", "")
+        self.notify("sandbox.created", replace(record))
         async with self._transition(record):
             try:
                 await self.runtime.create(self._spec(record))
@@ -274,6 +338,7 @@ class Engine:
                 raise BadRequest("Sandbox is in an error state; recover it instead")
             if record.state not in ("stopped", "archived"):
                 raise Conflict(f"Sandbox cannot be started while {record.state}")
+            self._check_quota(record)
             await self._start(record, "restoring" if record.state == "archived" else "starting")
         return record
 
@@ -330,6 +395,7 @@ class Engine:
             record = self.find(record.id)
             if record.state != "error" or not record.recoverable:
                 raise BadRequest("Only a sandbox in a recoverable error state can be recovered")
+            self._check_quota(record)
             await self.runtime.stop(record.id, force=True)
             await self._start(record, "starting")
         return record
@@ -384,6 +450,10 @@ class Engine:
             previous = record.state
             new_cpu, new_memory = cpu or record.cpu, memory or record.memory
             new_disk = disk or record.disk
+            if previous == "started":
+                self._check_quota(record, cpu=new_cpu, memory=new_memory, disk=new_disk)
+            else:  # a stopped sandbox uses disk only
+                self._check_quota(record, cpu=0, memory=0, disk=new_disk)
             self._set_state(record, "resizing")
             try:
                 spec = SandboxSpec(

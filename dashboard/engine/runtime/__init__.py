@@ -26,6 +26,8 @@ from dashboard.engine.config import EngineConfig
 from dashboard.engine.runtime import rootfs
 from dashboard.engine.runtime.cgroups import CgroupManager, SandboxCgroup
 from dashboard.engine.runtime.disk import Disk, DiskError
+from dashboard.engine.runtime.layers import RootLayer, has_own_etc, is_full_root
+from dashboard.engine.runtime.mounts import Mount, bind_volumes, unbind_volumes
 
 NS_GET_PARENT = 0xB702  # ioctl: the user namespace that owns this one
 STOP_GRACE_SECONDS = 2.0
@@ -54,6 +56,8 @@ class SandboxSpec:
     memory: int  # GiB
     disk: int  # GiB
     network_block_all: bool
+    mounts: tuple[Mount, ...] = ()  # volumes, bound read-write
+    rootfs: str | None = None  # a snapshot's directory; None for the default snapshot
 
 
 @dataclass
@@ -217,7 +221,39 @@ class Runtime:
 
     def release_stale(self, sandbox_id: str) -> None:
         """Unmount a disk left mounted by an engine that died without cleaning up."""
+        unbind_volumes(self.volumes_dir(sandbox_id))
+        self.root_layer(sandbox_id).unmount()
         self.disk(sandbox_id).unmount()
+
+    def volumes_dir(self, sandbox_id: str) -> Path:
+        """Where a running sandbox's volumes are bound for bubblewrap to find."""
+        return self.run_dir / f"{sandbox_id}.volumes"
+
+    def root_layer(self, sandbox_id: str, rootfs: str | None = None) -> RootLayer:
+        """The overlay root of a sandbox made from a snapshot (mounted or not)."""
+        return RootLayer(
+            Path(rootfs or "/nonexistent"),
+            self.run_dir / sandbox_id,
+            self.run_dir / f"{sandbox_id}.root",
+        )
+
+    async def mount_root(self, spec: SandboxSpec) -> RootLayer | None:
+        """Mount a snapshot sandbox's overlay root (its disk must be mounted)."""
+        if spec.rootfs is None:
+            return None
+        layer = self.root_layer(spec.id, spec.rootfs)
+        full = is_full_root(layer.lower)
+        points = tuple(m.target.lstrip("/") for m in spec.mounts)
+        symlinks: tuple[tuple[str, str], ...] = ()
+        if not full:
+            points += tuple(name for kind, name in self._host_binds if kind == "bind")
+            symlinks = tuple(
+                (kind.removeprefix("symlink:"), name)
+                for kind, name in self._host_binds
+                if kind != "bind"
+            )
+        await layer.mount(self.config.sandbox_uid, points, symlinks)
+        return layer
 
     async def start(self, spec: SandboxSpec) -> None:
         """Mount the disk, create cgroups, launch bubblewrap and wire up the network."""
@@ -230,12 +266,15 @@ class Runtime:
         try:
             await disk.mount()
             disk.clear_tmp()
+            await self.mount_root(spec)
             cgroup.create(cpu=spec.cpu, memory_gib=spec.memory, pids_max=self.config.pids_max)
             running = await self._launch(spec, disk, cgroup)
         except (OSError, DiskError, RuntimeError_) as error:
             cgroup.kill_now()
             await cgroup.wait_empty(2.0)
             cgroup.destroy()
+            unbind_volumes(self.volumes_dir(spec.id))
+            self.root_layer(spec.id).unmount()
             disk.unmount()
             if isinstance(error, RuntimeError_):
                 raise
@@ -257,11 +296,22 @@ class Runtime:
             fds.append(home_fd)
             tmp_fd = os.open(disk.tmp, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
             fds.append(tmp_fd)
+            sources = bind_volumes(self.volumes_dir(spec.id), spec.mounts, self.config.sandbox_uid)
+            volume_binds = [(src, m.target) for src, m in zip(sources, spec.mounts, strict=True)]
+            overlay_fd: int | None = None
+            if spec.rootfs is not None:
+                overlay_fd = os.open(
+                    self.root_layer(spec.id).merged, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW
+                )
+                fds.append(overlay_fd)
             argv = [
                 *self._join(cgroup.procs_files()),
                 *self._drop_privileges(bounding=True),
                 "bwrap",
-                *self._bwrap_args(spec, etc_fd=etc_fd, home_fd=home_fd, tmp_fd=tmp_fd),
+                *self._bwrap_args(
+                    spec, etc_fd=etc_fd, home_fd=home_fd, tmp_fd=tmp_fd,
+                    volume_binds=volume_binds, root_fd=overlay_fd,
+                ),
                 "/bin/sh", "-c", "echo ready; exec sleep infinity",
             ]  # fmt: skip
             init = await asyncio.create_subprocess_exec(
@@ -305,29 +355,49 @@ class Runtime:
         )
 
     def _bwrap_args(
-        self, spec: SandboxSpec, *, etc_fd: int, home_fd: int, tmp_fd: int
+        self,
+        spec: SandboxSpec,
+        *,
+        etc_fd: int,
+        home_fd: int,
+        tmp_fd: int,
+        volume_binds: Sequence[tuple[str, str]] = (),
+        root_fd: int | None = None,
     ) -> list[str]:
         args = [
             "--unshare-all", "--unshare-user", "--disable-userns",
             "--uid", str(rootfs.SANDBOX_UID), "--gid", str(rootfs.SANDBOX_UID),
             "--hostname", "sandbox", "--die-with-parent", "--new-session",
         ]  # fmt: skip
-        for kind, name in self._host_binds:
-            if kind == "bind":
-                args += ["--ro-bind", f"/{name}", f"/{name}"]
-            else:
-                args += ["--symlink", kind.removeprefix("symlink:"), f"/{name}"]
-        args += ["--ro-bind-fd", str(etc_fd), "/etc"]
-        for name in self._etc_binds:
-            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+        lower = Path(spec.rootfs) if spec.rootfs is not None else None
+        if root_fd is not None:
+            # A snapshot: its overlay is the root, writable where its files allow.
+            args += ["--bind-fd", str(root_fd), "/"]
+        if lower is None or not is_full_root(lower):
+            for kind, name in self._host_binds:
+                if kind == "bind":
+                    args += ["--ro-bind", f"/{name}", f"/{name}"]
+                elif root_fd is None:  # in an overlay root the engine made the link
+                    args += ["--symlink", kind.removeprefix("symlink:"), f"/{name}"]
+        if lower is None or not has_own_etc(lower):
+            args += ["--ro-bind-fd", str(etc_fd), "/etc"]
+            for name in self._etc_binds:
+                args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
         # /tmp, /dev/shm and /var/tmp here are paths inside the sandbox, not the host's.
         args += [
             "--proc", "/proc", "--dev", "/dev",
             "--size", str(64 << 20), "--tmpfs", "/dev/shm",  # noqa: S108
-            "--bind-fd", str(home_fd), rootfs.HOME,
             "--bind-fd", str(tmp_fd), "/tmp",  # noqa: S108
-            "--dir", "/root", "--dir", "/var/tmp",  # noqa: S108
-            "--remount-ro", "/",
+        ]  # fmt: skip
+        if root_fd is None:
+            # From a snapshot, home is the overlay's (the snapshot's files, writes on disk).
+            args += ["--bind-fd", str(home_fd), rootfs.HOME]
+        for source, target in volume_binds:
+            args += ["--bind", source, target]
+        if root_fd is None:
+            # The default root is bwrap's tmpfs: read-only; an overlay root stays as is.
+            args += ["--dir", "/root", "--dir", "/var/tmp", "--remount-ro", "/"]  # noqa: S108
+        args += [
             "--chdir", rootfs.HOME,
             "--clearenv", "--setenv", "PATH", rootfs.PATH, "--setenv", "HOME", rootfs.HOME,
         ]  # fmt: skip
@@ -422,11 +492,14 @@ class Runtime:
             with contextlib.suppress(OSError):
                 os.close(fd)
         del self.running[sandbox_id]
+        unbind_volumes(self.volumes_dir(sandbox_id))
+        self.root_layer(sandbox_id).unmount()
         running.disk.unmount()
 
     async def destroy(self, sandbox_id: str) -> None:
         """Stop the sandbox and remove its disk for good."""
         await self.stop(sandbox_id, force=True)
+        self.root_layer(sandbox_id).unmount()
         self.disk(sandbox_id).delete()
         shutil.rmtree(self.sandbox_dir(sandbox_id), ignore_errors=True)
 

@@ -1,0 +1,90 @@
+"""A sandbox's root filesystem from a snapshot: the snapshot read-only, an overlay on top.
+
+The snapshot's directory is the overlay's lower layer, shared by every sandbox made
+from it; each sandbox's upper layer lives on its own disk, so its writes count against
+its disk size and survive stop and start. bwrap 0.8 has no ``--overlay``, so the engine
+mounts the overlay as root and hands bubblewrap the merged directory.
+
+A snapshot need not be a whole distribution: what it lacks of ``/usr``, ``/bin``,
+``/lib``… comes read-only from the host, and without an ``etc/passwd`` of its own it
+gets the engine's generated ``/etc``, just as the default snapshot does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from dashboard.engine.runtime.disk import DiskError, _libc, _run, is_mounted
+from dashboard.engine.runtime.mounts import open_beneath
+
+MNT_DETACH = 2
+# Directories bwrap mounts over in every sandbox; they must exist in the merged tree
+# before bubblewrap (unprivileged) starts, since it cannot create them there itself.
+MOUNT_POINTS = ("proc", "dev", "tmp", "home/daytona", "etc", "root", "var/tmp")
+
+
+def is_full_root(rootfs: Path) -> bool:
+    """Whether the snapshot brings its own system (a shell at /bin/sh or /usr/bin/sh)."""
+    return any(os.path.lexists(rootfs / p) for p in ("usr/bin/sh", "bin/sh")) and os.path.lexists(
+        rootfs / "usr"
+    )
+
+
+def has_own_etc(rootfs: Path) -> bool:
+    """Whether the snapshot brings its own /etc (with a passwd file)."""
+    return (rootfs / "etc" / "passwd").is_file() and not (rootfs / "etc").is_symlink()
+
+
+class RootLayer:
+    """The overlay of one sandbox: snapshot below, the sandbox's disk above."""
+
+    def __init__(self, lower: Path, disk_mount: Path, merged: Path) -> None:
+        self.lower = lower
+        self.upper = disk_mount / "layer" / "upper"
+        self.work = disk_mount / "layer" / "work"
+        self.merged = merged
+
+    async def mount(
+        self,
+        owner_uid: int,
+        extra_points: tuple[str, ...] = (),
+        symlinks: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """Mount the overlay (idempotent) and create the mount points and symlinks bwrap needs."""
+        if not self.lower.is_dir():
+            raise DiskError(f"the snapshot's files are missing ({self.lower})")
+        for directory in (self.upper, self.work):
+            directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.upper, 0o755)  # noqa: S103 -- the root directory the sandbox sees
+        self.merged.mkdir(parents=True, exist_ok=True)
+        if not is_mounted(self.merged):
+            options = f"lowerdir={self.lower},upperdir={self.upper},workdir={self.work}"
+            await _run(
+                "mount", "-t", "overlay", "overlay", "-o", f"{options},nodev,nosuid",
+                str(self.merged),
+            )  # fmt: skip
+        for point in (*MOUNT_POINTS, *extra_points):
+            # Sandbox-written content may hold symlinks: never follow them as root.
+            with contextlib.suppress(OSError):
+                os.close(open_beneath(str(self.merged), point, owner_uid))
+        # The sandbox user owns its home even when the snapshot's files say otherwise.
+        home = open_beneath(str(self.merged), "home/daytona", owner_uid)
+        try:
+            os.chown(f"/proc/self/fd/{home}", owner_uid, owner_uid)
+        finally:
+            os.close(home)
+        for target, name in symlinks:
+            with contextlib.suppress(FileExistsError):
+                os.symlink(target, self.merged / name)
+
+    def unmount(self) -> None:
+        """Unmount the overlay (lazily if something still holds it)."""
+        if not is_mounted(self.merged):
+            return
+        target = str(self.merged).encode()
+        if _libc.umount2(target, 0) != 0:
+            _libc.umount2(target, MNT_DETACH)
+        with contextlib.suppress(OSError):
+            self.merged.rmdir()

@@ -1,0 +1,771 @@
+"""Snapshots: read-only root filesystems that sandboxes are made from.
+
+A snapshot is a directory under the engine's data directory. Sandboxes made from it
+mount it as the lower layer of an overlay (see ``runtime/layers.py``), so it is shared
+and never written. ``imageName`` names the source, since the engine pulls no images:
+
+- ``dir:/absolute/path``: a copy of a directory on the engine's machine;
+- ``tar:/absolute/path.tar[.gz|.xz|...]``: a tarball on the engine's machine, unpacked;
+- ``debian`` or ``debian:<suite>``: a minimal Debian built with debootstrap from
+  ``SANDBAR_DEBIAN_MIRROR`` (refused as ``build_failed`` when the mirror is unreachable);
+- ``POST /sandbox/{id}/snapshot``: a sandbox's current files (its home, plus its
+  snapshot's root with the sandbox's changes when it was made from one).
+
+A snapshot without a shell of its own gets the host's ``/usr`` read-only, like the
+default snapshot; one without ``etc/passwd`` gets the engine's generated ``/etc``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import sqlite3
+import urllib.parse
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from dashboard.engine import usage
+from dashboard.engine.config import env_str
+from dashboard.engine.errors import ApiError, BadRequest, Conflict, NotFound
+from dashboard.engine.runtime import rootfs
+from dashboard.engine.store import iso, new_id, now
+from dashboard.engine.validation import Body, Query, read_json
+
+if TYPE_CHECKING:
+    from dashboard.engine.lifecycle import Engine
+    from dashboard.engine.store import SandboxRecord
+
+log = logging.getLogger("sandbar.engine")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshots (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    image_name TEXT,
+    general INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    error_reason TEXT,
+    size REAL,
+    entrypoint TEXT,
+    cpu INTEGER NOT NULL,
+    gpu INTEGER NOT NULL DEFAULT 0,
+    mem INTEGER NOT NULL,
+    disk INTEGER NOT NULL,
+    source_sandbox_id TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    last_used_at TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS snapshots_name ON snapshots (name);
+"""
+DEFAULT_ID = "00000000-0000-4000-8000-000000000000"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,254}$")
+SUITE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
+DEFAULT_SUITE = "bookworm"
+TERMINAL = ("active", "inactive", "error", "build_failed")
+SORTS = {"name": "name", "state": "state", "lastUsedAt": "last_used_at", "createdAt": "created_at"}
+MIRROR_TIMEOUT = 5.0
+FOLLOW_POLL = 0.2
+
+Notify = Callable[[str, Callable[[str], Any]], None]
+
+
+class Forbidden(ApiError):
+    """The action is not allowed on this snapshot."""
+
+    status = 403
+
+
+@dataclass
+class Snapshot:
+    """One row of the snapshots table."""
+
+    id: str
+    name: str
+    image_name: str | None
+    general: bool
+    state: str
+    error_reason: str | None
+    size: float | None
+    entrypoint: str | None
+    cpu: int
+    gpu: int
+    mem: int
+    disk: int
+    source_sandbox_id: str | None
+    created_at: str
+    updated_at: str
+    last_used_at: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Snapshot:
+        """Build a record from a database row."""
+        data = dict(row)
+        data["general"] = bool(data["general"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a snapshot's files come from."""
+
+    kind: str  # dir, tar, debian, sandbox
+    value: str
+
+
+def parse_source(image_name: str) -> Source:
+    """Validate ``imageName`` as a source this engine can build from (400 otherwise)."""
+    if image_name.endswith(":latest"):
+        raise BadRequest("Images with tag latest are not allowed")
+    kind, _, value = image_name.partition(":")
+    if kind in ("dir", "tar"):
+        if not value.startswith("/") or "\x00" in value:
+            raise BadRequest(f"{kind}: sources need an absolute path on the engine's machine")
+        path = Path(value)
+        if kind == "dir" and not path.is_dir():
+            raise BadRequest(f"Snapshot source {image_name} is not a directory")
+        if kind == "tar" and not path.is_file():
+            raise BadRequest(f"Snapshot source {image_name} is not a file")
+        return Source(kind, str(path.resolve()))
+    if kind == "debian":
+        suite = value or DEFAULT_SUITE
+        if not SUITE_PATTERN.match(suite):
+            raise BadRequest(f"{suite} is not a Debian suite name (e.g. bookworm)")
+        return Source("debian", suite)
+    raise BadRequest(
+        f"The embedded engine cannot pull the image {image_name}: use dir:/path, "
+        "tar:/path.tar or debian:<suite> as imageName"
+    )
+
+
+def debootstrap_command(suite: str, target: Path, mirror: str) -> list[str]:
+    """The debootstrap command line for a minimal Debian root filesystem."""
+    return ["debootstrap", "--variant=minbase", suite, str(target), mirror]
+
+
+async def mirror_reachable(mirror: str, wait: float = MIRROR_TIMEOUT) -> str | None:
+    """None when a TCP connection to the mirror opens, else why not."""
+    parsed = urllib.parse.urlsplit(mirror)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return f"{mirror} is not an http(s) URL"
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(parsed.hostname, port), wait)
+    except (OSError, TimeoutError) as error:
+        return f"Debian mirror {mirror} is unreachable: {error or 'timed out'}"
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return None
+
+
+class Snapshots:
+    """The snapshots table, their files and their builds."""
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        directory: Path,
+        organization_id: str,
+        notify: Notify,
+        *,
+        defaults: tuple[int, int, int],
+    ) -> None:
+        self.db = db
+        self.db.executescript(SCHEMA)
+        self.directory = directory
+        self.organization_id = organization_id
+        self.notify = notify
+        self.defaults = defaults
+        self.mirror = env_str("SANDBAR_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+        self._builds: dict[str, asyncio.Task[None]] = {}
+        stamp = iso(now())
+        cpu, mem, disk = defaults
+        self.db.execute(
+            "INSERT OR IGNORE INTO snapshots (id, name, image_name, general, state, cpu, mem,"
+            " disk, created_at, updated_at) VALUES (?, ?, NULL, 1, 'active', ?, ?, ?, ?, ?)",
+            (DEFAULT_ID, rootfs.DEFAULT_SNAPSHOT, cpu, mem, disk, stamp, stamp),
+        )
+        # The default snapshot follows the configured defaults, which may have changed.
+        self.db.execute(
+            "UPDATE snapshots SET cpu = ?, mem = ?, disk = ? WHERE id = ?",
+            (cpu, mem, disk, DEFAULT_ID),
+        )
+        # A build the previous engine was running is lost with it.
+        self.db.execute(
+            "UPDATE snapshots SET state = 'build_failed', error_reason = ?, updated_at = ?"
+            " WHERE state IN ('pending', 'building', 'pulling')",
+            ("the build was interrupted by an engine restart", stamp),
+        )
+
+    # -- records ---------------------------------------------------------------
+
+    def dto(self, snapshot: Snapshot) -> dict[str, Any]:
+        """``SnapshotDto``."""
+        return {
+            "id": snapshot.id,
+            "organizationId": None if snapshot.general else self.organization_id,
+            "general": snapshot.general,
+            "name": snapshot.name,
+            "imageName": snapshot.image_name,
+            "ref": None if snapshot.general else f"local/{snapshot.id}",
+            "state": snapshot.state,
+            "size": snapshot.size,
+            "entrypoint": json.loads(snapshot.entrypoint) if snapshot.entrypoint else None,
+            "cpu": snapshot.cpu,
+            "gpu": snapshot.gpu,
+            "mem": snapshot.mem,
+            "disk": snapshot.disk,
+            "errorReason": snapshot.error_reason,
+            "createdAt": snapshot.created_at,
+            "updatedAt": snapshot.updated_at,
+            "lastUsedAt": snapshot.last_used_at,
+            "sourceSandboxId": snapshot.source_sandbox_id,
+            "buildInfo": None,
+            "regionIds": [usage.REGION],
+            "initialRunnerId": "local",
+            "sandboxClass": "container",
+        }
+
+    def get(self, id_or_name: str) -> Snapshot | None:
+        """A snapshot by id, else by name."""
+        row = self.db.execute(
+            "SELECT * FROM snapshots WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1",
+            (id_or_name, id_or_name, id_or_name),
+        ).fetchone()
+        return Snapshot.from_row(row) if row else None
+
+    def find(self, id_or_name: str) -> Snapshot:
+        """A snapshot or a 404."""
+        snapshot = self.get(id_or_name)
+        if snapshot is None:
+            raise NotFound(f"Snapshot {id_or_name} not found")
+        return snapshot
+
+    def rootfs(self, snapshot: Snapshot) -> Path:
+        """The snapshot's root filesystem on the host."""
+        return self.directory / snapshot.id / "rootfs"
+
+    def log_path(self, snapshot_id: str) -> Path:
+        """The snapshot's build log."""
+        return self.directory / snapshot_id / "build.log"
+
+    def _set_state(self, snapshot: Snapshot, state: str, **changes: Any) -> None:
+        old = snapshot.state
+        snapshot.state = state
+        snapshot.error_reason = changes.pop("error_reason", None)
+        for key, value in changes.items():
+            setattr(snapshot, key, value)
+        snapshot.updated_at = iso(now())
+        self.db.execute(
+            "UPDATE snapshots SET state = ?, error_reason = ?, size = ?, updated_at = ?,"
+            " last_used_at = ? WHERE id = ?",
+            (
+                state,
+                snapshot.error_reason,
+                snapshot.size,
+                snapshot.updated_at,
+                snapshot.last_used_at,
+                snapshot.id,
+            ),
+        )
+        if old != state:
+            dto = self.dto(snapshot)
+            self.notify(
+                "snapshot.state.updated",
+                lambda _: {"snapshot": dto, "oldState": old, "newState": state},
+            )
+
+    def in_use_by(self, snapshot: Snapshot) -> list[str]:
+        """Live sandboxes made from the snapshot."""
+        rows = self.db.execute(
+            "SELECT id FROM sandboxes WHERE snapshot = ? AND state != 'destroyed'",
+            (snapshot.name,),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    # -- for sandboxes ---------------------------------------------------------
+
+    def for_sandbox(self, id_or_name: str) -> tuple[Snapshot, str | None]:
+        """The active snapshot a new sandbox is made from, and its root (None: default)."""
+        snapshot = self.get(id_or_name)
+        if snapshot is None:
+            raise NotFound(f"Snapshot {id_or_name} not found")
+        if snapshot.state != "active":
+            raise BadRequest(f"Snapshot {id_or_name} is {snapshot.state}")
+        return snapshot, None if snapshot.general else str(self.rootfs(snapshot))
+
+    def rootfs_for(self, name: str) -> str | None:
+        """The root filesystem a sandbox made from ``name`` runs on (None: default)."""
+        snapshot = self.get(name)
+        if snapshot is None or snapshot.general:
+            return None
+        return str(self.rootfs(snapshot))
+
+    def mark_used(self, snapshot: Snapshot) -> None:
+        """Record that a sandbox was made from the snapshot."""
+        stamp = iso(now())
+        self.db.execute("UPDATE snapshots SET last_used_at = ? WHERE id = ?", (stamp, snapshot.id))
+
+    # -- create, delete, (de)activate -----------------------------------------
+
+    def _insert(
+        self, name: str, image_name: str, resources: tuple[int, int, int], **extra: Any
+    ) -> Snapshot:
+        if not NAME_PATTERN.match(name):
+            raise BadRequest("name must be 1-255 letters, digits or . _ : / @ -")
+        stamp = iso(now())
+        cpu, mem, disk = resources
+        snapshot = Snapshot(
+            id=new_id(),
+            name=name,
+            image_name=image_name,
+            general=False,
+            state="pending",
+            error_reason=None,
+            size=None,
+            entrypoint=extra.get("entrypoint"),
+            cpu=cpu,
+            gpu=0,
+            mem=mem,
+            disk=disk,
+            source_sandbox_id=extra.get("source_sandbox_id"),
+            created_at=stamp,
+            updated_at=stamp,
+            last_used_at=None,
+        )
+        try:
+            self.db.execute(
+                "INSERT INTO snapshots (id, name, image_name, general, state, entrypoint, cpu,"
+                " gpu, mem, disk, source_sandbox_id, created_at, updated_at)"
+                " VALUES (?, ?, ?, 0, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+                (
+                    snapshot.id, name, image_name, snapshot.state, snapshot.entrypoint,
+                    cpu, mem, disk, snapshot.source_sandbox_id, stamp, stamp,
+                ),
+            )  # fmt: skip
+        except sqlite3.IntegrityError:
+            raise Conflict(f"Snapshot with name {name} already exists") from None
+        (self.directory / snapshot.id).mkdir(parents=True, exist_ok=True)
+        self.log_path(snapshot.id).touch()
+        created = self.dto(snapshot)
+        self.notify("snapshot.created", lambda _: created)
+        return snapshot
+
+    def create(
+        self,
+        name: str,
+        image_name: str,
+        resources: tuple[int, int, int],
+        entrypoint: list[str] | None = None,
+    ) -> Snapshot:
+        """Validate the source, record the snapshot and start building it."""
+        source = parse_source(image_name)
+        snapshot = self._insert(
+            name,
+            image_name,
+            resources,
+            entrypoint=json.dumps(entrypoint) if entrypoint else None,
+        )
+        self._start_build(snapshot, self._build_from(snapshot, source))
+        return snapshot
+
+    def capture(self, engine: Engine, record: SandboxRecord, name: str) -> Snapshot:
+        """Start snapshotting a sandbox's current files."""
+        snapshot = self._insert(
+            name,
+            f"sandbox:{record.id}",
+            (record.cpu, record.memory, record.disk),
+            source_sandbox_id=record.id,
+        )
+        self._start_build(snapshot, self._capture(engine, snapshot, record.id))
+        return snapshot
+
+    def _start_build(self, snapshot: Snapshot, work: Any) -> None:
+        task = asyncio.create_task(self._build(snapshot, work), name=f"snapshot-{snapshot.id}")
+        self._builds[snapshot.id] = task
+        task.add_done_callback(lambda _: self._builds.pop(snapshot.id, None))
+
+    async def _build(self, snapshot: Snapshot, work: Any) -> None:
+        target = self.rootfs(snapshot)
+        log_file = self.log_path(snapshot.id)
+        try:
+            self._set_state(snapshot, "building")
+            self._log(log_file, f"building snapshot {snapshot.name} from {snapshot.image_name}")
+            target.mkdir(parents=True, exist_ok=True)
+            await work
+            os.chmod(target, 0o755)  # noqa: S103 -- the root directory sandboxes see
+            size = await asyncio.to_thread(_tree_size, target)
+            self._log(log_file, f"snapshot {snapshot.name} is active ({size / 2**30:.3f} GiB)")
+            self._set_state(snapshot, "active", size=round(size / 2**30, 3))
+        except asyncio.CancelledError:
+            await asyncio.to_thread(shutil.rmtree, target, True)
+            raise
+        except (OSError, BuildError, ApiError) as error:
+            reason = str(error) or type(error).__name__
+            self._log(log_file, f"build failed: {reason}")
+            await asyncio.to_thread(shutil.rmtree, target, True)
+            self._set_state(snapshot, "build_failed", error_reason=reason)
+        except Exception as error:  # a bug must still end the build, not leave it pending
+            log.exception("snapshot build %s failed", snapshot.id)
+            await asyncio.to_thread(shutil.rmtree, target, True)
+            self._set_state(snapshot, "build_failed", error_reason=f"internal error: {error}")
+
+    def _log(self, path: Path, line: str) -> None:
+        with open(path, "a") as handle:
+            handle.write(f"{iso(now())} {line}\n")
+
+    async def _run_logged(self, snapshot: Snapshot, argv: list[str]) -> None:
+        self._log(self.log_path(snapshot.id), "$ " + " ".join(argv))
+        with open(self.log_path(snapshot.id), "ab") as output:  # noqa: ASYNC230 -- local, small
+            process = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=output
+            )
+            try:
+                code = await process.wait()
+            except asyncio.CancelledError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+                raise
+        if code != 0:
+            raise BuildError(f"{argv[0]} exited with status {code}")
+
+    async def _build_from(self, snapshot: Snapshot, source: Source) -> None:
+        target = self.rootfs(snapshot)
+        if source.kind == "dir":
+            await self._run_logged(snapshot, ["cp", "-a", "--", f"{source.value}/.", str(target)])
+        elif source.kind == "tar":
+            await self._run_logged(
+                snapshot, ["tar", "-x", "--numeric-owner", "-f", source.value, "-C", str(target)]
+            )
+        else:
+            problem = await mirror_reachable(self.mirror)
+            if problem is not None:
+                raise BuildError(problem)
+            if shutil.which("debootstrap") is None:
+                raise BuildError("debootstrap is not installed on the engine's machine")
+            await self._run_logged(snapshot, debootstrap_command(source.value, target, self.mirror))
+
+    async def _capture(self, engine: Engine, snapshot: Snapshot, sandbox_id: str) -> None:
+        target = self.rootfs(snapshot)
+        runtime = engine.runtime
+        record = engine.find(sandbox_id)
+        async with engine._transition(record, wait=True):
+            record = engine.find(sandbox_id)
+            previous = record.state
+            if previous not in ("started", "stopped"):
+                raise BuildError(f"the sandbox is {previous}; it must be started or stopped")
+            engine._set_state(record, "snapshotting")
+            running = runtime.is_running(record.id)
+            disk = runtime.disk(record.id)
+            try:
+                await disk.mount()
+                spec = engine._spec(record)
+                layer = await runtime.mount_root(spec)
+                if layer is not None:
+                    await self._run_logged(
+                        snapshot, ["cp", "-a", "--", f"{layer.merged}/.", str(target)]
+                    )
+                else:
+                    home = target / rootfs.HOME.lstrip("/")
+                    home.parent.mkdir(parents=True, exist_ok=True)
+                    await self._run_logged(snapshot, ["cp", "-a", "--", str(disk.home), str(home)])
+            finally:
+                if not running and not runtime.is_running(record.id):
+                    runtime.root_layer(record.id).unmount()
+                    disk.unmount()
+                engine._set_state(record, previous)
+                record.desired_state = previous
+                engine.store.save(record)
+
+    async def delete(self, id_or_name: str) -> Snapshot:
+        """Delete a snapshot no sandbox uses (409 otherwise)."""
+        snapshot = self.find(id_or_name)
+        if snapshot.general:
+            raise Forbidden("The default snapshot cannot be deleted")
+        users = self.in_use_by(snapshot)
+        if users:
+            raise Conflict(
+                f"Snapshot {snapshot.name} is in use by {len(users)} sandbox(es): "
+                + ", ".join(users)
+            )
+        build = self._builds.get(snapshot.id)
+        if build is not None:
+            build.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await build
+            snapshot = self.find(snapshot.id)
+        self._set_state(snapshot, "removing")
+        await asyncio.to_thread(shutil.rmtree, self.directory / snapshot.id, True)
+        self.db.execute("DELETE FROM snapshots WHERE id = ?", (snapshot.id,))
+        removed = self.dto(snapshot)
+        self.notify("snapshot.removed", lambda _: removed)
+        return snapshot
+
+    def activate(self, id_or_name: str) -> Snapshot:
+        """Make an inactive snapshot usable again."""
+        snapshot = self.find(id_or_name)
+        if snapshot.state != "inactive":
+            raise BadRequest(f"Snapshot {snapshot.name} is {snapshot.state}, not inactive")
+        self._set_state(snapshot, "pending")
+        self._set_state(snapshot, "active")
+        return snapshot
+
+    def deactivate(self, id_or_name: str) -> Snapshot:
+        """Stop new sandboxes from being made from a snapshot."""
+        snapshot = self.find(id_or_name)
+        if snapshot.general:
+            raise Forbidden("The default snapshot cannot be deactivated")
+        if snapshot.state != "active":
+            raise BadRequest(f"Snapshot {snapshot.name} is {snapshot.state}, not active")
+        self._set_state(snapshot, "inactive")
+        return snapshot
+
+    async def close(self) -> None:
+        """Cancel builds in progress (they are marked failed on the next start)."""
+        for task in list(self._builds.values()):
+            task.cancel()
+        for task in list(self._builds.values()):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def list(
+        self,
+        *,
+        page: int,
+        limit: int,
+        name: str | None,
+        sort: str,
+        descending: bool,
+        source_sandbox_id: str | None = None,
+    ) -> tuple[list[Snapshot], int]:
+        """One page of snapshots and the total that match."""
+        where, params = [], []
+        if name:
+            where.append("name LIKE ? ESCAPE '\\'")
+            escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params.append(f"%{escaped}%")
+        if source_sandbox_id:
+            where.append("source_sandbox_id = ?")
+            params.append(source_sandbox_id)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        total = self.db.execute(f"SELECT COUNT(*) FROM snapshots{clause}", params).fetchone()[0]  # noqa: S608
+        direction = "DESC" if descending else "ASC"
+        rows = self.db.execute(
+            f"SELECT * FROM snapshots{clause} ORDER BY {SORTS[sort]} {direction}, id {direction}"  # noqa: S608
+            " LIMIT ? OFFSET ?",
+            [*params, limit, (page - 1) * limit],
+        ).fetchall()
+        return [Snapshot.from_row(row) for row in rows], int(total)
+
+
+class BuildError(RuntimeError):
+    """A snapshot build failed for a reason the caller can act on."""
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    return total
+
+
+# -- routes -------------------------------------------------------------------------
+
+
+def snapshots_of(request: Request) -> Snapshots:
+    """The engine's snapshots."""
+    snapshots: Snapshots = request.app.state.engine.snapshots
+    return snapshots
+
+
+async def list_snapshots(request: Request) -> Response:
+    """GET /snapshots: a page, with name search and sort ({items, total, page, totalPages})."""
+    query = Query(
+        request.query_params, {"page", "limit", "name", "sort", "order", "sourceSandboxId"}
+    )
+    page = query.integer("page", 1, minimum=1, maximum=10**6) or 1
+    limit = query.integer("limit", 100, minimum=1, maximum=200) or 100
+    sort = query.string("sort", "createdAt") or "createdAt"
+    if sort not in SORTS:
+        raise BadRequest(f"sort must be one of {', '.join(SORTS)}")
+    order = (query.string("order", "desc") or "desc").lower()
+    if order not in ("asc", "desc"):
+        raise BadRequest("order must be asc or desc")
+    snapshots = snapshots_of(request)
+    items, total = snapshots.list(
+        page=page,
+        limit=limit,
+        name=query.string("name"),
+        sort=sort,
+        descending=order == "desc",
+        source_sandbox_id=query.string("sourceSandboxId"),
+    )
+    return JSONResponse(
+        {
+            "items": [snapshots.dto(s) for s in items],
+            "total": total,
+            "page": page,
+            "totalPages": math.ceil(total / limit),
+        }
+    )
+
+
+def _resources(body: Body, request: Request) -> tuple[int, int, int]:
+    config = request.app.state.engine.config
+    if body.integer("gpu", 0, minimum=0):
+        raise BadRequest("The embedded engine has no GPUs")
+    cpu = body.integer("cpu", config.default_cpu, minimum=1, maximum=config.max_cpu)
+    memory = body.integer("memory", config.default_memory, minimum=1, maximum=config.max_memory)
+    disk = body.integer("disk", config.default_disk, minimum=1, maximum=config.max_disk)
+    assert cpu is not None and memory is not None and disk is not None
+    return cpu, memory, disk
+
+
+async def create_snapshot(request: Request) -> Response:
+    """POST /snapshots {name, imageName, ...}: 200 with the SnapshotDto, then it builds."""
+    Query(request.query_params, set())
+    body = Body(
+        await read_json(request),
+        {"name", "imageName", "entrypoint", "cpu", "gpu", "gpuType", "memory", "disk",
+         "buildInfo", "regionId", "sandboxClass", "skipValidation"},
+    )  # fmt: skip
+    name = body.string("name", required=True, max_length=255, allow_empty=False)
+    if body.raw("buildInfo") not in (None, {}):
+        raise BadRequest("The embedded engine does not build from a Dockerfile (buildInfo)")
+    if body.raw("gpuType") not in (None, [], ""):
+        raise BadRequest("The embedded engine has no GPUs")
+    image_name = body.string("imageName", required=True, max_length=4096, allow_empty=False)
+    entrypoint = body.string_list("entrypoint", max_items=64) or None
+    region = body.string("regionId")
+    if region not in (None, "", usage.REGION):
+        raise BadRequest(f"Region {region} not found")
+    if body.string("sandboxClass") not in (None, "container"):
+        raise BadRequest("The embedded engine only runs the container class")
+    body.boolean("skipValidation")
+    resources = _resources(body, request)
+    assert name is not None and image_name is not None
+    engine = request.app.state.engine
+    usage.check_snapshot(engine.store.db, engine.quotas)
+    snapshots = snapshots_of(request)
+    return JSONResponse(snapshots.dto(snapshots.create(name, image_name, resources, entrypoint)))
+
+
+async def get_snapshot(request: Request) -> Response:
+    """GET /snapshots/{id}: by id or name."""
+    Query(request.query_params, set())
+    snapshots = snapshots_of(request)
+    return JSONResponse(snapshots.dto(snapshots.find(request.path_params["id"])))
+
+
+async def delete_snapshot(request: Request) -> Response:
+    """DELETE /snapshots/{id}: 409 while a sandbox uses it."""
+    Query(request.query_params, set())
+    await snapshots_of(request).delete(request.path_params["id"])
+    return Response(status_code=200)
+
+
+async def activate_snapshot(request: Request) -> Response:
+    """POST /snapshots/{id}/activate (only from inactive)."""
+    Query(request.query_params, set())
+    snapshots = snapshots_of(request)
+    return JSONResponse(snapshots.dto(snapshots.activate(request.path_params["id"])))
+
+
+async def deactivate_snapshot(request: Request) -> Response:
+    """POST /snapshots/{id}/deactivate."""
+    Query(request.query_params, set())
+    snapshots = snapshots_of(request)
+    return JSONResponse(snapshots.dto(snapshots.deactivate(request.path_params["id"])))
+
+
+async def build_logs_url(request: Request) -> Response:
+    """GET /snapshots/{id}/build-logs-url → {url}."""
+    Query(request.query_params, set())
+    snapshot = snapshots_of(request).find(request.path_params["id"])
+    base = f"{request.url.scheme}://{request.url.netloc}/api"
+    return JSONResponse({"url": f"{base}/snapshots/{snapshot.id}/build-logs"})
+
+
+async def build_logs(request: Request) -> Response:
+    """GET /snapshots/{id}/build-logs[?follow=true]: plain text, chunked while building."""
+    follow = bool(Query(request.query_params, {"follow"}).boolean("follow", False))
+    snapshots = snapshots_of(request)
+    snapshot = snapshots.find(request.path_params["id"])
+    path = snapshots.log_path(snapshot.id)
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            handle = open(path, "rb")  # noqa: SIM115, ASYNC230 -- closed in finally
+        except FileNotFoundError:
+            return
+        try:
+            while True:
+                chunk = handle.read(64 * 1024)
+                if chunk:
+                    yield chunk
+                    continue
+                if not follow:
+                    return
+                current = snapshots.get(snapshot.id)
+                if current is None or current.state in TERMINAL:
+                    rest = handle.read()
+                    if rest:
+                        yield rest
+                    return
+                await asyncio.sleep(FOLLOW_POLL)
+        finally:
+            handle.close()
+
+    return StreamingResponse(stream(), media_type="application/octet-stream")
+
+
+async def snapshot_sandbox(request: Request) -> Response:
+    """POST /sandbox/{id}/snapshot {name}: snapshot a sandbox's files; answers the Sandbox."""
+    from dashboard.engine.api import sandbox_dto  # api imports the engine, not this module
+
+    Query(request.query_params, set())
+    body = Body(await read_json(request), {"name", "includeMemory"})
+    name = body.string("name", required=True, max_length=255, allow_empty=False)
+    if body.boolean("includeMemory"):
+        raise BadRequest("The embedded engine cannot snapshot memory")
+    engine = request.app.state.engine
+    record = engine.find(request.path_params["id"])
+    if record.state not in ("started", "stopped"):
+        raise BadRequest(f"Sandbox must be started or stopped to snapshot (state: {record.state})")
+    assert name is not None
+    usage.check_snapshot(engine.store.db, engine.quotas)
+    snapshots_of(request).capture(engine, record, name)
+    await asyncio.sleep(0)  # let the capture take the sandbox's lock first
+    return JSONResponse(sandbox_dto(replace(engine.find(record.id)), request))
+
+
+def routes() -> list[BaseRoute]:
+    """Snapshot routes, mounted at /api."""
+    snapshot = "/snapshots/{id}"
+    return [
+        Route("/snapshots", list_snapshots, methods=["GET"]),
+        Route("/snapshots", create_snapshot, methods=["POST"]),
+        Route(snapshot, get_snapshot, methods=["GET"]),
+        Route(snapshot, delete_snapshot, methods=["DELETE"]),
+        Route(f"{snapshot}/activate", activate_snapshot, methods=["POST"]),
+        Route(f"{snapshot}/deactivate", deactivate_snapshot, methods=["POST"]),
+        Route(f"{snapshot}/build-logs-url", build_logs_url, methods=["GET"]),
+        Route(f"{snapshot}/build-logs", build_logs, methods=["GET"]),
+        Route("/sandbox/{id}/snapshot", snapshot_sandbox, methods=["POST"]),
+    ]
