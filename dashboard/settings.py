@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "dashboard.accounts",
     "dashboard.audit",
     "dashboard.sandboxes",
+    "dashboard.terminal",
     "dashboard.engine",
 ]
 

@@ -1,0 +1,415 @@
+"""The web terminal: one browser WebSocket relayed to one toolbox PTY.
+
+Protocol (browser side):
+- binary frames both ways are terminal bytes (keys in, output out);
+- text frames are small JSON control messages:
+  in:  {"type": "resize", "cols", "rows"} · {"type": "ack", "bytes"} · {"type": "ping"}
+  out: {"type": "hello", ...} · {"type": "exit", "code", "reason"} · {"type": "error",
+       "message"} · {"type": "ping"} · {"type": "pong"}
+- close codes 4000-4999 are ours (see the constants); the browser retries only on
+  codes that say "try again" (RETRY_CODES) and on network drops.
+
+Flow control: the browser acknowledges the bytes it has drawn. Above HIGH_WATER
+unacknowledged bytes the consumer stops sending output; below LOW_WATER it resumes
+with a fresh attach that resets the terminal and redraws the screen, so the browser
+never chews through a backlog of a flood it cannot show anyway. Meanwhile the pump
+keeps draining the toolbox socket and drops what it reads: Daytona closes a PTY
+reader that falls 256 frames behind (1008 "slow consumer"), and keystrokes sent on a
+connection it has given up on are lost. So memory stays bounded on every leg, and
+input (Ctrl-C) never waits behind output.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.utils import timezone
+
+from dashboard import daytona
+from dashboard.accounts.access import sandbox_access, terminal_access
+from dashboard.accounts.models import Role
+from dashboard.audit.models import Outcome
+from dashboard.audit.trail import record
+from dashboard.daytona import toolbox
+from dashboard.daytona.streams import PtyClosed, PtyExit, PtyStream
+from dashboard.terminal.models import Shell
+
+log = logging.getLogger(__name__)
+
+BAD_REQUEST = 4400
+NOT_ALLOWED = 4403
+NOT_FOUND = 4404
+NOT_STARTED = 4409
+EXITED = 4410
+UPSTREAM_LOST = 4502
+UNAVAILABLE = 4503
+RETRY_CODES = (UPSTREAM_LOST, UNAVAILABLE)
+
+HIGH_WATER = 1 << 20
+LOW_WATER = 256 << 10
+PING_SECONDS = 20.0
+CONTROL_MAX = 4096
+REATTACH_DELAYS = (0.0, 0.5, 2.0)
+RESET = b"\x1bc"  # RIS: a clean terminal before a redraw, so no old junk survives
+SESSION_ID = r"[A-Za-z0-9_-]{8,64}"
+
+
+def pty_id_for(session: str) -> str:
+    """The toolbox PTY id of a browser session id (prefixed so ours are recognisable)."""
+    return f"sandbar-{session}"
+
+
+def _client_ip(scope: dict[str, Any]) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
+def _size(query: dict[str, list[str]], key: str, default: int) -> int:
+    try:
+        value = int(query.get(key, [default])[0])
+    except (TypeError, ValueError):
+        return default
+    return value if 1 <= value <= toolbox.MAX_PTY_SIZE else default
+
+
+class TerminalConsumer(AsyncWebsocketConsumer):
+    """Relays a browser terminal to a toolbox PTY, with reattach, flow control and audit."""
+
+    upstream: PtyStream | None = None
+    opened: float | None = None
+
+    async def connect(self) -> None:
+        self.pump: asyncio.Task[None] | None = None
+        self.keepalive: asyncio.Task[None] | None = None
+        self.lock = asyncio.Lock()
+        self.window = asyncio.Event()
+        self.window.set()
+        self.unacked = 0
+        self.skipped = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.readonly = False
+        self.told_readonly = False
+        self.user = self.scope.get("user")
+        if self.user is None or not self.user.is_authenticated:
+            await self.close()  # before accept: the handshake itself is refused
+            return
+        kwargs = self.scope["url_route"]["kwargs"]
+        self.session = kwargs["session"]
+        self.pty_id = pty_id_for(self.session)
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        cols, rows = _size(query, "cols", 80), _size(query, "rows", 24)
+        try:
+            self.sandbox = await daytona.get_sandbox(kwargs["sandbox_id"])
+        except daytona.NotFound:
+            await self._refuse(NOT_FOUND, "No such sandbox.")
+            return
+        except daytona.DaytonaError as error:
+            await self._refuse(UNAVAILABLE, error.message)
+            return
+        if not sandbox_access(self.user, self.sandbox.labels).see:
+            await self._refuse(NOT_FOUND, "No such sandbox.")
+            return
+        if not terminal_access(self.user, self.sandbox.labels).act:
+            await self._audit("terminal.open", Outcome.DENIED, "not allowed")
+            await self._refuse(
+                NOT_ALLOWED, "Only the sandbox's owner or an admin may open a shell."
+            )
+            return
+        if self.sandbox.state != "started":
+            message = f"The sandbox is {self.sandbox.state}; start it to use the terminal."
+            await self._refuse(NOT_STARTED, message)
+            return
+        shell = await self._shell()
+        if shell is not None and shell.sandbox_id != self.sandbox.id:
+            await self._refuse(NOT_FOUND, "No such shell in this sandbox.")
+            return
+        if shell is not None and shell.owner_id != self.user.pk:
+            if self.user.role != Role.ADMIN:
+                await self._audit("terminal.open", Outcome.DENIED, "someone else's shell")
+                await self._refuse(NOT_ALLOWED, "This shell belongs to someone else.")
+                return
+            # An admin may watch anyone's shell, never type into it.
+            self.readonly = True
+        if shell is not None and shell.ended_at is not None:
+            await self._accept_and_exit(PtyExit(shell.exit_code, "the shell has ended"))
+            return
+        reattached = shell is not None
+        try:
+            if shell is None:
+                await toolbox.create_pty(self.sandbox, self.pty_id, cols=cols, rows=rows)
+                shell = await self._new_shell()
+            self.upstream = await PtyStream.open(
+                self.sandbox, self.pty_id, replay="screen" if reattached else "none"
+            )
+        except daytona.NotFound:
+            await self._end_shell(None)
+            await self._accept_and_exit(PtyExit(None, "the shell is gone"))
+            return
+        except daytona.Conflict:
+            await self._refuse(NOT_ALLOWED, "That terminal id is taken; open a new shell.")
+            return
+        except daytona.DaytonaError as error:
+            await self._refuse(UNAVAILABLE, error.message)
+            return
+        await self.accept()
+        self.opened = time.monotonic()
+        await self._audit("terminal.open", Outcome.SUCCESS)
+        await self._send_json(
+            {
+                "type": "hello",
+                "session": self.session,
+                "readonly": self.readonly,
+                "reattached": reattached,
+                "owner": await self._owner_name(shell),
+                "high": HIGH_WATER,
+            }
+        )
+        if reattached:
+            await self._send_output(RESET)
+        if self.upstream.exit is not None:
+            await self._shell_exited(self.upstream.exit)
+            return
+        self.pump = asyncio.create_task(self._pump(), name=f"terminal-pump-{self.session}")
+        self.keepalive = asyncio.create_task(
+            self._keepalive(), name=f"terminal-ping-{self.session}"
+        )
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Also when the server cancels us (shutdown): no pump or socket may outlive us.
+            await self._cleanup()
+
+    async def disconnect(self, code: int) -> None:
+        await self._cleanup()
+
+    async def _cleanup(self) -> None:
+        tasks = (getattr(self, "pump", None), getattr(self, "keepalive", None))
+        for task in tasks:
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        for task in tasks:
+            if task is not None and task is not asyncio.current_task():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self.pump = self.keepalive = None
+        if self.upstream is not None:
+            await self.upstream.close()
+            self.upstream = None
+        if self.opened is not None:
+            seconds = round(time.monotonic() - self.opened, 1)
+            self.opened = None
+            await self._audit("terminal.close", Outcome.SUCCESS, seconds=seconds)
+
+    # -- browser -> shell ---------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if bytes_data is not None:
+            await self._input(bytes_data)
+        elif text_data is not None:
+            await self._control(text_data)
+
+    async def _input(self, data: bytes) -> None:
+        if self.readonly:
+            if not self.told_readonly:
+                self.told_readonly = True
+                await self._error("You are watching someone else's shell: typing is off.")
+            return
+        for _ in range(2):
+            stream = self.upstream
+            if stream is None:
+                return
+            try:
+                await stream.send(data)
+            except PtyClosed:
+                if not await self._reattach(stream):
+                    return
+                continue
+            self.bytes_in += len(data)
+            return
+
+    async def _control(self, text: str) -> None:
+        if len(text) > CONTROL_MAX:
+            await self._error(f"Control messages are limited to {CONTROL_MAX} bytes.")
+            return
+        try:
+            message = json.loads(text)
+        except ValueError:
+            await self._error("That control message is not JSON.")
+            return
+        if not isinstance(message, dict):
+            await self._error("A control message is a JSON object with a type.")
+            return
+        kind = message.get("type")
+        if kind == "ack":
+            count = message.get("bytes")
+            if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+                self.unacked = max(0, self.unacked - count)
+                if self.unacked <= LOW_WATER and not self.window.is_set():
+                    await self._resume()
+            else:
+                await self._error("An ack carries a byte count.")
+        elif kind == "resize":
+            await self._resize(message.get("cols"), message.get("rows"))
+        elif kind == "ping":
+            await self._send_json({"type": "pong"})
+        elif kind == "pong":
+            pass
+        else:
+            await self._error("Unknown control message; expected resize, ack or ping.")
+
+    async def _resize(self, cols: object, rows: object) -> None:
+        if self.readonly:
+            return  # a watcher's window must not reshape the owner's terminal
+        try:
+            cols, rows = toolbox.check_pty_size(cols, rows)
+            await toolbox.resize_pty(self.sandbox, self.pty_id, cols, rows)  # type: ignore[arg-type]
+        except daytona.BadRequest as error:
+            await self._error(error.message)
+        except daytona.DaytonaError as error:
+            # A resize racing the shell's exit: the pump reports the exit itself.
+            log.info("terminal resize failed: %s", error.message)
+
+    # -- shell -> browser ---------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        """Read the toolbox PTY and forward what the browser has room for; the one loop here."""
+        try:
+            while True:
+                stream = self.upstream
+                if stream is None:
+                    return
+                try:
+                    data = await stream.recv()
+                except StopAsyncIteration:
+                    await self._shell_exited(stream.exit or PtyExit(None))
+                    return
+                except PtyClosed:
+                    if not await self._reattach(stream):
+                        return
+                    continue
+                if self.window.is_set():
+                    await self._send_output(data)
+                else:
+                    # Behind by a high watermark: drop it; the browser gets a redraw instead.
+                    self.skipped += len(data)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("terminal pump failed")
+            await self.close(code=UPSTREAM_LOST)
+
+    async def _resume(self) -> None:
+        """The browser caught up: if output was dropped meanwhile, redraw the screen."""
+        self.window.set()
+        if self.skipped and self.upstream is not None:
+            self.skipped = 0
+            await self._reattach(self.upstream)
+
+    async def _send_output(self, data: bytes) -> None:
+        self.bytes_out += len(data)
+        self.unacked += len(data)
+        if self.unacked >= HIGH_WATER:
+            self.window.clear()
+        await self.send(bytes_data=data)
+
+    async def _reattach(self, old: PtyStream) -> bool:
+        """Replace a toolbox connection (dropped, or stale after a pause) with a fresh one that
+        redraws the screen; False when the browser has been told to go."""
+        async with self.lock:
+            if self.upstream is not old:
+                return self.upstream is not None
+            await old.close()
+            for delay in REATTACH_DELAYS:
+                await asyncio.sleep(delay)
+                try:
+                    stream = await PtyStream.open(self.sandbox, self.pty_id, replay="screen")
+                except daytona.NotFound:
+                    self.upstream = None
+                    await self._shell_exited(PtyExit(None, "the shell is gone"))
+                    return False
+                except daytona.DaytonaError as error:
+                    log.info("terminal reattach failed: %s", error.message)
+                    continue
+                self.upstream = stream
+                await self._send_output(RESET)
+                return True
+            self.upstream = None
+            await self._error("Lost the connection to the sandbox's terminal.")
+            await self.close(code=UPSTREAM_LOST)
+            return False
+
+    async def _shell_exited(self, exit: PtyExit) -> None:
+        await self._end_shell(exit.code)
+        await self._send_json({"type": "exit", "code": exit.code, "reason": exit.reason})
+        await self.close(code=EXITED)
+
+    async def _keepalive(self) -> None:
+        # Proxies drop idle WebSockets after about 60 s; the ASGI server pings too.
+        while True:
+            await asyncio.sleep(PING_SECONDS)
+            await self._send_json({"type": "ping"})
+
+    # -- helpers --------------------------------------------------------------------------
+
+    async def _send_json(self, message: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(message))
+
+    async def _error(self, message: str) -> None:
+        await self._send_json({"type": "error", "message": message})
+
+    async def _refuse(self, code: int, message: str) -> None:
+        # Accepted only to say why: a refused handshake reaches the browser as a bare 1006.
+        await self.accept()
+        await self._error(message)
+        await self.close(code=code)
+
+    async def _accept_and_exit(self, exit: PtyExit) -> None:
+        await self.accept()
+        await self._send_json({"type": "exit", "code": exit.code, "reason": exit.reason})
+        await self.close(code=EXITED)
+
+    @database_sync_to_async
+    def _shell(self) -> Shell | None:
+        return Shell.objects.filter(pty_id=self.pty_id).first()
+
+    @database_sync_to_async
+    def _new_shell(self) -> Shell:
+        return Shell.objects.create(pty_id=self.pty_id, sandbox_id=self.sandbox.id, owner=self.user)
+
+    @database_sync_to_async
+    def _owner_name(self, shell: Shell) -> str:
+        return shell.owner.get_username()
+
+    @database_sync_to_async
+    def _end_shell(self, code: int | None) -> None:
+        Shell.objects.filter(pty_id=self.pty_id, ended_at__isnull=True).update(
+            ended_at=timezone.now(), exit_code=code
+        )
+
+    @database_sync_to_async
+    def _audit(
+        self, action: str, outcome: str, error: str = "", seconds: float | None = None
+    ) -> None:
+        detail: dict[str, Any] = {"session": self.session, "readonly": self.readonly}
+        if action == "terminal.close":
+            detail.update(bytes_in=self.bytes_in, bytes_out=self.bytes_out, seconds=seconds)
+        record(
+            self.user,
+            action,
+            target_kind="sandbox",
+            target_id=self.sandbox.id,
+            target_name=self.sandbox.name,
+            outcome=outcome,
+            error=error,
+            client_ip=_client_ip(self.scope),
+            detail=detail,
+        )

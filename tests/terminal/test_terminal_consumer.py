@@ -1,0 +1,152 @@
+"""The terminal consumer against the real ASGI app and the embedded engine."""
+
+import asyncio
+
+import pytest
+
+from tests.terminal.conftest import new_session, open_terminal
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_it_echoes_what_the_owner_types(make_sandbox, member_user) -> None:
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    term, connected = await open_terminal(member_user, sandbox["id"], new_session())
+    assert connected
+    hello = await term.until_control("hello")
+    assert hello["readonly"] is False and hello["reattached"] is False
+    await term.keys("echo hel''lo-$((6*7))\r")
+    await term.until_output(b"hello-42")
+    await term.ws.disconnect()
+
+
+async def test_a_resize_reaches_the_shell_and_a_bad_one_is_refused_with_a_message(
+    make_sandbox, member_user
+) -> None:
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    term, _ = await open_terminal(member_user, sandbox["id"], new_session())
+    await term.until_control("hello")
+    await term.control({"type": "resize", "cols": 123, "rows": 37})
+    await term.keys("stty size\r")
+    await term.until_output(b"37 123")
+    for cols in (0, 100_000, "wide", None):
+        await term.control({"type": "resize", "cols": cols, "rows": 10})
+    await term.until(lambda t: sum(c["type"] == "error" for c in t.controls) >= 4)
+    assert (
+        "from 1 to 1000" in term.controls[-1]["message"]
+        or "whole number" in (term.controls[-1]["message"])
+    )
+    # Garbage and oversized control frames get a message, and the terminal lives on.
+    await term.ws.send_to(text_data="not json")
+    await term.ws.send_to(text_data="[1, 2]")
+    await term.ws.send_to(text_data='{"type": "ack", "bytes": "x"}')
+    await term.ws.send_to(text_data='{"type": "nope"}')
+    await term.ws.send_to(text_data="x" * 100_000)
+    await term.until(lambda t: sum(c["type"] == "error" for c in t.controls) >= 9)
+    await term.keys("echo still-$((1+1))\r")
+    await term.until_output(b"still-2")
+    await term.ws.disconnect()
+
+
+async def test_the_exit_code_is_reported_when_the_shell_ends(make_sandbox, member_user) -> None:
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    session = new_session()
+    term, _ = await open_terminal(member_user, sandbox["id"], session)
+    await term.until_control("hello")
+    await term.keys("exit 3\r")
+    exit_message = await term.until_control("exit")
+    assert exit_message["code"] == 3
+    assert await term.until_closed() == 4410
+    # The same session id now only says that the shell has ended.
+    again, connected = await open_terminal(member_user, sandbox["id"], session)
+    assert connected
+    assert (await again.until_control("exit"))["code"] == 3
+    assert await again.until_closed() == 4410
+
+
+async def test_a_reconnect_finds_the_same_shell_with_a_clean_redraw(
+    make_sandbox, member_user
+) -> None:
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    session = new_session()
+    term, _ = await open_terminal(member_user, sandbox["id"], session)
+    await term.until_control("hello")
+    await term.keys("export MARK=kept-$((40+2)); echo pid=$$.\r")
+    await term.until_output(b".\r\n")
+    pid = term.output.split(b"pid=")[-1].split(b".")[0]
+    await term.ws.disconnect()
+
+    again, connected = await open_terminal(member_user, sandbox["id"], session)
+    assert connected
+    hello = await again.until_control("hello")
+    assert hello["reattached"] is True
+    # Reset first, then the screen as it was (a redraw, not a byte soup).
+    await again.until_output(b"pid=" + pid)
+    assert again.output.startswith(b"\x1bc")
+    await again.keys("echo $MARK pid=$$\r")
+    await again.until_output(b"kept-42 pid=" + pid)
+    await again.ws.disconnect()
+
+
+async def test_an_admin_watches_a_members_shell_but_cannot_type(
+    make_sandbox, member_user, admin_user
+) -> None:
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    session = new_session()
+    owner, _ = await open_terminal(member_user, sandbox["id"], session)
+    await owner.until_control("hello")
+    watcher, connected = await open_terminal(admin_user, sandbox["id"], session)
+    assert connected
+    hello = await watcher.until_control("hello")
+    assert hello["readonly"] is True and hello["owner"] == "mel"
+    await watcher.keys("echo typed-by-$((0+0))admin\r")
+    error = await watcher.until_control("error")
+    assert "watching" in error["message"]
+    await owner.keys("echo owner-$((2+3))\r")
+    await owner.until_output(b"owner-5")
+    await watcher.until_output(b"owner-5")
+    assert b"typed-by" not in owner.output
+    await watcher.ws.disconnect()
+    await owner.ws.disconnect()
+
+
+async def test_a_member_cannot_open_a_terminal_in_another_members_sandbox(
+    make_sandbox, other_member, viewer_user
+) -> None:
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    for person in (other_member, viewer_user):
+        term, connected = await open_terminal(person, sandbox["id"], new_session())
+        assert connected  # accepted only to say why
+        assert "owner or an admin" in (await term.until_control("error"))["message"]
+        assert await term.until_closed() == 4403
+
+
+async def test_a_member_cannot_attach_to_another_members_shell(
+    make_sandbox, member_user, other_member, admin_user
+) -> None:
+    # The admin's shell in mel's sandbox: mel may not take it over by its id.
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    session = new_session()
+    admins, _ = await open_terminal(admin_user, sandbox["id"], session)
+    await admins.until_control("hello")
+    term, _ = await open_terminal(member_user, sandbox["id"], session)
+    assert "someone else" in (await term.until_control("error"))["message"]
+    assert await term.until_closed() == 4403
+    await admins.ws.disconnect()
+
+
+async def test_anonymous_is_refused(make_sandbox) -> None:
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    _, connected = await open_terminal(None, sandbox["id"], new_session())
+    assert not connected
+
+
+async def test_a_stopped_or_missing_sandbox_says_so(make_sandbox, member_user, daytona_engine):
+    term, _ = await open_terminal(member_user, "no-such-sandbox", new_session())
+    assert await term.until_closed() == 4404
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    with daytona_engine.client() as http:
+        assert http.post(f"/sandbox/{sandbox['id']}/stop").status_code == 200
+    term, _ = await open_terminal(member_user, sandbox["id"], new_session())
+    assert "start it" in (await term.until_control("error"))["message"]
+    assert await term.until_closed() == 4409
