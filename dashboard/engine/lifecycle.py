@@ -104,6 +104,7 @@ class Engine:
             self.organization_id,
             self._notify_payload,
             defaults=(config.default_cpu, config.default_memory, config.default_disk),
+            owner_uid=config.sandbox_uid,
         )
 
     def notify(self, event: str, *details: Any) -> None:

@@ -182,6 +182,7 @@ class Snapshots:
         notify: Notify,
         *,
         defaults: tuple[int, int, int],
+        owner_uid: int = 0,
     ) -> None:
         self.db = db
         self.db.executescript(SCHEMA)
@@ -189,6 +190,7 @@ class Snapshots:
         self.organization_id = organization_id
         self.notify = notify
         self.defaults = defaults
+        self.owner_uid = owner_uid
         self.mirror = env_str("SANDBAR_DEBIAN_MIRROR", "http://deb.debian.org/debian")
         self._builds: dict[str, asyncio.Task[None]] = {}
         stamp = iso(now())
@@ -407,6 +409,7 @@ class Snapshots:
             target.mkdir(parents=True, exist_ok=True)
             await work
             os.chmod(target, 0o755)  # noqa: S103 -- the root directory sandboxes see
+            await asyncio.to_thread(_own_home, target, self.owner_uid)
             size = await asyncio.to_thread(_tree_size, target)
             self._log(log_file, f"snapshot {snapshot.name} is active ({size / 2**30:.3f} GiB)")
             self._set_state(snapshot, "active", size=round(size / 2**30, 3))
@@ -574,6 +577,17 @@ class Snapshots:
 
 class BuildError(RuntimeError):
     """A snapshot build failed for a reason the caller can act on."""
+
+
+def _own_home(root: Path, uid: int) -> None:
+    """Give the sandbox user its home in the snapshot, as an image's user owns theirs."""
+    home = root / rootfs.HOME.lstrip("/")
+    if uid <= 0 or home.is_symlink() or not home.is_dir():
+        return
+    for directory, dirs, files in os.walk(home):  # os.walk does not follow symlinks
+        for name in (directory, *(os.path.join(directory, n) for n in [*dirs, *files])):
+            with contextlib.suppress(OSError):
+                os.chown(name, uid, uid, follow_symlinks=False)
 
 
 def _tree_size(path: Path) -> int:

@@ -1,0 +1,324 @@
+"""Snapshots: the SDK's calls, sources, overlay roots, refusals, pages and build logs."""
+
+from __future__ import annotations
+
+import tarfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from daytona import (
+    CreateSandboxFromSnapshotParams,
+    CreateSnapshotParams,
+    Daytona,
+    VolumeMount,
+)
+
+from dashboard.engine.snapshots import debootstrap_command
+from tests.engine.conftest import run
+from tests.engine_server import EngineServer, start_engine
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def wait_for_state(api: httpx.Client, snapshot_id: str, *states: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        body = api.get(f"/snapshots/{snapshot_id}").json()
+        if body["state"] in states:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"snapshot {snapshot_id} never reached {states}")
+
+
+@pytest.fixture
+def source_dir(tmp_path: Path) -> Path:
+    """A small directory tree to snapshot: an app folder and a file in the home."""
+    (tmp_path / "opt" / "app").mkdir(parents=True)
+    (tmp_path / "opt" / "app" / "version").write_text("1.0\n")
+    (tmp_path / "home" / "daytona").mkdir(parents=True)
+    (tmp_path / "home" / "daytona" / "welcome.txt").write_text("from the snapshot\n")
+    return tmp_path
+
+
+@pytest.fixture
+def snapshot(api: httpx.Client, source_dir: Path) -> Iterator[dict[str, Any]]:
+    """An active snapshot built from ``source_dir``, deleted afterwards."""
+    body = {"name": unique("snap"), "imageName": f"dir:{source_dir}"}
+    response = api.post("/snapshots", json=body)
+    assert response.status_code == 200, response.text
+    yield wait_for_state(api, response.json()["id"], "active", "build_failed")
+    api.delete(f"/snapshots/{response.json()['id']}")
+
+
+def test_the_sdk_creates_lists_gets_and_deletes_a_snapshot(
+    daytona: Daytona, source_dir: Path
+) -> None:
+    name = unique("sdk-snap")
+    created = daytona.snapshot.create(CreateSnapshotParams(name=name, image=f"dir:{source_dir}"))
+    assert created.state == "active"
+    assert daytona.snapshot.get(name).id == created.id
+    assert name in [s.name for s in daytona.snapshot.list().items]
+    daytona.snapshot.delete(created)
+    assert name not in [s.name for s in daytona.snapshot.list().items]
+
+
+def test_a_sandbox_from_a_new_snapshot_with_a_volume_sees_both(
+    daytona: Daytona, api: httpx.Client, toolbox: httpx.Client, snapshot: dict[str, Any]
+) -> None:
+    volume = daytona.volume.create(unique("snap-vol"))
+    sandbox = daytona.create(
+        CreateSandboxFromSnapshotParams(
+            snapshot=snapshot["name"],
+            volumes=[VolumeMount(volume_id=volume.id, mount_path="/home/daytona/vol")],
+            auto_stop_interval=0,
+        )
+    )
+    try:
+        assert sandbox.snapshot == snapshot["name"]
+        result = sandbox.process.exec(
+            "cat /opt/app/version welcome.txt && echo v > vol/x && cat vol/x && whoami"
+        )
+        assert result.result == "1.0\nfrom the snapshot\nv\ndaytona\n"
+    finally:
+        sandbox.delete()
+        daytona.volume.delete(volume)
+
+
+def test_each_sandbox_writes_to_its_own_layer_and_the_snapshot_stays_read_only(
+    api: httpx.Client, toolbox: httpx.Client, snapshot: dict[str, Any], source_dir: Path
+) -> None:
+    first = api.post("/sandbox", json={"snapshot": snapshot["name"], "autoStopInterval": 0})
+    second = api.post("/sandbox", json={"snapshot": snapshot["id"], "autoStopInterval": 0})
+    one, two = first.json()["id"], second.json()["id"]
+    try:
+        assert run(toolbox, one, "echo changed > welcome.txt && cat welcome.txt")["exitCode"] == 0
+        assert run(toolbox, two, "cat welcome.txt")["result"] == "from the snapshot\n"
+        refused = run(toolbox, one, "echo x > /opt/app/version")
+        assert refused["exitCode"] != 0  # the snapshot's own files belong to root
+        assert run(toolbox, one, "touch /usr/x")["exitCode"] != 0
+        # Writes survive a stop and start: the layer is on the sandbox's disk.
+        api.post(f"/sandbox/{one}/stop")
+        api.post(f"/sandbox/{one}/start")
+        assert run(toolbox, one, "cat welcome.txt")["result"] == "changed\n"
+    finally:
+        api.delete(f"/sandbox/{one}")
+        api.delete(f"/sandbox/{two}")
+    assert (source_dir / "home" / "daytona" / "welcome.txt").read_text() == "from the snapshot\n"
+
+
+def test_a_snapshot_in_use_cannot_be_deleted(api: httpx.Client, snapshot: dict[str, Any]) -> None:
+    sandbox = api.post("/sandbox", json={"snapshot": snapshot["name"]}).json()
+    try:
+        response = api.delete(f"/snapshots/{snapshot['id']}")
+        assert response.status_code == 409
+        assert sandbox["id"] in response.json()["message"]
+        assert api.get(f"/snapshots/{snapshot['id']}").json()["state"] == "active"
+    finally:
+        api.delete(f"/sandbox/{sandbox['id']}")
+    assert api.delete(f"/snapshots/{snapshot['id']}").status_code == 200
+    assert api.get(f"/snapshots/{snapshot['id']}").status_code == 404
+
+
+def test_a_tarball_becomes_a_snapshot(
+    api: httpx.Client, toolbox: httpx.Client, source_dir: Path, tmp_path_factory: Any
+) -> None:
+    tarball = tmp_path_factory.mktemp("tar") / "root.tar.gz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        archive.add(source_dir / "opt", arcname="opt")
+    body = {"name": unique("tar-snap"), "imageName": f"tar:{tarball}"}
+    created = api.post("/snapshots", json=body).json()
+    try:
+        active = wait_for_state(api, created["id"], "active", "build_failed")
+        assert active["state"] == "active", active["errorReason"]
+        assert active["size"] is not None
+        sandbox = api.post("/sandbox", json={"snapshot": body["name"]}).json()
+        try:
+            assert run(toolbox, sandbox["id"], "cat /opt/app/version")["result"] == "1.0\n"
+        finally:
+            api.delete(f"/sandbox/{sandbox['id']}")
+    finally:
+        api.delete(f"/snapshots/{created['id']}")
+
+
+def test_a_sandbox_snapshot_keeps_its_files(api: httpx.Client, toolbox: httpx.Client) -> None:
+    origin = api.post("/sandbox", json={"autoStopInterval": 0}).json()
+    name = unique("from-sandbox")
+    try:
+        run(toolbox, origin["id"], "mkdir -p project && echo kept > project/notes")
+        response = api.post(f"/sandbox/{origin['id']}/snapshot", json={"name": name})
+        assert response.status_code == 200, response.text
+        assert response.json()["id"] == origin["id"]
+        snap = wait_for_state(api, name, "active", "build_failed")
+        assert snap["state"] == "active", snap["errorReason"]
+        assert snap["sourceSandboxId"] == origin["id"]
+        assert api.get(f"/sandbox/{origin['id']}").json()["state"] == "started"
+        copy = api.post("/sandbox", json={"snapshot": name}).json()
+        try:
+            assert run(toolbox, copy["id"], "cat project/notes")["result"] == "kept\n"
+        finally:
+            api.delete(f"/sandbox/{copy['id']}")
+    finally:
+        api.delete(f"/sandbox/{origin['id']}")
+        api.delete(f"/snapshots/{name}")
+
+
+def test_a_stopped_sandbox_can_be_snapshotted(api: httpx.Client, toolbox: httpx.Client) -> None:
+    origin = api.post("/sandbox", json={"autoStopInterval": 0}).json()
+    name = unique("from-stopped")
+    try:
+        run(toolbox, origin["id"], "echo stopped > file")
+        api.post(f"/sandbox/{origin['id']}/stop")
+        assert api.post(f"/sandbox/{origin['id']}/snapshot", json={"name": name}).status_code == 200
+        snap = wait_for_state(api, name, "active", "build_failed")
+        assert snap["state"] == "active", snap["errorReason"]
+        assert api.get(f"/sandbox/{origin['id']}").json()["state"] == "stopped"
+        assert api.post(f"/sandbox/{origin['id']}/start").status_code == 200
+        assert run(toolbox, origin["id"], "cat file")["result"] == "stopped\n"
+    finally:
+        api.delete(f"/sandbox/{origin['id']}")
+        api.delete(f"/snapshots/{name}")
+
+
+def test_deactivate_stops_new_sandboxes_until_activated(
+    api: httpx.Client, snapshot: dict[str, Any]
+) -> None:
+    assert api.post(f"/snapshots/{snapshot['id']}/deactivate").json()["state"] == "inactive"
+    refused = api.post("/sandbox", json={"snapshot": snapshot["name"]})
+    assert refused.status_code == 400
+    assert "inactive" in refused.json()["message"]
+    assert api.post(f"/snapshots/{snapshot['id']}/deactivate").status_code == 400
+    assert api.post(f"/snapshots/{snapshot['id']}/activate").json()["state"] == "active"
+    assert api.post(f"/snapshots/{snapshot['id']}/activate").status_code == 400
+
+
+def test_the_list_pages_searches_and_sorts(api: httpx.Client, source_dir: Path) -> None:
+    tag = uuid.uuid4().hex[:6]
+    names = [f"page-{tag}-{letter}" for letter in "cab"]
+    ids = [
+        api.post("/snapshots", json={"name": n, "imageName": f"dir:{source_dir}"}).json()["id"]
+        for n in names
+    ]
+    try:
+        params = {"name": f"page-{tag}", "sort": "name", "order": "asc", "limit": 2}
+        first = api.get("/snapshots", params=params).json()
+        assert (first["total"], first["page"], first["totalPages"]) == (3, 1, 2)
+        assert [s["name"] for s in first["items"]] == [f"page-{tag}-a", f"page-{tag}-b"]
+        second = api.get("/snapshots", params={**params, "page": 2}).json()
+        assert [s["name"] for s in second["items"]] == [f"page-{tag}-c"]
+        assert api.get("/snapshots", params={"name": "no-such-name-anywhere"}).json() == {
+            "items": [],
+            "total": 0,
+            "page": 1,
+            "totalPages": 0,
+        }
+    finally:
+        for snapshot_id in ids:
+            wait_for_state(api, snapshot_id, "active", "build_failed")
+            api.delete(f"/snapshots/{snapshot_id}")
+
+
+def test_the_default_snapshot_is_listed_and_cannot_be_deleted(api: httpx.Client) -> None:
+    default = api.get("/snapshots/sandbar-default").json()
+    assert (default["general"], default["state"]) == (True, "active")
+    assert api.delete(f"/snapshots/{default['id']}").status_code == 403
+
+
+def test_build_logs_follow_until_the_build_ends(api: httpx.Client, source_dir: Path) -> None:
+    body = {"name": unique("logs"), "imageName": f"dir:{source_dir}"}
+    created = api.post("/snapshots", json=body).json()
+    try:
+        url = api.get(f"/snapshots/{created['id']}/build-logs-url").json()["url"]
+        assert url.endswith(f"/api/snapshots/{created['id']}/build-logs")
+        with api.stream("GET", url, params={"follow": "true"}) as response:
+            assert response.status_code == 200
+            text = b"".join(response.iter_bytes()).decode()
+        assert f"building snapshot {body['name']}" in text
+        assert "is active" in text
+        assert api.get(f"/snapshots/{created['id']}").json()["state"] == "active"
+    finally:
+        api.delete(f"/snapshots/{created['id']}")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "x"},
+        {"imageName": "dir:/tmp"},
+        {"name": "x", "imageName": "python:3.12"},
+        {"name": "x", "imageName": "ubuntu:latest"},
+        {"name": "x", "imageName": "dir:relative/path"},
+        {"name": "x", "imageName": "dir:/no/such/directory"},
+        {"name": "x", "imageName": "tar:/no/such.tar"},
+        {"name": "x", "imageName": "tar:/tmp"},
+        {"name": "x", "imageName": "debian:Not A Suite"},
+        {"name": "has space", "imageName": "dir:/tmp"},
+        {"name": "", "imageName": "dir:/tmp"},
+        {"name": "x", "imageName": "dir:/tmp", "buildInfo": {"dockerfileContent": "FROM x"}},
+        {"name": "x", "imageName": "dir:/tmp", "cpu": 0},
+        {"name": "x", "imageName": "dir:/tmp", "gpu": 1},
+        {"name": "x", "imageName": 7},
+        {"name": "x", "imageName": "dir:/tmp", "colour": "blue"},
+        [],
+    ],
+)
+def test_a_bad_snapshot_request_is_a_400_and_creates_nothing(api: httpx.Client, body: Any) -> None:
+    before = api.get("/snapshots", params={"limit": 200}).json()["total"]
+    response = api.post("/snapshots", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["message"]
+    assert api.get("/snapshots", params={"limit": 200}).json()["total"] == before
+
+
+def test_a_duplicate_name_is_a_409(api: httpx.Client, snapshot: dict[str, Any]) -> None:
+    response = api.post("/snapshots", json={"name": snapshot["name"], "imageName": "dir:/tmp"})
+    assert response.status_code == 409
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"page": "0"}, {"limit": "500"}, {"sort": "size"}, {"order": "up"}, {"favourite": "1"}],
+)
+def test_bad_list_parameters_are_a_400(api: httpx.Client, params: dict[str, str]) -> None:
+    assert api.get("/snapshots", params=params).status_code == 400
+
+
+@pytest.fixture(scope="module")
+def offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineServer]:
+    """An engine whose Debian mirror is a closed loopback port (no traffic leaves)."""
+    server = start_engine(
+        tmp_path_factory.mktemp("offline-engine"), SANDBAR_DEBIAN_MIRROR="http://127.0.0.1:9/debian"
+    )
+    yield server
+    server.stop()
+
+
+def test_a_debian_build_fails_cleanly_when_the_mirror_is_unreachable(
+    offline: EngineServer,
+) -> None:
+    with offline.client() as api:
+        created = api.post("/snapshots", json={"name": "bookworm", "imageName": "debian:bookworm"})
+        assert created.status_code == 200
+        failed = wait_for_state(api, created.json()["id"], "build_failed", "active")
+        assert failed["state"] == "build_failed"
+        assert "unreachable" in failed["errorReason"]
+        assert api.post("/sandbox", json={"snapshot": "bookworm"}).status_code == 400
+        logs = api.get(f"/snapshots/{created.json()['id']}/build-logs").text
+        assert "build failed" in logs
+        assert api.delete(f"/snapshots/{created.json()['id']}").status_code == 200
+
+
+def test_the_debootstrap_command_builds_a_minimal_base() -> None:
+    assert debootstrap_command("bookworm", Path("/x/rootfs"), "http://mirror/debian") == [
+        "debootstrap",
+        "--variant=minbase",
+        "bookworm",
+        "/x/rootfs",
+        "http://mirror/debian",
+    ]
