@@ -205,6 +205,9 @@ class Snapshots:
             "UPDATE snapshots SET cpu = ?, mem = ?, disk = ? WHERE id = ?",
             (cpu, mem, disk, DEFAULT_ID),
         )
+        # A sandbox the previous engine was capturing goes back to the state it wants
+        # (snapshotting leaves desiredState alone), for the lifecycle to reconcile.
+        self.db.execute("UPDATE sandboxes SET state = desired_state WHERE state = 'snapshotting'")
         # A build the previous engine was running is lost with it.
         self.db.execute(
             "UPDATE snapshots SET state = 'build_failed', error_reason = ?, updated_at = ?"

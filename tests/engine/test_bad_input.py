@@ -35,6 +35,24 @@ API_ROUTES = [
     ("GET", "/api/sandbox/{id}/events"),
     ("GET", "/api/health"),
     ("GET", "/api/config"),
+    ("POST", "/api/sandbox/{id}/snapshot"),
+    ("GET", "/api/organizations"),
+    ("GET", "/api/organizations/{id}"),
+    ("GET", "/api/organizations/{id}/usage"),
+    ("GET", "/api/audit/organizations/{id}"),
+    ("GET", "/api/volumes"),
+    ("POST", "/api/volumes"),
+    ("GET", "/api/volumes/{id}"),
+    ("GET", "/api/volumes/by-name/{n}"),
+    ("DELETE", "/api/volumes/{id}"),
+    ("GET", "/api/snapshots"),
+    ("POST", "/api/snapshots"),
+    ("GET", "/api/snapshots/{id}"),
+    ("DELETE", "/api/snapshots/{id}"),
+    ("POST", "/api/snapshots/{id}/activate"),
+    ("POST", "/api/snapshots/{id}/deactivate"),
+    ("GET", "/api/snapshots/{id}/build-logs-url"),
+    ("GET", "/api/snapshots/{id}/build-logs"),
 ]
 TOOLBOX_ROUTES = [
     ("POST", "/toolbox/{id}/process/execute"),
@@ -57,6 +75,7 @@ KNOWN_KEYS = [
     "name", "snapshot", "env", "labels", "public", "networkBlockAll", "cpu", "memory", "disk",
     "gpu", "autoStopInterval", "autoArchiveInterval", "autoDeleteInterval", "volumes", "user",
     "command", "cwd", "envs", "timeout", "code", "language", "argv", "paths", "target",
+    "imageName", "volumeId", "mountPath", "subpath", "entrypoint", "includeMemory",
 ]  # fmt: skip
 
 json_values = st.recursive(
@@ -80,9 +99,12 @@ raw_bodies = st.one_of(
     json_objects.map(lambda v: json.dumps(v).encode()),
 )
 segments = st.text(max_size=12).filter(lambda s: s not in (".", ".."))
+QUERY_KEYS = [
+    "path", "recursive", "force", "limit", "cursor", "sort", "source", "pattern",
+    "page", "name", "from", "to", "nextToken", "includeDeleted", "follow", "order",
+]  # fmt: skip
 queries = st.dictionaries(
-    st.sampled_from(["path", "recursive", "force", "limit", "cursor", "sort", "source", "pattern"])
-    | st.text(max_size=6),
+    st.sampled_from(QUERY_KEYS) | st.text(max_size=6),
     st.text(max_size=12),
     max_size=3,
 )
