@@ -35,7 +35,7 @@ SORT_CHOICES = [
     ("name", "Name"),
 ]
 ORDER_CHOICES = [("desc", "Descending"), ("asc", "Ascending")]
-PUBLIC_CHOICES = [("", "Public or private"), ("true", "Public"), ("false", "Private")]
+PUBLIC_CHOICES = [("", "Any"), ("true", "Public"), ("false", "Private")]
 # Opaque to us, but never a place for markup or control characters.
 CURSOR_RE = re.compile(r"^[A-Za-z0-9._~:+/=-]{1,512}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -98,7 +98,7 @@ class SandboxFilterForm(_RangeMixin, forms.Form):
     labels = forms.CharField(
         required=False,
         max_length=2000,
-        widget=forms.TextInput(attrs={"placeholder": "team=web, tier=prod"}),
+        widget=forms.TextInput(attrs={"placeholder": "team=web"}),
     )
     owner = forms.CharField(required=False, max_length=150)
     min_cpu = _number("CPU from")

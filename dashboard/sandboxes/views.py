@@ -317,7 +317,8 @@ async def _create_choices() -> tuple[list[daytona.Snapshot], list[daytona.Volume
     )
     error = ""
     for result in (snapshots, volumes):
-        if isinstance(result, daytona.DaytonaError):
+        # NotFound: this Daytona has no such endpoint, so nothing to choose from.
+        if isinstance(result, daytona.DaytonaError) and not isinstance(result, daytona.NotFound):
             error = result.message
         elif isinstance(result, BaseException):
             raise result
