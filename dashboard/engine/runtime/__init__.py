@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dashboard.engine.config import EngineConfig
 from dashboard.engine.runtime import rootfs
@@ -29,7 +31,8 @@ from dashboard.engine.runtime.disk import Disk, DiskError
 from dashboard.engine.runtime.layers import RootLayer, has_own_etc, is_full_root
 from dashboard.engine.runtime.mounts import Mount, bind_volumes, unbind_volumes
 
-NS_GET_PARENT = 0xB702  # ioctl: the user namespace that owns this one
+NS_GET_USERNS = 0xB701  # ioctl: the user namespace that owns a namespace
+NS_GET_PARENT = 0xB702  # ioctl: the parent of a user namespace
 STOP_GRACE_SECONDS = 2.0
 READY_TIMEOUT = 10.0
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -91,6 +94,41 @@ def _kill(process: asyncio.subprocess.Process) -> None:
     if process.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGKILL)
+
+
+async def _read_fd(fd: int, size: int, limit: float) -> bytes:
+    """Read up to ``size`` bytes from a pipe without blocking the event loop."""
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[bytes] = loop.create_future()
+
+    def on_readable() -> None:
+        if not result.done():
+            try:
+                result.set_result(os.read(fd, size))
+            except OSError as error:
+                result.set_exception(error)
+
+    loop.add_reader(fd, on_readable)
+    try:
+        return await asyncio.wait_for(result, limit)
+    except TimeoutError:
+        return b""
+    finally:
+        loop.remove_reader(fd)
+
+
+async def _read_json_fd(fd: int, limit: float) -> dict[str, Any]:
+    """Read one JSON object (bwrap's --info-fd) from a pipe, then close it."""
+    data = b""
+    try:
+        while chunk := await _read_fd(fd, 4096, limit):
+            data += chunk
+            with contextlib.suppress(ValueError):
+                parsed = json.loads(data)
+                return parsed if isinstance(parsed, dict) else {}
+        return {}
+    finally:
+        os.close(fd)
 
 
 def _children(pid: int) -> list[str]:
@@ -212,7 +250,7 @@ class Runtime:
 
     async def create(self, spec: SandboxSpec) -> None:
         """Create the sandbox's persistent disk."""
-        await self.disk(spec.id).create(spec.disk)
+        await self.disk(spec.id).create(spec.disk, templates=self.config.engine_dir / "templates")
 
     def is_running(self, sandbox_id: str) -> bool:
         """Whether the sandbox's process tree is up."""
@@ -280,15 +318,13 @@ class Runtime:
                 raise
             raise RuntimeError_(str(error)) from error
         self.running[spec.id] = running
-        if not spec.network_block_all and self._slirp is not None:
-            try:
-                await self._connect_network(running)
-            except (OSError, RuntimeError_):
-                await self.stop(spec.id, force=True)
-                raise
 
     async def _launch(self, spec: SandboxSpec, disk: Disk, cgroup: SandboxCgroup) -> RunningSandbox:
         fds: list[int] = []
+        # bwrap reports the sandbox's pid as soon as its namespaces exist, so the network
+        # helper can start while bwrap is still setting up the mounts.
+        info_r, info_w = os.pipe()
+        fds.append(info_w)
         try:
             etc_fd = os.open(self.etc_dir, os.O_PATH | os.O_DIRECTORY)
             fds.append(etc_fd)
@@ -312,6 +348,7 @@ class Runtime:
                     spec, etc_fd=etc_fd, home_fd=home_fd, tmp_fd=tmp_fd,
                     volume_binds=volume_binds, root_fd=overlay_fd,
                 ),
+                "--info-fd", str(info_w),
                 "/bin/sh", "-c", "echo ready; exec sleep infinity",
             ]  # fmt: skip
             init = await asyncio.create_subprocess_exec(
@@ -323,19 +360,46 @@ class Runtime:
                 env={"PATH": HOST_PATH},
                 start_new_session=True,
             )
+        except BaseException:
+            os.close(info_r)
+            raise
         finally:
             for fd in fds:
                 os.close(fd)
         assert init.stdout is not None and init.stderr is not None
+        network: tuple[asyncio.subprocess.Process, int] | None = None
+        network_task: asyncio.Task[tuple[asyncio.subprocess.Process, int]] | None = None
         try:
-            line = await asyncio.wait_for(init.stdout.readline(), READY_TIMEOUT)
-        except TimeoutError:
-            line = b""
+            info = await _read_json_fd(info_r, READY_TIMEOUT)
+            if not spec.network_block_all and self._slirp is not None and info:
+                network_task = asyncio.create_task(
+                    self._start_network(int(info["child-pid"]), cgroup)
+                )
+            try:
+                line = await asyncio.wait_for(init.stdout.readline(), READY_TIMEOUT)
+            except TimeoutError:
+                line = b""
+            if network_task is not None:
+                network = await network_task
+        except (OSError, RuntimeError_) as error:
+            line, failure = b"", str(error)
+        else:
+            failure = ""
         if line != b"ready\n":
             _kill(init)
+            if network_task is not None and not network_task.done():
+                network_task.cancel()
+            with contextlib.suppress(BaseException):
+                network = network or (await network_task if network_task else None)
+            if network is not None:
+                os.close(network[1])
+                _kill(network[0])
+                await network[0].wait()
             stderr = await init.stderr.read()
             await init.wait()
-            reason = stderr.decode(errors="replace").strip() or "bubblewrap did not start"
+            reason = (
+                failure or stderr.decode(errors="replace").strip() or "bubblewrap did not start"
+            )
             raise RuntimeError_(reason)
         init_pid = int(_children(init.pid)[0])
         user_fd = os.open(f"/proc/{init_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
@@ -352,6 +416,8 @@ class Runtime:
             root_fd=root_fd,
             cgroup=cgroup,
             disk=disk,
+            network=network[0] if network else None,
+            network_exit_fd=network[1] if network else None,
         )
 
     def _bwrap_args(
@@ -414,18 +480,30 @@ class Runtime:
             args.append("--bounding-set=-all")
         return args
 
-    async def _connect_network(self, running: RunningSandbox) -> None:
-        """Give the sandbox outbound user-mode networking that cannot reach host loopback."""
-        net_fd = os.open(f"/proc/{running.init_pid}/ns/net", os.O_RDONLY)
+    async def _start_network(
+        self, pid: int, cgroup: SandboxCgroup
+    ) -> tuple[asyncio.subprocess.Process, int]:
+        """Give the sandbox outbound user-mode networking that cannot reach host loopback.
+
+        Returns the slirp4netns process and the pipe end whose closing makes it exit.
+        """
+        net_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            # The user namespace owning the network namespace is bwrap's outer one,
+            # whatever namespace the process has moved into since.
+            userns_fd = fcntl.ioctl(net_fd, NS_GET_USERNS)
+        except OSError:
+            os.close(net_fd)
+            raise
         ready_r, ready_w = os.pipe()
         exit_r, exit_w = os.pipe()
         try:
             argv = [
-                *self._join(running.cgroup.procs_files()),
+                *self._join(cgroup.procs_files()),
                 *self._drop_privileges(bounding=True),
                 self._slirp or "slirp4netns",
                 "--configure", "--mtu=65520", "--disable-host-loopback", "--enable-seccomp",
-                f"--userns-path=/proc/self/fd/{running.userns_fd}",
+                f"--userns-path=/proc/self/fd/{userns_fd}",
                 "--netns-type=path", f"--ready-fd={ready_w}", f"--exit-fd={exit_r}",
                 f"/proc/self/fd/{net_fd}", "tap0",
             ]  # fmt: skip
@@ -434,32 +512,27 @@ class Runtime:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
-                pass_fds=(running.userns_fd, net_fd, ready_w, exit_r),
+                pass_fds=(userns_fd, net_fd, ready_w, exit_r),
                 env={"PATH": HOST_PATH},
                 start_new_session=True,
             )
-        finally:
-            for fd in (net_fd, ready_w, exit_r):
+        except BaseException:
+            for fd in (ready_r, exit_w):
                 os.close(fd)
-        running.network = process
-        running.network_exit_fd = exit_w
-        loop = asyncio.get_running_loop()
-        ready: asyncio.Future[bytes] = loop.create_future()
-
-        def on_ready() -> None:
-            if not ready.done():
-                ready.set_result(os.read(ready_r, 1))
-
-        loop.add_reader(ready_r, on_ready)
-        try:
-            flag = await asyncio.wait_for(ready, READY_TIMEOUT)
-        except TimeoutError:
-            flag = b""
+            raise
         finally:
-            loop.remove_reader(ready_r)
+            for fd in (net_fd, userns_fd, ready_w, exit_r):
+                os.close(fd)
+        try:
+            flag = await _read_fd(ready_r, 1, READY_TIMEOUT)
+        finally:
             os.close(ready_r)
         if flag != b"1":
+            os.close(exit_w)
+            _kill(process)
+            await process.wait()
             raise RuntimeError_("the user-mode network (slirp4netns) did not come up")
+        return process, exit_w
 
     async def stop(self, sandbox_id: str, *, force: bool = False) -> None:
         """Stop the sandbox: SIGTERM its workload (unless forced), then kill the tree."""

@@ -1,0 +1,160 @@
+"""Create-to-first-exec latency of the embedded engine, next to a bare bubblewrap spawn.
+
+Starts a throwaway engine on a free loopback port, then for each of N sandboxes times
+``POST /api/sandbox`` (default params) followed by the first ``process/execute``. In
+the same run it times a bare ``setpriv … bwrap … /bin/true`` with the namespaces and
+read-only binds the engine uses, so the ratio shows the engine's own overhead. All
+traffic stays on 127.0.0.1. The last line printed is one JSON object.
+
+    python bench/engine.py [--samples 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_P50_MS = 90.0
+SANDBOX_UID = os.environ.get("SANDBAR_SANDBOX_UID", "61000")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def bare_bwrap_ms(runs: int) -> list[float]:
+    """Spawn-to-exit of bubblewrap alone, dropped to the sandbox uid like the engine does."""
+    argv = [
+        "setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
+        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
+        "bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
+        "--uid", "1000", "--gid", "1000", "--ro-bind", "/usr", "/usr",
+        "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+        "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev",
+        "--tmpfs", "/tmp", "--remount-ro", "/", "/bin/true",
+    ]  # fmt: skip
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, check=True)
+        timings.append((time.perf_counter() - start) * 1000)
+    return timings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_engine(data_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
+    """Run ``python -m dashboard.engine`` and wait until it answers."""
+    log = open(data_dir / "engine.log", "wb")  # noqa: SIM115 -- lives as long as the engine
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dashboard.engine",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    key_file = data_dir / "engine" / "api-key"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"engine exited: {(data_dir / 'engine.log').read_text()[-2000:]}")
+        if key_file.exists() and (key := key_file.read_text().strip()):
+            try:
+                response = httpx.get(
+                    f"http://127.0.0.1:{port}/api/health",
+                    headers={"Authorization": f"Bearer {key}"},
+                    timeout=2,
+                )
+                if response.status_code == 200:
+                    return process, key
+            except httpx.TransportError:
+                pass
+        time.sleep(0.05)
+    process.kill()
+    raise SystemExit("engine did not start")
+
+
+def main() -> int:
+    """Run the benchmark and print the summary."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=50)
+    parser.add_argument("--bwrap-runs", type=int, default=30)
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sandbar-bench-") as tmp:
+        data_dir = Path(tmp)
+        port = free_port()
+        engine, key = start_engine(data_dir, port)
+        timings: list[float] = []
+        try:
+            headers = {"Authorization": f"Bearer {key}"}
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60
+            ) as client:
+                # One warm-up sandbox: the first create pays for imports and page cache.
+                warm = client.post("/api/sandbox", json={}).json()
+                client.post(f"/toolbox/{warm['id']}/process/execute", json={"command": "true"})
+                client.delete(f"/api/sandbox/{warm['id']}")
+                for _ in range(options.samples):
+                    start = time.perf_counter()
+                    sandbox = client.post("/api/sandbox", json={}).json()
+                    assert "id" in sandbox, sandbox
+                    result = client.post(
+                        f"/toolbox/{sandbox['id']}/process/execute", json={"command": "echo ready"}
+                    ).json()
+                    timings.append((time.perf_counter() - start) * 1000)
+                    assert result["result"] == "ready\n", result
+                    # Deleted at once (untimed) so that quotas never cap the run.
+                    client.delete(f"/api/sandbox/{sandbox['id']}")
+        finally:
+            engine.send_signal(signal.SIGTERM)
+            engine.wait(timeout=60)
+        bwrap = bare_bwrap_ms(options.bwrap_runs)
+    p50, p95 = statistics.median(timings), percentile(timings, 0.95)
+    bwrap_p50 = statistics.median(bwrap)
+    print(f"create -> first exec over {len(timings)} sandboxes: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    print(f"bare bubblewrap spawn over {len(bwrap)} runs: p50 {bwrap_p50:.1f} ms")
+    ratio = p50 / bwrap_p50
+    print(f"ratio (create+exec p50 / bwrap p50): {ratio:.1f}x; target p50 < {TARGET_P50_MS:g} ms")
+    summary = {
+        "create_exec_p50_ms": round(p50, 1),
+        "create_exec_p95_ms": round(p95, 1),
+        "bwrap_spawn_p50_ms": round(bwrap_p50, 1),
+        "ratio_p50": round(ratio, 2),
+        "target_p50_ms": TARGET_P50_MS,
+        "meets_target": p50 < TARGET_P50_MS,
+        "samples": len(timings),
+        "date": datetime.date.today().isoformat(),
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
