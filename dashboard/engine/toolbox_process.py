@@ -13,6 +13,7 @@ import binascii
 import contextlib
 import json
 import logging
+import shutil
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,10 +50,11 @@ SHELL = ("/bin/bash", "-i", "-l")
 
 @dataclass
 class ProcessHub:
-    """The sessions and terminals of one sandbox."""
+    """The sessions and terminals of one sandbox, for one run of it."""
 
     sessions: SessionManager
     terminals: PtyManager
+    started_at: float  # of the sandbox's process tree: a restart means a fresh hub
 
 
 def _engine(app: Any) -> Engine:
@@ -68,14 +70,25 @@ def _record(app: Any, sandbox_id: str) -> SandboxRecord:
 
 
 def _hub(app: Any, record: SandboxRecord) -> ProcessHub:
-    """This sandbox's hub, created on first use."""
+    """This sandbox's hub, created on first use.
+
+    Like the Daytona daemon, sessions and terminals live as long as the sandbox's
+    processes: once it stops (or is deleted) its hub and session logs are dropped.
+    """
+    engine = _engine(app)
+    runtime = engine.runtime
+    logs_root = engine.config.engine_dir / "sessions"
     hubs: dict[str, ProcessHub] | None = getattr(app.state, "process_hubs", None)
     if hubs is None:
+        shutil.rmtree(logs_root, ignore_errors=True)  # left by an earlier engine run
         hubs = app.state.process_hubs = {}
+    for sandbox_id, stale in list(hubs.items()):
+        running = runtime.running.get(sandbox_id)
+        if running is None or running.started_at != stale.started_at:
+            del hubs[sandbox_id]
+            shutil.rmtree(logs_root / sandbox_id, ignore_errors=True)
     hub = hubs.get(record.id)
     if hub is None:
-        engine = _engine(app)
-        runtime = engine.runtime
         env = {**BASE_ENV, **record.env}
 
         async def spawn_shell(argv: Sequence[str], fds: Sequence[int]) -> ShellProcess:
@@ -86,8 +99,11 @@ def _hub(app: Any, record: SandboxRecord) -> ProcessHub:
         async def spawn_pty(argv: Sequence[str], envs: Mapping[str, str], cwd: str) -> PtyProcess:
             return await runtime.spawn(record.id, argv, env=envs, cwd=cwd, pty=True)
 
-        directory = engine.config.engine_dir / "sessions" / record.id
-        hub = ProcessHub(SessionManager(directory, spawn_shell), PtyManager(spawn_pty))
+        hub = ProcessHub(
+            SessionManager(logs_root / record.id, spawn_shell),
+            PtyManager(spawn_pty),
+            runtime.get(record.id).started_at,
+        )
         hubs[record.id] = hub
     return hub
 

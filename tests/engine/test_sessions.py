@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from daytona import DaytonaError, DaytonaNotFoundError, Sandbox, SessionExecuteRequest
+from daytona import Daytona, DaytonaError, DaytonaNotFoundError, Sandbox, SessionExecuteRequest
 from websockets.asyncio.client import connect
 
 from dashboard.engine import logs
@@ -283,3 +283,20 @@ def test_the_sdk_reports_a_follow_of_an_unknown_command_as_an_error(sandbox: San
         asyncio.run(
             sandbox.process.get_session_command_logs_async(session_id, "nope", print, print)
         )
+
+
+def test_sessions_and_their_logs_end_with_the_sandboxs_processes(
+    daytona: Daytona, engine: EngineServer
+) -> None:
+    created = daytona.create()
+    try:
+        session_id = _session(created)
+        created.process.execute_session_command(session_id, SessionExecuteRequest(command="true"))
+        logs_dir = engine.data_dir / "engine" / "sessions" / created.id
+        assert logs_dir.is_dir()
+        created.stop()
+        created.start()
+        assert created.process.list_sessions() == []  # as Daytona: the daemon restarted
+        assert not logs_dir.exists()
+    finally:
+        created.delete()
