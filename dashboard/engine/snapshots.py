@@ -464,6 +464,7 @@ class Snapshots:
             if shutil.which("debootstrap") is None:
                 raise BuildError("debootstrap is not installed on the engine's machine")
             await self._run_logged(snapshot, debootstrap_command(source.value, target, self.mirror))
+            await asyncio.to_thread(add_sandbox_user, target)
 
     async def _capture(self, engine: Engine, snapshot: Snapshot, sandbox_id: str) -> None:
         target = self.rootfs(snapshot)
@@ -580,6 +581,24 @@ class Snapshots:
 
 class BuildError(RuntimeError):
     """A snapshot build failed for a reason the caller can act on."""
+
+
+def add_sandbox_user(root: Path) -> None:
+    """Give a Debian base the ``daytona`` user (uid 1000 inside) and its home."""
+    etc = root / "etc"
+    for name, line in (
+        ("passwd", f"{rootfs.SANDBOX_USER}:x:{rootfs.SANDBOX_UID}:{rootfs.SANDBOX_UID}::"
+                   f"{rootfs.HOME}:/bin/bash\n"),
+        ("group", f"{rootfs.SANDBOX_USER}:x:{rootfs.SANDBOX_UID}:\n"),
+    ):  # fmt: skip
+        path = etc / name
+        if path.is_symlink() or not path.is_file():
+            continue
+        content = path.read_text()
+        if not any(entry.startswith(f"{rootfs.SANDBOX_USER}:") for entry in content.splitlines()):
+            with open(path, "a") as handle:
+                handle.write(line)
+    (root / rootfs.HOME.lstrip("/")).mkdir(parents=True, exist_ok=True)
 
 
 def _own_home(root: Path, uid: int) -> None:

@@ -18,7 +18,7 @@ from daytona import (
     VolumeMount,
 )
 
-from dashboard.engine.snapshots import debootstrap_command
+from dashboard.engine.snapshots import add_sandbox_user, debootstrap_command
 from tests.engine.conftest import run
 from tests.engine_server import EngineServer, start_engine
 
@@ -322,3 +322,15 @@ def test_the_debootstrap_command_builds_a_minimal_base() -> None:
         "/x/rootfs",
         "http://mirror/debian",
     ]
+
+
+def test_a_debian_base_gets_the_sandbox_user_once(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (tmp_path / "etc" / "group").write_text("root:x:0:\n")
+    add_sandbox_user(tmp_path)
+    add_sandbox_user(tmp_path)
+    passwd = (tmp_path / "etc" / "passwd").read_text().splitlines()
+    assert passwd[1:] == ["daytona:x:1000:1000::/home/daytona:/bin/bash"]
+    assert (tmp_path / "etc" / "group").read_text().splitlines()[1:] == ["daytona:x:1000:"]
+    assert (tmp_path / "home" / "daytona").is_dir()
