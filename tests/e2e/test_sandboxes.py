@@ -1,0 +1,38 @@
+import re
+import uuid
+
+import pytest
+
+from dashboard.accounts.models import Role
+from tests.conftest import PASSWORD, make_user
+from tests.e2e.conftest import sign_in
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_member_creates_a_sandbox_sees_it_started_and_stops_it_live(
+    page, asgi_live_server, daytona_engine
+) -> None:
+    make_user("mel", Role.MEMBER)
+    sign_in(page, asgi_live_server, "mel", PASSWORD)
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    page.goto(f"{asgi_live_server}/sandboxes/new/")
+    page.fill("#id_name", name)
+    page.click("#create-form button[type=submit]")
+    page.wait_for_url(re.compile(r"/sandboxes/[0-9a-f-]{36}/$"))
+    head = page.locator("#sandbox-head")
+    assert head.locator("h1").inner_text() == name
+    assert head.locator(".badge").inner_text() == "started"
+    page.locator("#live-status.on").wait_for(timeout=5000)
+    page.click("#sandbox-head button[data-verb=stop]")
+    # The action answers at once; the live push brings the final state.
+    page.locator('#sandbox-head[data-state="stopped"]').wait_for(timeout=10_000)
+    page.goto(f"{asgi_live_server}/sandboxes/?q={name}")
+    row = page.locator(f"tr:has-text('{name}')")
+    assert row.locator(".badge").inner_text() == "stopped"
+    row.locator("button[data-verb=delete]").click()
+    page.locator("#confirm-dialog[open]").wait_for()
+    assert page.locator("[data-confirm-ok]").inner_text() == f"Delete {name}"
+    page.click("[data-confirm-ok]")
+    row.locator('.badge:has-text("destroying"), .badge:has-text("destroyed")').first.wait_for()
+    assert page.console_errors == []
