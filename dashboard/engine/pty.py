@@ -192,21 +192,33 @@ class Terminal:
 
     def _on_output(self) -> None:
         assert self._master is not None
-        try:
-            data = os.read(self._master, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""  # EIO: every slave end is closed
-        if not data:
+        # The tty hands out at most ~4 KiB per read; gather what is there into one frame
+        # so a flood costs one WebSocket frame per 32 KiB rather than per 4 KiB.
+        chunks: list[bytes] = []
+        size = 0
+        eof = False
+        while size < READ_SIZE:
+            try:
+                chunk = os.read(self._master, READ_SIZE - size)
+            except BlockingIOError:
+                break
+            except OSError:
+                chunk = b""  # EIO: every slave end is closed
+            if not chunk:
+                eof = True
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if chunks:
+            data = b"".join(chunks)
+            self._remember(data)
+            for attachment in list(self.attachments):
+                attachment.push(data)
+                if attachment.overflowed:
+                    self.attachments.discard(attachment)
+        if eof:
             asyncio.get_running_loop().remove_reader(self._master)
             self._eof.set()
-            return
-        self._remember(data)
-        for attachment in list(self.attachments):
-            attachment.push(data)
-            if attachment.overflowed:
-                self.attachments.discard(attachment)
 
     def _remember(self, data: bytes) -> None:
         self.scrollback.append(data)
