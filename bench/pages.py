@@ -58,7 +58,13 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
     from tests.engine_server import start_engine
 
-    engine = start_engine(work / "engine")
+    # Stopped sandboxes still count against the disk quota: make room for all of them.
+    engine = start_engine(
+        work / "engine",
+        SANDBAR_QUOTA_DISK=str(args.sandboxes * 4),
+        SANDBAR_QUOTA_CPU="64",
+        SANDBAR_QUOTA_MEMORY="128",
+    )
     try:
         started = time.perf_counter()
         asyncio.run(seed(engine.api_url, engine.api_key, args.sandboxes))

@@ -144,6 +144,13 @@ class SandboxFilterForm(_RangeMixin, forms.Form):
         "public": "Public",
     }
 
+    def __init__(self, data: QueryDict, *args, **kwargs) -> None:
+        # The page size select shows the size in use, also when the URL leaves it out.
+        if not data.get("limit"):
+            data = data.copy()
+            data["limit"] = str(DEFAULT_PAGE_SIZE)
+        super().__init__(data, *args, **kwargs)
+
     def clean_cursor(self) -> str:
         cursor = self.cleaned_data["cursor"]
         if cursor and not CURSOR_RE.match(cursor):

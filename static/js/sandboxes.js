@@ -43,7 +43,12 @@
     if (add) { addRow(add.getAttribute("data-kv-add")); return; }
     var remove = event.target.closest("[data-kv-remove]");
     if (remove) { removeRow(remove.closest(".kv-row")); return; }
-    if (event.target.closest("[data-bulk-clear]")) { clearSelection(); }
+    if (event.target.closest("[data-bulk-clear]")) { clearSelection(); return; }
+    var refresh = event.target.closest("[data-refresh]");
+    if (refresh && document.getElementById("results") && window.htmx) {
+      event.preventDefault();
+      refreshList();
+    }
   });
 
   // --- Key/value rows (labels, env, volumes). ---------------------------------------------
@@ -141,6 +146,7 @@
   }
 
   function applyChange(message) {
+    setLive(true);
     var row = document.getElementById("sb-" + message.id);
     var changed = false;
     if (row && message.row) {
@@ -182,7 +188,14 @@
       var message;
       try { message = JSON.parse(event.data); } catch (e) { return; }
       if (message.type === "sandbox.changed") applyChange(message);
-      else if (message.type === "sandbox.created" || message.type === "sandbox.removed") {
+      else if (message.type === "sandbox.unavailable") {
+        var badge = document.getElementById("live-status");
+        if (badge) {
+          badge.classList.remove("on");
+          badge.querySelector(".live-text").textContent = "Daytona not answering";
+          badge.title = message.message || "";
+        }
+      } else if (message.type === "sandbox.created" || message.type === "sandbox.removed") {
         if (message.type === "sandbox.removed") {
           var head = document.getElementById("sandbox-head");
           if (head && head.getAttribute("data-sandbox-id") === message.id) {
