@@ -95,7 +95,7 @@ def bare_pty(keys: int, flood_mb: int) -> tuple[list[float], float]:
             os.write(fd, key)
             _read_for(fd, key, time.monotonic() + 5)
             timings.append((time.perf_counter() - start) * 1000)
-        os.write(fd, b"\x15")  # Ctrl-U: drop the typed line
+        os.write(fd, b"\x03")  # Ctrl-C: drop the typed line, get a fresh prompt
         _read_for(fd, b"$ ", time.monotonic() + 1)
         command = FLOOD.format(size=flood_mb << 20)
         start = time.perf_counter()
@@ -156,7 +156,7 @@ class Bench:
                 await socket_.send(key)
                 await _read_until(socket_, key, 5)
                 timings.append((time.perf_counter() - start) * 1000)
-            await socket_.send(b"\x15")
+            await socket_.send(b"\x03")
             await _read_until(socket_, b"$ ", 2)
             rss_before = rss_mb(self.pid)
             command = FLOOD.format(size=flood_mb << 20)

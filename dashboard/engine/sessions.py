@@ -59,11 +59,12 @@ Spawner = Callable[[Sequence[str], Sequence[int]], Awaitable[ShellProcess]]
 
 
 def check_id(value: object, what: str) -> str:
-    """A client-chosen id: a non-empty string without control characters."""
+    """A client-chosen id: a non-empty string without control characters or "/" (it
+    could never be addressed in a URL path)."""
     if not isinstance(value, str) or not value or len(value) > MAX_ID:
         raise BadRequest(f"{what} must be a string of 1 to {MAX_ID} characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise BadRequest(f"{what} must not contain control characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value) or "/" in value:
+        raise BadRequest(f"{what} must not contain control characters or /")
     return value
 
 

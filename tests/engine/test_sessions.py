@@ -235,7 +235,15 @@ def test_a_duplicate_session_id_is_409(sandbox: Sandbox, toolbox: httpx.Client) 
 
 @pytest.mark.parametrize(
     "body",
-    [None, [], {"sessionId": ""}, {"sessionId": 3}, {"sessionId": "a\nb"}, {"other": "x"}],
+    [
+        None,
+        [],
+        {"sessionId": ""},
+        {"sessionId": 3},
+        {"sessionId": "a\nb"},
+        {"sessionId": "a/b"},
+        {"other": "x"},
+    ],
 )
 def test_a_malformed_session_create_is_400(
     sandbox: Sandbox, toolbox: httpx.Client, body: Any

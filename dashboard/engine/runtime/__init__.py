@@ -290,7 +290,9 @@ class Runtime:
                 for kind, name in self._host_binds
                 if kind != "bind"
             )
-        await layer.mount(self.config.sandbox_uid, points, symlinks)
+        await layer.mount(
+            self.config.sandbox_uid, points, symlinks, own_etc=has_own_etc(layer.lower)
+        )
         return layer
 
     async def start(self, spec: SandboxSpec) -> None:
@@ -449,6 +451,8 @@ class Runtime:
             args += ["--ro-bind-fd", str(etc_fd), "/etc"]
             for name in self._etc_binds:
                 args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+        else:  # the snapshot's /etc, but DNS through slirp4netns as everywhere
+            args += ["--ro-bind", str(self.etc_dir / "resolv.conf"), "/etc/resolv.conf"]
         # /tmp, /dev/shm and /var/tmp here are paths inside the sandbox, not the host's.
         args += [
             "--proc", "/proc", "--dev", "/dev",
