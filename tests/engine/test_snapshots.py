@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import tarfile
 import time
 import uuid
@@ -334,3 +336,57 @@ def test_a_debian_base_gets_the_sandbox_user_once(tmp_path: Path) -> None:
     assert passwd[1:] == ["daytona:x:1000:1000::/home/daytona:/bin/bash"]
     assert (tmp_path / "etc" / "group").read_text().splitlines()[1:] == ["daytona:x:1000:"]
     assert (tmp_path / "home" / "daytona").is_dir()
+
+
+MINI_ROOT_TOOLS = ("bash", "env", "nsenter", "setsid", "sleep", "cat", "ls", "id", "touch")
+
+
+def build_mini_root(root: Path) -> None:
+    """A tiny self-contained system: a few host programs with the libraries they load."""
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "bin").symlink_to("usr/bin")
+    libraries: set[str] = set()
+    for tool in MINI_ROOT_TOOLS:
+        path = shutil.which(tool)
+        assert path is not None
+        shutil.copy2(path, root / "usr" / "bin" / tool)
+        ldd = subprocess.run(["ldd", path], capture_output=True, text=True, check=False).stdout
+        libraries.update(word for word in ldd.split() if word.startswith("/"))
+    for library in libraries:
+        target = root / library.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(library, target)
+    (root / "usr" / "bin" / "sh").symlink_to("bash")
+    (root / "etc").mkdir()
+    (root / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/bash\ndaytona:x:1000:1000:mini:/home/daytona:/bin/bash\n"
+    )
+    (root / "etc" / "group").write_text("root:x:0:\ndaytona:x:1000:\n")
+    (root / "etc" / "resolv.conf").symlink_to("../run/resolv.conf")
+    (root / "etc" / "marker").write_text("mini root\n")
+
+
+def test_a_snapshot_with_its_own_system_runs_on_it_alone(
+    api: httpx.Client, toolbox: httpx.Client, tmp_path: Path
+) -> None:
+    build_mini_root(tmp_path)
+    body = {"name": unique("mini-root"), "imageName": f"dir:{tmp_path}"}
+    created = api.post("/snapshots", json=body).json()
+    try:
+        active = wait_for_state(api, created["id"], "active", "build_failed")
+        assert active["state"] == "active", active["errorReason"]
+        sandbox = api.post("/sandbox", json={"snapshot": body["name"]}).json()
+        try:
+            assert sandbox["state"] == "started", sandbox["errorReason"]
+            result = run(toolbox, sandbox["id"], "cat /etc/marker; ls /usr/bin; id -un")
+            assert result["result"].split() == [
+                "mini", "root", *sorted([*MINI_ROOT_TOOLS, "sh"]), "daytona",
+            ]  # fmt: skip
+            # DNS still goes to slirp4netns: the engine's resolv.conf covers the snapshot's.
+            resolv = run(toolbox, sandbox["id"], "cat /etc/resolv.conf")["result"]
+            assert resolv == "nameserver 10.0.2.3\n"
+            assert run(toolbox, sandbox["id"], "touch /etc/x")["exitCode"] != 0
+        finally:
+            api.delete(f"/sandbox/{sandbox['id']}")
+    finally:
+        api.delete(f"/snapshots/{created['id']}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
 
 from dashboard.engine.runtime.disk import DiskError, _libc, _run, is_mounted
@@ -51,6 +52,7 @@ class RootLayer:
         owner_uid: int,
         extra_points: tuple[str, ...] = (),
         symlinks: tuple[tuple[str, str], ...] = (),
+        own_etc: bool = False,
     ) -> None:
         """Mount the overlay (idempotent) and create the mount points and symlinks bwrap needs."""
         if not self.lower.is_dir():
@@ -75,6 +77,8 @@ class RootLayer:
             os.chown(f"/proc/self/fd/{home}", owner_uid, owner_uid)
         finally:
             os.close(home)
+        if own_etc:
+            _plain_resolv_conf(self.merged)
         for target, name in symlinks:
             with contextlib.suppress(FileExistsError):
                 os.symlink(target, self.merged / name)
@@ -88,3 +92,23 @@ class RootLayer:
             _libc.umount2(target, MNT_DETACH)
         with contextlib.suppress(OSError):
             self.merged.rmdir()
+
+
+def _plain_resolv_conf(merged: Path) -> None:
+    """Make etc/resolv.conf a plain file, so the engine's (slirp's DNS) can be bound on it.
+
+    A distribution's resolv.conf is often a symlink into /run; the change lands in the
+    sandbox's own upper layer, never in the snapshot.
+    """
+    etc = open_beneath(str(merged), "etc", 0)
+    try:
+        try:
+            if not stat.S_ISREG(os.lstat("resolv.conf", dir_fd=etc).st_mode):
+                os.unlink("resolv.conf", dir_fd=etc)
+        except FileNotFoundError:
+            pass
+        with contextlib.suppress(FileExistsError):
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            os.close(os.open("resolv.conf", flags, 0o644, dir_fd=etc))
+    finally:
+        os.close(etc)
