@@ -67,6 +67,7 @@ class EngineConfig:
     pids_max: int = 1024
     tick_seconds: float = 5.0
     exec_timeout: int = 360
+    warm_pool: int = 2
 
     @property
     def engine_dir(self) -> Path:
@@ -110,4 +111,5 @@ def load_config() -> EngineConfig:
         pids_max=env_int("SANDBAR_SANDBOX_PIDS", 1024, minimum=16, maximum=4_194_304),
         tick_seconds=env_float("SANDBAR_ENGINE_TICK_SECONDS", 5.0, minimum=0.05),
         exec_timeout=env_int("SANDBAR_EXEC_TIMEOUT", 360, minimum=1),
+        warm_pool=env_int("SANDBAR_ENGINE_WARM_POOL", 2, minimum=0, maximum=32),
     )

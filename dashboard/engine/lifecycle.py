@@ -124,6 +124,7 @@ class Engine:
         """Prepare the host, bring sandboxes back to their recorded state, start the timers."""
         self.runtime.setup()
         await self.reconcile()
+        self.runtime.fill_pool()
         self._ticker = asyncio.create_task(self._tick_forever(), name="engine-ticker")
 
     async def shutdown(self) -> None:
@@ -319,9 +320,12 @@ class Engine:
         self.notify("sandbox.created", replace(record))
         async with self._transition(record):
             try:
-                await self.runtime.create(self._spec(record))
-                self._set_state(record, "starting")
-                await self.runtime.start(self._spec(record))
+                spec = self._spec(record)
+                # A default sandbox comes ready from the warm pool when there is one.
+                if not await self.runtime.claim(spec):
+                    await self.runtime.create(spec)
+                    self._set_state(record, "starting")
+                    await self.runtime.start(spec)
             except (RuntimeError_, OSError) as error:
                 self._set_error(record, str(error))
                 return record

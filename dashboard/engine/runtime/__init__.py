@@ -15,10 +15,12 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import signal
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +29,12 @@ from typing import Any
 from dashboard.engine.config import EngineConfig
 from dashboard.engine.runtime import rootfs
 from dashboard.engine.runtime.cgroups import CgroupManager, SandboxCgroup
-from dashboard.engine.runtime.disk import Disk, DiskError
+from dashboard.engine.runtime.disk import MNT_DETACH, Disk, DiskError, _libc
 from dashboard.engine.runtime.layers import RootLayer, has_own_etc, is_full_root
 from dashboard.engine.runtime.mounts import Mount, bind_volumes, unbind_volumes
 
+log = logging.getLogger("sandbar.engine")
+WARM_PREFIX = "warm-"
 NS_GET_USERNS = 0xB701  # ioctl: the user namespace that owns a namespace
 NS_GET_PARENT = 0xB702  # ioctl: the parent of a user namespace
 STOP_GRACE_SECONDS = 2.0
@@ -131,6 +135,16 @@ async def _read_json_fd(fd: int, limit: float) -> dict[str, Any]:
         os.close(fd)
 
 
+def _unmount_all_under(directory: Path) -> None:
+    """Detach every mount at or below ``directory``, deepest first."""
+    prefix = str(directory.absolute())
+    with open("/proc/self/mountinfo") as mountinfo:
+        points = [line.split()[4] for line in mountinfo]
+    inside = [p for p in points if p == prefix or p.startswith(prefix + "/")]
+    for point in sorted(set(inside), key=lambda p: -p.count("/")):
+        _libc.umount2(point.encode(), MNT_DETACH)
+
+
 def _children(pid: int) -> list[str]:
     with open(f"/proc/{pid}/task/{pid}/children") as handle:
         return handle.read().split()
@@ -205,6 +219,10 @@ class Runtime:
         self._etc_binds: list[str] = []
         self._host_binds: list[tuple[str, str]] = []
         self._slirp = shutil.which("slirp4netns")
+        # Started sandboxes with the default spec, waiting to be handed out by claim().
+        self._pool: list[RunningSandbox] = []
+        self._pool_task: asyncio.Task[None] | None = None
+        self._closing = False
 
     # -- engine lifetime -------------------------------------------------------
 
@@ -219,6 +237,10 @@ class Runtime:
             raise RuntimeError_("the engine must run as root to set up cgroups and disks")
         self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # An engine that died left its mounts (and maybe pool sandboxes) behind.
+        _unmount_all_under(self.run_dir)
+        for leftover in self.sandboxes_dir.glob(f"{WARM_PREFIX}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
         for directory in (self.run_dir.parent, self.run_dir):
             os.chmod(directory, 0o711)  # noqa: S103 -- the sandbox uid must traverse, not list
         self._etc_binds = rootfs.write_etc(self.etc_dir)
@@ -227,12 +249,94 @@ class Runtime:
 
     async def shutdown(self) -> None:
         """Stop every running sandbox and remove the instance cgroups."""
+        self._closing = True
+        if self._pool_task is not None:
+            self._pool_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pool_task
+        warm_ids = []
+        for warm in self._pool:
+            self.running[warm.spec.id] = warm
+            warm_ids.append(warm.spec.id)
+        self._pool.clear()
         await asyncio.gather(
             *(self.stop(sandbox_id, force=True) for sandbox_id in list(self.running)),
             return_exceptions=True,
         )
+        for warm_id in warm_ids:
+            self.disk(warm_id).delete()
+            shutil.rmtree(self.sandbox_dir(warm_id), ignore_errors=True)
         self.cgroups.teardown()
+        # Never delete through a mount that is still there.
+        _unmount_all_under(self.run_dir)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    # -- the warm pool ---------------------------------------------------------
+
+    def pool_spec(self, sandbox_id: str) -> SandboxSpec:
+        """The spec of a default sandbox: what the pool holds ready."""
+        config = self.config
+        return SandboxSpec(
+            id=sandbox_id,
+            cpu=config.default_cpu,
+            memory=config.default_memory,
+            disk=config.default_disk,
+            network_block_all=False,
+        )
+
+    def fill_pool(self) -> None:
+        """Top the pool up in the background (it holds ``warm_pool`` started sandboxes)."""
+        if self._closing or self.config.warm_pool <= 0:
+            return
+        if self._pool_task is None or self._pool_task.done():
+            self._pool_task = asyncio.create_task(self._fill_pool(), name="warm-pool")
+
+    async def _fill_pool(self) -> None:
+        while not self._closing and len(self._pool) < self.config.warm_pool:
+            spec = self.pool_spec(f"{WARM_PREFIX}{uuid.uuid4().hex}")
+            try:
+                await self.create(spec)
+                await self.start(spec)
+            except (OSError, DiskError, RuntimeError_) as error:
+                log.warning("could not prepare a warm sandbox: %s", error)
+                await self.destroy(spec.id)
+                return
+            self._pool.append(self.running.pop(spec.id))
+
+    async def claim(self, spec: SandboxSpec) -> bool:
+        """Hand a started sandbox from the pool to ``spec`` if the pool holds its kind.
+
+        Its disk, cgroups and directory are renamed to the new id; nothing inside the
+        sandbox changes. Returns False when ``spec`` must be created and started instead.
+        """
+        if self.pool_spec(spec.id) != spec:
+            return False
+        try:
+            while self._pool:
+                warm = self._pool.pop(0)
+                if warm.init.returncode is None:
+                    try:
+                        self._adopt(warm, spec)
+                    except OSError as error:
+                        log.warning("could not take a warm sandbox: %s", error)
+                        self.running[warm.spec.id] = warm
+                        await self.destroy(warm.spec.id)
+                        continue
+                    return True
+                self.running[warm.spec.id] = warm
+                await self.destroy(warm.spec.id)
+            return False
+        finally:
+            self.fill_pool()
+
+    def _adopt(self, warm: RunningSandbox, spec: SandboxSpec) -> None:
+        # The cgroups keep their pool name (cgroup v2 cannot rename them); the handle
+        # in RunningSandbox is what every later operation uses.
+        old_dir, new_dir = self.sandbox_dir(warm.spec.id), self.sandbox_dir(spec.id)
+        old_dir.rename(new_dir)  # the loop device holds the image open; a rename is safe
+        warm.disk = Disk(new_dir / "disk.img", warm.disk.mount_point, self.config.sandbox_uid)
+        warm.spec = spec
+        self.running[spec.id] = warm
 
     # -- sandbox lifetime ------------------------------------------------------
 
@@ -241,6 +345,13 @@ class Runtime:
         return self.sandboxes_dir / sandbox_id
 
     def disk(self, sandbox_id: str) -> Disk:
+        """The disk of a sandbox (whether or not it exists yet); a running one's own."""
+        running = self.running.get(sandbox_id)
+        if running is not None:
+            return running.disk
+        return self._disk(sandbox_id)
+
+    def _disk(self, sandbox_id: str) -> Disk:
         """The disk of a sandbox (whether or not it exists yet)."""
         return Disk(
             self.sandbox_dir(sandbox_id) / "disk.img",
@@ -572,6 +683,8 @@ class Runtime:
         unbind_volumes(self.volumes_dir(sandbox_id))
         self.root_layer(sandbox_id).unmount()
         running.disk.unmount()
+        with contextlib.suppress(OSError):
+            running.disk.mount_point.rmdir()
 
     async def destroy(self, sandbox_id: str) -> None:
         """Stop the sandbox and remove its disk for good."""
