@@ -390,3 +390,34 @@ def test_a_snapshot_with_its_own_system_runs_on_it_alone(
             api.delete(f"/sandbox/{sandbox['id']}")
     finally:
         api.delete(f"/snapshots/{created['id']}")
+
+
+def test_snapshots_volumes_and_their_sandboxes_survive_an_engine_restart(
+    tmp_path_factory: pytest.TempPathFactory, source_dir: Path
+) -> None:
+    server = start_engine(tmp_path_factory.mktemp("restart-engine"))
+    try:
+        with server.client() as api:
+            snap = api.post("/snapshots", json={"name": "kept", "imageName": f"dir:{source_dir}"})
+            wait_for_state(api, snap.json()["id"], "active")
+            volume = api.post("/volumes", json={"name": "kept-volume"}).json()
+            mount = {"volumeId": volume["id"], "mountPath": "/data"}
+            body = {"snapshot": "kept", "volumes": [mount], "autoStopInterval": 0}
+            sandbox = api.post("/sandbox", json=body).json()
+            assert sandbox["state"] == "started", sandbox["errorReason"]
+        headers = {"Authorization": f"Bearer {server.api_key}"}
+        with httpx.Client(base_url=server.toolbox_url, headers=headers, timeout=60) as toolbox:
+            run(toolbox, sandbox["id"], "echo layer > mine && echo volume > /data/v")
+        server.stop()
+        server.start()
+        with (
+            server.client() as api,
+            httpx.Client(base_url=server.toolbox_url, headers=headers, timeout=60) as toolbox,
+        ):
+            assert api.get("/snapshots/kept").json()["state"] == "active"
+            assert api.get("/volumes/by-name/kept-volume").json()["state"] == "ready"
+            assert api.get(f"/sandbox/{sandbox['id']}").json()["state"] == "started"
+            result = run(toolbox, sandbox["id"], "cat mine /data/v /opt/app/version")
+            assert result["result"] == "layer\nvolume\n1.0\n"
+    finally:
+        server.stop()
