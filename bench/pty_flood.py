@@ -86,8 +86,9 @@ def bare_pty(keys: int, flood_mb: int) -> tuple[list[float], float]:
     if pid == 0:
         os.execv(SHELL[0], SHELL)  # noqa: S606 -- a fixed argv, no shell parsing
     try:
-        os.write(fd, b"stty -echoctl; PS1='$ '\n")
-        _read_for(fd, b"$ ", time.monotonic() + 5)
+        # The quotes keep the echo of the typed line from matching what we wait for.
+        os.write(fd, b"stty -echoctl; PS1='$ '; echo rea''dy\n")
+        _read_for(fd, b"ready", time.monotonic() + 5)
         timings = []
         for index in range(keys):
             key = bytes([97 + index % 26])
@@ -95,8 +96,8 @@ def bare_pty(keys: int, flood_mb: int) -> tuple[list[float], float]:
             os.write(fd, key)
             _read_for(fd, key, time.monotonic() + 5)
             timings.append((time.perf_counter() - start) * 1000)
-        os.write(fd, b"\x03")  # Ctrl-C: drop the typed line, get a fresh prompt
-        _read_for(fd, b"$ ", time.monotonic() + 1)
+        os.write(fd, b"\x03echo sy''nced\n")  # Ctrl-C drops the typed line
+        _read_for(fd, b"synced", time.monotonic() + 5)
         command = FLOOD.format(size=flood_mb << 20)
         start = time.perf_counter()
         os.write(fd, command.encode())
@@ -147,8 +148,8 @@ class Bench:
         self.new_pty("bench-echo")
         async with self.attach("bench-echo") as socket_:
             await socket_.recv()  # connected
-            await socket_.send(b"stty -echoctl; PS1='$ '\n")
-            await _read_until(socket_, b"$ ", 10)
+            await socket_.send(b"stty -echoctl; PS1='$ '; echo rea''dy\n")
+            await _read_until(socket_, b"ready", 10)
             timings = []
             for index in range(keys):
                 key = bytes([97 + index % 26])
@@ -156,8 +157,8 @@ class Bench:
                 await socket_.send(key)
                 await _read_until(socket_, key, 5)
                 timings.append((time.perf_counter() - start) * 1000)
-            await socket_.send(b"\x03")
-            await _read_until(socket_, b"$ ", 2)
+            await socket_.send(b"\x03echo sy''nced\n")
+            await _read_until(socket_, b"synced", 5)
             rss_before = rss_mb(self.pid)
             command = FLOOD.format(size=flood_mb << 20)
             start = time.perf_counter()

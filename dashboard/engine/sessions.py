@@ -103,6 +103,18 @@ def _held_suffix(buffer: bytes, pattern: bytes) -> int:
     return 0
 
 
+@dataclass
+class _ShellRun:
+    """One shell process of a session and the commands queued to it."""
+
+    process: ShellProcess
+    input: asyncio.StreamWriter
+    fds: tuple[int, int, int]  # the commands' stdout, stderr and stdin, as the shell sees them
+    pending: deque[Command] = field(default_factory=deque)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    dead: bool = False
+
+
 class Session:
     """A named shell in one sandbox and the commands it has run."""
 
@@ -111,12 +123,8 @@ class Session:
         self.directory = directory
         self._spawn = spawn
         self.commands: dict[str, Command] = {}
-        self._pending: deque[Command] = deque()
-        self._shell: ShellProcess | None = None
-        self._input: asyncio.StreamWriter | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._run: _ShellRun | None = None
         self._start_lock = asyncio.Lock()
-        self._fds = (3, 4, 5)
         self.deleted = False
 
     def to_json(self) -> dict[str, object]:
@@ -125,16 +133,16 @@ class Session:
 
     # -- the shell -------------------------------------------------------------
 
-    async def _ensure_shell(self) -> ShellProcess:
+    async def _ensure_shell(self) -> _ShellRun:
         async with self._start_lock:
-            if self._shell is not None:
-                return self._shell
+            if self._run is not None:
+                return self._run
             out_r, out_w = os.pipe2(os.O_CLOEXEC)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
             in_r, in_w = os.pipe2(os.O_CLOEXEC)
             child_fds = (out_w, err_w, in_r)
             try:
-                shell = await self._spawn(SHELL, child_fds)
+                process = await self._spawn(SHELL, child_fds)
             except BaseException:
                 for fd in (out_r, out_w, err_r, err_w, in_r, in_w):
                     os.close(fd)
@@ -152,43 +160,44 @@ class Session:
             transport, protocol = await loop.connect_write_pipe(
                 asyncio.streams.FlowControlMixin, os.fdopen(in_w, "wb", 0)
             )
-            self._input = asyncio.StreamWriter(transport, protocol, None, loop)
             # The shell keeps the pipes at the numbers they had here; every command gets
             # them as its 0/1/2 and does not inherit the originals.
-            self._fds = (out_w, err_w, in_r)
-            self._shell = shell
-            self._tasks = [
-                asyncio.create_task(self._pump(readers[0], 1)),
-                asyncio.create_task(self._pump(readers[1], 2)),
-                asyncio.create_task(self._discard(shell)),
-                asyncio.create_task(self._watch(shell)),
+            writer = asyncio.StreamWriter(transport, protocol, None, loop)
+            run = _ShellRun(process, writer, child_fds)
+            run.tasks = [
+                asyncio.create_task(self._pump(run, readers[0], 1)),
+                asyncio.create_task(self._pump(run, readers[1], 2)),
+                asyncio.create_task(self._discard(process)),
+                asyncio.create_task(self._watch(run)),
             ]
-            return shell
+            self._run = run
+            return run
 
-    async def _discard(self, shell: ShellProcess) -> None:
+    async def _discard(self, process: ShellProcess) -> None:
         # The shell's own stdout/stderr: nothing should arrive, but it must not fill up.
-        if shell.stdout is not None:
-            while await shell.stdout.read(1 << 16):
+        if process.stdout is not None:
+            while await process.stdout.read(1 << 16):
                 pass
 
-    async def _pump(self, reader: asyncio.StreamReader, stream: int) -> None:
+    async def _pump(self, run: _ShellRun, reader: asyncio.StreamReader, stream: int) -> None:
         held = b""
         while chunk := await reader.read(1 << 16):
-            held = self._route(held + chunk, stream)
+            held = self._route(run, held + chunk, stream)
         if held:
-            self._route(held, stream, final=True)
+            self._route(run, held, stream, final=True)
 
-    def _current(self, stream: int) -> Command | None:
-        for command in self._pending:
+    @staticmethod
+    def _current(run: _ShellRun, stream: int) -> Command | None:
+        for command in run.pending:
             if not (command.out_done if stream == 1 else command.err_done):
                 return command
         return None
 
-    def _route(self, data: bytes, stream: int, *, final: bool = False) -> bytes:
+    def _route(self, run: _ShellRun, data: bytes, stream: int, *, final: bool = False) -> bytes:
         """Write ``data`` to the current command's log up to its sentinel; return what to
         hold back because it may be the start of a sentinel."""
         while data:
-            command = self._current(stream)
+            command = self._current(run, stream)
             if command is None:
                 return b""  # output of a background job after its command ended
             pattern = SENTINEL_START + command.nonce + b":"
@@ -212,35 +221,39 @@ class Session:
             else:
                 command.err_done = True
             if command.out_done and command.err_done:
-                self._finish(command, int(status) if status.isdigit() else 1)
+                self._finish(run, command, int(status) if status.isdigit() else 1)
             data = data[end + 1 :]
         return b""
 
-    def _finish(self, command: Command, exit_code: int) -> None:
+    @staticmethod
+    def _finish(run: _ShellRun | None, command: Command, exit_code: int) -> None:
+        if command.log.finished:
+            return
         command.out_done = command.err_done = True
         command.log.finish(exit_code)
         command.done.set()
-        with contextlib.suppress(ValueError):
-            self._pending.remove(command)
+        if run is not None:
+            with contextlib.suppress(ValueError):
+                run.pending.remove(command)
 
-    async def _watch(self, shell: ShellProcess) -> None:
-        code = await shell.wait()
+    async def _watch(self, run: _ShellRun) -> None:
+        code = await run.process.wait()
+        if self._run is run:
+            self._run = None  # the next command starts a fresh shell
         # Let the pumps read what the shell wrote before dying; background jobs may keep
         # the pipes open, so do not wait for end-of-file.
-        pumps = [t for t in self._tasks[:2] if not t.done()]
+        pumps = [t for t in run.tasks[:2] if not t.done()]
         if pumps:
             await asyncio.wait(pumps, timeout=DRAIN_AFTER_EXIT)
-        for task in self._tasks[:3]:
+        for task in run.tasks[:3]:
             task.cancel()
-        if self._input is not None:
-            self._input.close()
-            self._input = None
-        shell.release()
+        run.input.close()
+        run.process.release()
+        run.dead = True
         # The command that was running (e.g. it called ``exit``) ends with the shell's
         # status; the ones queued behind it never ran.
-        for index, command in enumerate(list(self._pending)):
-            self._finish(command, code if index == 0 else 137)
-        self._shell = None
+        for index, command in enumerate(list(run.pending)):
+            self._finish(run, command, code if index == 0 else 137)
 
     # -- commands --------------------------------------------------------------
 
@@ -250,16 +263,16 @@ class Session:
             raise BadRequest("command must not contain NUL characters")
         if len(command_text.encode()) > MAX_COMMAND_BYTES:
             raise BadRequest(f"command is longer than {MAX_COMMAND_BYTES} bytes")
-        shell = await self._ensure_shell()
+        run = await self._ensure_shell()
         command_id = str(uuid.uuid4())
         log = CommandLog(self.directory / command_id)
         log.open(command_text)
         command = Command(command_id, command_text, log, secrets.token_hex(16).encode())
         self.commands[command_id] = command
-        self._pending.append(command)
+        run.pending.append(command)
         self._trim()
         nonce = command.nonce.decode()
-        out, err, inp = self._fds
+        out, err, inp = run.fds
         mark = f"printf '\\036\\037SANDBAR-{nonce}:%d\\036' $__sandbar_status"
         # eval keeps cd/export in the session's shell; the newline before "}" ends a
         # trailing comment; the group's redirections give the command 0/1/2 of its own.
@@ -267,12 +280,17 @@ class Session:
             f"{{ eval {shlex.quote(command_text)}\n}} <&{inp} >&{out} 2>&{err} "
             f"{out}>&- {err}>&- {inp}<&-; __sandbar_status=$?; {mark} >&{out}; {mark} >&{err}\n"
         )
-        assert shell.stdin is not None
+        stdin = run.process.stdin
         try:
-            shell.stdin.write(script.encode())
-            await shell.stdin.drain()
+            if stdin is None or run.dead:
+                raise ConnectionError("the session's shell has exited")
+            stdin.write(script.encode())
+            await stdin.drain()
         except (ConnectionError, RuntimeError):
-            self._finish(command, 127)
+            self._finish(run, command, 127)
+        if run.dead:
+            # The shell died while this was being queued; nothing will ever run it.
+            self._finish(run, command, 127)
         return command
 
     def _trim(self) -> None:
@@ -293,30 +311,30 @@ class Session:
     async def send_input(self, command_id: str, data: str) -> None:
         """Write ``data`` to the running command's stdin."""
         command = self.get(command_id)
-        if command.log.finished or self._input is None:
+        run = self._run
+        if command.log.finished or run is None or run.dead:
             raise Conflict(f"command {command_id} is not running")
-        if self._current(1) is not command:
+        if self._current(run, 1) is not command:
             raise Conflict(f"command {command_id} has not started yet")
         raw = data.encode()
         if len(raw) > MAX_INPUT_BYTES:
             raise BadRequest(f"input is longer than {MAX_INPUT_BYTES} bytes")
         try:
-            self._input.write(raw)
-            await asyncio.wait_for(self._input.drain(), 10)
+            run.input.write(raw)
+            await asyncio.wait_for(run.input.drain(), 10)
         except (ConnectionError, RuntimeError, TimeoutError) as error:
             raise Conflict(f"command {command_id} is not reading its input") from error
 
     async def close(self) -> None:
         """Kill the shell and everything it started; followers see the logs end."""
         self.deleted = True
-        shell = self._shell
-        if shell is not None:
-            shell.kill()
-            watcher = self._tasks[3]
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(watcher), 5)
-        for command in list(self._pending):
-            self._finish(command, 137)
+        run = self._run
+        if run is not None:
+            run.process.kill()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(run.tasks[3]), 5)
+        for command in self.commands.values():
+            self._finish(run, command, 137)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
