@@ -198,6 +198,25 @@ async def test_create_connect_takes_size_cwd_and_the_env_subprotocol(
         await socket.send(b"exit\n")
 
 
+async def test_a_lazy_pty_starts_on_first_connect_and_a_late_client_learns_the_exit(
+    sandbox: Sandbox, toolbox: httpx.Client, engine: EngineServer
+) -> None:
+    pty_id = _create(toolbox, sandbox, lazyStart=True)
+    info = (await _rest(toolbox, "GET", f"/{sandbox.id}/process/pty/{pty_id}")).json()
+    assert (info["active"], info["lazyStart"]) == (False, True)
+    async with _attach(engine, sandbox, pty_id) as socket_:
+        await _connected(socket_)
+        info = (await _rest(toolbox, "GET", f"/{sandbox.id}/process/pty/{pty_id}")).json()
+        assert info["active"] is True
+        await socket_.send(b"exit 2\n")
+        await _drain(socket_)
+    async with _attach(engine, sandbox, pty_id) as late:
+        await _connected(late)
+        frames = await _drain(late)
+    assert json.loads(frames[-1])["exitCode"] == 2
+    assert (late.close_code, json.loads(late.close_reason or "")["exitCode"]) == (1011, 2)
+
+
 async def test_several_clients_see_the_same_output_and_may_all_type(
     sandbox: Sandbox, toolbox: httpx.Client, engine: EngineServer
 ) -> None:
