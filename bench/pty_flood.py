@@ -96,7 +96,10 @@ def bare_pty(keys: int, flood_mb: int) -> tuple[list[float], float]:
             os.write(fd, key)
             _read_for(fd, key, time.monotonic() + 5)
             timings.append((time.perf_counter() - start) * 1000)
-        os.write(fd, b"\x03echo sy''nced\n")  # Ctrl-C drops the typed line
+        # Ctrl-C drops the typed line (and flushes input typed after it: wait for the prompt).
+        os.write(fd, b"\x03")
+        _read_for(fd, b"$ ", time.monotonic() + 5)
+        os.write(fd, b"echo sy''nced\n")
         _read_for(fd, b"synced", time.monotonic() + 5)
         command = FLOOD.format(size=flood_mb << 20)
         start = time.perf_counter()
@@ -157,7 +160,9 @@ class Bench:
                 await socket_.send(key)
                 await _read_until(socket_, key, 5)
                 timings.append((time.perf_counter() - start) * 1000)
-            await socket_.send(b"\x03echo sy''nced\n")
+            await socket_.send(b"\x03")
+            await _read_until(socket_, b"$ ", 5)
+            await socket_.send(b"echo sy''nced\n")
             await _read_until(socket_, b"synced", 5)
             rss_before = rss_mb(self.pid)
             command = FLOOD.format(size=flood_mb << 20)
