@@ -79,6 +79,11 @@ def main() -> int:
 
         from dashboard.accounts.models import Role, User
 
+        # Static URLs from the source tree, as in the tests: no collectstatic needed.
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        }
         settings.DAYTONA_API_URL = engine.api_url
         settings.DAYTONA_API_KEY = engine.api_key
         settings.ALLOWED_HOSTS = ["testserver"]

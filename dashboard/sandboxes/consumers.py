@@ -14,6 +14,7 @@ class SandboxesConsumer(AsyncJsonWebsocketConsumer):
     """Pushes sandbox state changes, rendered for this person, to the list and sandbox pages."""
 
     group: str | None = None
+    watch: tuple[int, str] | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -24,13 +25,15 @@ class SandboxesConsumer(AsyncJsonWebsocketConsumer):
         self.group = live.group_name()
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await live.join()
+        self.watch = await live.join()
 
     async def disconnect(self, code: int) -> None:
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
             self.group = None
-            await live.leave()
+        if self.watch is not None:
+            await live.leave(self.watch)
+            self.watch = None
 
     async def receive_json(self, content, **kwargs) -> None:
         # Push only: nothing the browser says changes anything.

@@ -98,8 +98,8 @@ def _key() -> tuple[int, str]:
     return id(asyncio.get_running_loop()), group_name()
 
 
-async def join() -> _Watch:
-    """Count one more watcher; the first one starts the shared poll."""
+async def join() -> tuple[int, str]:
+    """Count one more watcher; the first one starts the shared poll. Returns the key to leave."""
     key = _key()
     watch = _watches.get(key)
     if watch is None:
@@ -107,12 +107,12 @@ async def join() -> _Watch:
     watch.watchers += 1
     if watch.task is None or watch.task.done():
         watch.task = asyncio.create_task(watch.run(), name=f"poll {watch.group}")
-    return watch
+    return key
 
 
-async def leave() -> None:
+async def leave(key: tuple[int, str]) -> None:
     """Count one watcher fewer; the last one stops the poll."""
-    key = _key()
+    # The key from join(), not a fresh one: the connection may have changed meanwhile.
     watch = _watches.get(key)
     if watch is None:
         return

@@ -71,8 +71,7 @@ async def test_many_watchers_share_one_poll(daytona_engine, member_user) -> None
     watchers = [await connect(member_user) for _ in range(4)]
     try:
         assert all(ok for _, ok in watchers)
-        assert len([key for key in live._watches if key[1] == live.group_name()]) == 1
-        (watch,) = [w for k, w in live._watches.items() if k[1] == live.group_name()]
+        watch = live._watches[live._key()]
         assert watch.watchers == 4
         await asyncio.sleep(2.2)
         # One poll a second for everyone, not one per watcher.
@@ -80,7 +79,7 @@ async def test_many_watchers_share_one_poll(daytona_engine, member_user) -> None
     finally:
         for communicator, _ in watchers:
             await communicator.disconnect()
-    assert not [key for key in live._watches if key[1] == live.group_name()]
+    assert live._key() not in live._watches
 
 
 async def test_a_new_sandbox_is_announced(daytona_engine, make_sandbox, viewer_user) -> None:
