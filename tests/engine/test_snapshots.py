@@ -17,8 +17,10 @@ from daytona import (
     CreateSandboxFromSnapshotParams,
     CreateSnapshotParams,
     Daytona,
+    DaytonaConfig,
     VolumeMount,
 )
+from daytona.common.errors import DaytonaError
 
 from dashboard.engine.snapshots import add_sandbox_user, debootstrap_command
 from tests.engine.conftest import run
@@ -314,6 +316,18 @@ def test_a_debian_build_fails_cleanly_when_the_mirror_is_unreachable(
         logs = api.get(f"/snapshots/{created.json()['id']}/build-logs").text
         assert "build failed" in logs
         assert api.delete(f"/snapshots/{created.json()['id']}").status_code == 200
+
+
+def test_the_sdk_reports_a_failed_build_and_a_refused_source(offline: EngineServer) -> None:
+    daytona = Daytona(DaytonaConfig(api_url=offline.api_url, api_key=offline.api_key))
+    with pytest.raises(DaytonaError, match="unreachable"):
+        daytona.snapshot.create(CreateSnapshotParams(name="sdk-debian", image="debian"))
+    with pytest.raises(DaytonaError, match=r"cannot pull the image python:3\.12"):
+        daytona.snapshot.create(CreateSnapshotParams(name="sdk-python", image="python:3.12"))
+    names = [s.name for s in daytona.snapshot.list().items]
+    assert "sdk-python" not in names
+    assert "sdk-debian" in names  # kept, in build_failed, with its reason and log
+    daytona.snapshot.delete(daytona.snapshot.get("sdk-debian"))
 
 
 def test_the_debootstrap_command_builds_a_minimal_base() -> None:
