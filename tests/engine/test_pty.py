@@ -13,7 +13,14 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from daytona import DaytonaError, DaytonaNotFoundError, Sandbox
+from daytona import (
+    AsyncDaytona,
+    DaytonaConfig,
+    DaytonaError,
+    DaytonaNotFoundError,
+    Sandbox,
+    SessionExecuteRequest,
+)
 from daytona.common.pty import PtySize
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -395,3 +402,26 @@ async def test_a_garbage_env_subprotocol_is_refused_with_400(
 def test_the_sdk_reports_a_bad_create_connect_as_an_error(sandbox: Sandbox) -> None:
     with pytest.raises(DaytonaError):
         sandbox.process.create_pty_session(_pty_id(), pty_size=PtySize(rows=24, cols=100000))
+
+
+async def test_the_async_sdk_follows_logs_and_drives_a_pty_over_aiohttp(
+    sandbox: Sandbox, engine: EngineServer
+) -> None:
+    config = DaytonaConfig(api_url=engine.api_url, api_key=engine.api_key)
+    async with AsyncDaytona(config) as client:
+        process = (await client.get(sandbox.id)).process
+        await process.create_session("async-sdk")
+        request = SessionExecuteRequest(command="echo o1; echo e1 >&2; echo o2", run_async=True)
+        cmd_id = (await process.execute_session_command("async-sdk", request)).cmd_id
+        out: list[str] = []
+        err: list[str] = []
+        await process.get_session_command_logs_async("async-sdk", cmd_id, out.append, err.append)
+        assert ("".join(out), "".join(err)) == ("o1\no2\n", "e1\n")
+        data = bytearray()
+        handle = await process.create_pty_session(
+            _pty_id(), on_data=data.extend, envs={"Z": "zed"}, pty_size=PtySize(rows=20, cols=70)
+        )
+        await handle.send_input("echo $Z; stty size; exit 5\n")
+        assert (await handle.wait()).exit_code == 5
+        assert b"zed" in data
+        assert b"20 70" in data
