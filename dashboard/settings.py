@@ -163,7 +163,10 @@ SERVESTATIC_USE_FINDERS = DEBUG
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF],
-    "style-src": [CSP.SELF],
+    # xterm.js (the terminal) builds <style> elements for its cell geometry and theme;
+    # pages with a terminal hand it a per-response nonce for them. The nonce appears
+    # only on responses that used it; scripts stay 'self' only.
+    "style-src": [CSP.SELF, CSP.NONCE],
     "img-src": [CSP.SELF, "data:"],
     "font-src": [CSP.SELF],
     "connect-src": [CSP.SELF],

@@ -7,6 +7,7 @@ urlpatterns = [
     path("healthz", core.healthz, name="healthz"),
     path("settings/", core.connection_settings, name="settings"),
     path("sandboxes/", include("dashboard.sandboxes.urls")),
+    path("sandboxes/", include("dashboard.terminal.urls")),
     path("snapshots/", core.area_pending, {"area": "Snapshots"}, name="snapshots"),
     path("volumes/", core.area_pending, {"area": "Volumes"}, name="volumes"),
     path("limits/", core.area_pending, {"area": "Limits"}, name="limits"),

@@ -145,9 +145,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             if shell is None:
                 await toolbox.create_pty(self.sandbox, self.pty_id, cols=cols, rows=rows)
                 shell = await self._new_shell()
-            self.upstream = await PtyStream.open(
-                self.sandbox, self.pty_id, replay="screen" if reattached else "none"
-            )
+            # A redraw for a fresh shell too: its first prompt came before we attached.
+            self.upstream = await PtyStream.open(self.sandbox, self.pty_id, replay="screen")
         except daytona.NotFound:
             await self._end_shell(None)
             await self._accept_and_exit(PtyExit(None, "the shell is gone"))
@@ -296,6 +295,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                     if not await self._reattach(stream):
                         return
                     continue
+                if stream is not self.upstream:
+                    continue  # read from a connection just replaced by a redraw: stale
                 if self.window.is_set():
                     await self._send_output(data)
                 else:
@@ -309,10 +310,11 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     async def _resume(self) -> None:
         """The browser caught up: if output was dropped meanwhile, redraw the screen."""
-        self.window.set()
         if self.skipped and self.upstream is not None:
-            self.skipped = 0
+            # Still paused while reattaching, so nothing stale slips in before the reset.
             await self._reattach(self.upstream)
+            self.skipped = 0
+        self.window.set()
 
     async def _send_output(self, data: bytes) -> None:
         self.bytes_out += len(data)
@@ -339,8 +341,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 except daytona.DaytonaError as error:
                     log.info("terminal reattach failed: %s", error.message)
                     continue
-                self.upstream = stream
                 await self._send_output(RESET)
+                # Only now may the pump read it: its first frame is the redraw.
+                self.upstream = stream
                 return True
             self.upstream = None
             await self._error("Lost the connection to the sandbox's terminal.")

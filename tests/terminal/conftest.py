@@ -7,7 +7,6 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from dashboard.accounts.access import OWNER_LABEL
-from dashboard.asgi import application
 from tests.conftest import client_for
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
@@ -99,6 +98,9 @@ class Term:
 async def open_terminal(
     user, sandbox_id: str, session: str, *, cols: int = 80, rows: int = 24, ack: bool = True
 ) -> tuple[Term, bool]:
+    # Imported late: building the ASGI app at collection would freeze the static storage.
+    from dashboard.asgi import application
+
     headers = [ORIGIN, (b"host", b"127.0.0.1:8000")]
     if user is not None:
         client = await database_sync_to_async(client_for)(user)

@@ -1,6 +1,7 @@
 """The terminal consumer against the real ASGI app and the embedded engine."""
 
 import asyncio
+import re
 
 import pytest
 
@@ -72,8 +73,8 @@ async def test_a_reconnect_finds_the_same_shell_with_a_clean_redraw(
     term, _ = await open_terminal(member_user, sandbox["id"], session)
     await term.until_control("hello")
     await term.keys("export MARK=kept-$((40+2)); echo pid=$$.\r")
-    await term.until_output(b".\r\n")
-    pid = term.output.split(b"pid=")[-1].split(b".")[0]
+    await term.until(lambda t: re.search(rb"pid=\d+\.", t.output) is not None)
+    pid = re.search(rb"pid=(\d+)\.", term.output).group(1)
     await term.ws.disconnect()
 
     again, connected = await open_terminal(member_user, sandbox["id"], session)

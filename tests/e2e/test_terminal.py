@@ -1,0 +1,76 @@
+"""The terminal in a real browser: type, see, lose the connection, find the same shell."""
+
+import os
+import re
+import time
+import uuid
+
+import pytest
+
+from dashboard.accounts.access import OWNER_LABEL
+from dashboard.accounts.models import Role
+from tests.conftest import PASSWORD, make_user
+from tests.e2e.conftest import sign_in
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+# Set to a folder to keep screenshots of the terminal in both themes.
+SHOTS = os.environ.get("SANDBAR_TEST_SCREENSHOTS", "")
+
+
+@pytest.fixture
+def sandbox(daytona_engine):
+    with daytona_engine.client() as http:
+        body = {"name": f"e2e-{uuid.uuid4().hex[:8]}", "labels": {OWNER_LABEL: "mel"}}
+        created = http.post("/sandbox", json=body).json()
+    yield created
+    with daytona_engine.client() as http:
+        http.delete(f"/sandbox/{created['id']}")
+
+
+def screen_text(page) -> str:
+    return page.inner_text("[data-term-screen] .xterm-rows")
+
+
+def wait_for_screen(page, pattern: str, seconds: float = 10) -> re.Match:
+    # Polled from here: wait_for_function would evaluate a string, which the CSP forbids.
+    deadline = time.monotonic() + seconds
+    while True:
+        found = re.search(pattern, screen_text(page))
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{pattern!r} not on screen: {screen_text(page)!r}"
+        page.wait_for_timeout(100)
+
+
+def test_the_terminal_types_survives_a_dropped_connection_and_finds_the_same_shell(
+    page, asgi_live_server, sandbox
+) -> None:
+    make_user("mel", Role.MEMBER)
+    sign_in(page, asgi_live_server, "mel", PASSWORD)
+    page.goto(f"{asgi_live_server}/sandboxes/{sandbox['id']}/?tab=terminal")
+    page.wait_for_selector("[data-term-status][data-state=open]", timeout=15000)
+    page.click("[data-term-screen]")
+    page.keyboard.type("echo hello-from-browser pid=$$.\n")
+    pid = wait_for_screen(page, r"hello-from-browser pid=(\d+)\.").group(1)
+    if SHOTS:
+        page.screenshot(path=f"{SHOTS}/terminal-light.png")
+
+    page.evaluate("window.sandbarTerminal.drop()")
+    page.wait_for_selector("[data-term-banner]:not([hidden])", timeout=5000)
+    assert "Connection lost, retrying in" in page.inner_text("[data-term-banner]")
+    assert page.get_attribute("[data-term-status]", "data-state") == "down"
+    if SHOTS:
+        page.screenshot(path=f"{SHOTS}/terminal-banner.png")
+    page.click("[data-term-retry]")
+    page.wait_for_selector("[data-term-status][data-state=open]", timeout=15000)
+    assert page.is_hidden("[data-term-banner]")
+    # The same shell, redrawn: what was on the screen is still there.
+    wait_for_screen(page, "hello-from-browser")
+    page.click("[data-term-screen]")
+    page.keyboard.type("echo again-$$-done\n")
+    wait_for_screen(page, f"again-{pid}-done")
+    if SHOTS:
+        page.click("[data-theme-toggle]")
+        page.screenshot(path=f"{SHOTS}/terminal-dark.png")
+    assert page.console_errors == []
