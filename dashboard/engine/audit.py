@@ -17,7 +17,7 @@ import re
 import sqlite3
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dashboard.engine.config import env_int
 from dashboard.engine.errors import BadRequest, NotFound
 from dashboard.engine.store import iso, now
 from dashboard.engine.validation import Query
@@ -48,6 +49,11 @@ CREATE TABLE IF NOT EXISTS audit_logs (
 CREATE INDEX IF NOT EXISTS audit_logs_created ON audit_logs (created_at, seq);
 """
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+OPTIONAL = dict.fromkeys(
+    ("target_type", "target_id", "status_code", "error_message", "ip_address", "user_agent",
+     "source", "metadata"),
+)  # fmt: skip
+PRUNE_EVERY = 10_000  # inserts between two prunes of entries past the retention
 CAPTURE_LIMIT = 256 * 1024  # error and create bodies are small; never buffer a download
 TARGET_TYPES = {"sandbox": "sandbox", "snapshots": "snapshot", "volumes": "volume"}
 API_ACTIONS = {
@@ -132,10 +138,22 @@ def classify(method: str, path: str) -> Call | None:
 class AuditLog:
     """The audit_logs table."""
 
-    def __init__(self, db: sqlite3.Connection, organization_id: str) -> None:
+    def __init__(
+        self, db: sqlite3.Connection, organization_id: str, retention_days: int | None = None
+    ) -> None:
         self.db = db
         self.db.executescript(SCHEMA)
         self.organization_id = organization_id
+        if retention_days is None:
+            retention_days = env_int("SANDBAR_AUDIT_RETENTION_DAYS", 90, minimum=1)
+        self.retention = timedelta(days=retention_days)
+        self._inserts = 0
+        self.prune()
+
+    def prune(self) -> None:
+        """Forget entries older than the retention, so the log cannot grow without bound."""
+        cutoff = iso(now() - self.retention)
+        self.db.execute("DELETE FROM audit_logs WHERE created_at < ?", (cutoff,))
 
     def record(self, **entry: Any) -> None:
         """Append one entry."""
@@ -144,8 +162,11 @@ class AuditLog:
             " error_message, ip_address, user_agent, source, metadata, created_at)"
             " VALUES (:id, :actor, :action, :target_type, :target_id, :status_code,"
             " :error_message, :ip_address, :user_agent, :source, :metadata, :created_at)",
-            {"id": str(uuid.uuid4()), "metadata": None, "created_at": iso(now()), **entry},
+            {**OPTIONAL, "id": str(uuid.uuid4()), "created_at": iso(now()), **entry},
         )
+        self._inserts += 1
+        if self._inserts % PRUNE_EVERY == 0:
+            self.prune()
 
     def page(
         self,

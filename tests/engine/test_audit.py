@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import httpx
 import pytest
 
+from dashboard.engine.audit import AuditLog, classify
 from tests.engine.conftest import run
 
 
@@ -119,3 +121,40 @@ def test_bad_parameters_are_a_400(
 
 def test_another_organization_is_a_404(api: httpx.Client) -> None:
     assert api.get("/audit/organizations/someone-else").status_code == 404
+
+
+def test_entries_past_the_retention_are_pruned() -> None:
+    log = AuditLog(sqlite3.connect(":memory:"), "org", retention_days=30)
+    log.record(actor="k", action="create", created_at="2000-01-01T00:00:00.000Z")
+    log.record(actor="k", action="delete")
+    log.prune()
+    rows = log.db.execute("SELECT action FROM audit_logs").fetchall()
+    assert rows == [("delete",)]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("POST", "/api/sandbox", ("create", "sandbox", None)),
+        ("POST", "/api/sandbox/s1/autostop/5", ("set_auto_stop_interval", "sandbox", "s1")),
+        ("PUT", "/api/sandbox/s1/labels", ("replace_labels", "sandbox", "s1")),
+        ("DELETE", "/api/volumes/v1", ("delete", "volume", "v1")),
+        ("POST", "/api/snapshots/p1/activate", ("activate", "snapshot", "p1")),
+        ("POST", "/toolbox/s1/process/session/a/exec", ("toolbox_session_execute_command",)),
+        ("WS", "/toolbox/s1/process/pty/p/connect", ("toolbox_connect_pty_session",)),
+        ("GET", "/toolbox/s1/files/download", ("toolbox_download_file",)),
+    ],
+)
+def test_calls_map_to_daytonas_audit_vocabulary(
+    method: str, path: str, expected: tuple[str | None, ...]
+) -> None:
+    call = classify(method, path)
+    assert call is not None
+    assert (call.action, call.target_type, call.target_id)[: len(expected)] == expected
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/api/sandbox"), ("GET", "/toolbox/s1/files"), ("GET", "/x")]
+)
+def test_reads_are_not_audited(method: str, path: str) -> None:
+    assert classify(method, path) is None
