@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest
 
 from dashboard import daytona
 from dashboard.accounts.access import OWNER_LABEL, Access, sandbox_access
+from dashboard.accounts.quotas import Footprint, quota_problem
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record_request
 
@@ -35,6 +36,28 @@ _CALLS: dict[str, Callable[[str], Awaitable[daytona.Sandbox | None]]] = {
     "delete": daytona.delete_sandbox,
 }
 BULK_CONCURRENCY = 5
+# What Daytona gives a sandbox when the request names no resources.
+DEFAULT_FOOTPRINT = (1, 1, 3)
+
+
+class PersonalQuotaExceeded(daytona.QuotaExceeded):
+    """The person's own quota (set by an admin in Sandbar), not Daytona's, says no."""
+
+
+async def _check_quota(user, adding: Footprint, *, new: bool, exclude: str = "") -> None:
+    """Refuse before asking Daytona when the person's quota would be exceeded."""
+    quotas = (user.quota_sandboxes, user.quota_cpu, user.quota_memory, user.quota_disk)
+    if all(q is None for q in quotas):
+        return
+    query = daytona.SandboxQuery(labels={OWNER_LABEL: user.get_username()})
+    owned = [
+        Footprint(s.state, s.cpu, s.memory, s.disk)
+        for s in await daytona.list_all_sandboxes(query)
+        if s.id != exclude
+    ]
+    problem = quota_problem(user, owned, adding, new=new)
+    if problem:
+        raise PersonalQuotaExceeded(problem)
 
 
 def applies(verb: str, sandbox: daytona.Sandbox) -> bool:
@@ -93,6 +116,13 @@ async def _change(
     if not access.act:
         await _audit(request, action, sandbox, outcome=Outcome.DENIED, error=NOT_YOURS)
         raise PermissionDenied(NOT_YOURS)
+    if action == "sandbox.start":
+        adding = Footprint("starting", sandbox.cpu, sandbox.memory, sandbox.disk)
+        try:
+            await _check_quota(user, adding, new=False, exclude=sandbox.id)
+        except PersonalQuotaExceeded as refused:
+            await _audit(request, action, sandbox, outcome=Outcome.DENIED, error=refused.message)
+            raise
     try:
         result = await call(sandbox)
     except daytona.DaytonaError as error:
@@ -170,6 +200,23 @@ async def do_create_sandbox(request: HttpRequest, data: dict) -> daytona.Sandbox
         k: data.get(k)
         for k in ("name", "snapshot", "cpu", "memory", "disk", "auto_stop", "auto_delete")
     }
+    cpu, memory, disk = DEFAULT_FOOTPRINT
+    adding = Footprint(
+        "creating", data["cpu"] or cpu, data["memory"] or memory, data["disk"] or disk
+    )
+    try:
+        await _check_quota(user, adding, new=True)
+    except PersonalQuotaExceeded as refused:
+        await _audit(
+            request,
+            "sandbox.create",
+            None,
+            outcome=Outcome.DENIED,
+            error=refused.message,
+            detail=detail,
+            target_id=data["name"] or "",
+        )
+        raise
     try:
         sandbox = await daytona.create_sandbox(
             name=data["name"] or None,

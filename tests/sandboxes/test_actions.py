@@ -167,3 +167,16 @@ def test_a_daytona_that_does_not_answer_gives_a_clear_error(db, settings, admin_
     response = act(admin_client, "abc", "stop")
     assert response.status_code == 503
     assert "cannot be reached" in response["HX-Trigger"]
+
+
+def test_starting_past_a_personal_cpu_quota_is_refused(
+    daytona_engine, make_sandbox, member_user, member_client
+) -> None:
+    member_user.quota_cpu = 1
+    member_user.save()
+    make_sandbox(owner="mel")  # running: holds the one vCPU
+    sandbox = stopped(daytona_engine, make_sandbox, owner="mel")
+    response = act(member_client, sandbox["id"], "start")
+    assert response.status_code == 429
+    assert "Your quota allows 1 of vCPUs" in response["HX-Trigger"]
+    assert (last_entry().action, last_entry().outcome) == ("sandbox.start", "denied")

@@ -154,3 +154,18 @@ def test_a_double_submitted_form_creates_one_sandbox(daytona_engine, member_clie
     assert first.status_code == 302
     assert second.status_code == 200
     assert "already sent" in second.content.decode()
+
+
+def test_a_member_over_their_personal_quota_is_refused_before_daytona_is_asked(
+    daytona_engine, make_sandbox, member_user, member_client
+) -> None:
+    member_user.quota_sandboxes = 1
+    member_user.save()
+    make_sandbox(owner="mel")
+    new = name()
+    response = member_client.post(URL, {"name": new})
+    assert response.status_code == 200
+    assert "Your quota allows 1 of sandboxes" in response.content.decode()
+    assert engine_call(daytona_engine, "GET", f"/sandbox/{new}").status_code == 404
+    entry = AuditEntry.objects.order_by("-seq").first()
+    assert (entry.action, entry.outcome) == ("sandbox.create", "denied")
