@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import shutil
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -404,7 +404,7 @@ async def connect_pty(websocket: WebSocket) -> None:
     except (NotRunning, RuntimeError_, OSError) as error:
         await _deny(websocket, _spawn_error(error))
         return
-    await _serve_terminal(websocket, terminal, tokens, replay)
+    await _serve_terminal(websocket, terminal, tokens, replay, _toucher(app, record))
 
 
 async def create_connect_pty(websocket: WebSocket) -> None:
@@ -428,11 +428,26 @@ async def create_connect_pty(websocket: WebSocket) -> None:
     except (NotRunning, RuntimeError_, OSError) as error:
         await _deny(websocket, _spawn_error(error))
         return
-    await _serve_terminal(websocket, terminal, tokens, "none")
+    await _serve_terminal(websocket, terminal, tokens, "none", _toucher(app, record))
+
+
+def _toucher(app: Any, record: SandboxRecord) -> Callable[[], None]:
+    """Typing in a terminal is activity: it keeps auto-stop away (rate-limited by touch)."""
+    engine = _engine(app)
+
+    def touch() -> None:
+        with contextlib.suppress(Exception):  # the sandbox may be going away meanwhile
+            engine.touch(record.id)
+
+    return touch
 
 
 async def _serve_terminal(
-    websocket: WebSocket, terminal: Terminal, tokens: list[str], replay: str
+    websocket: WebSocket,
+    terminal: Terminal,
+    tokens: list[str],
+    replay: str,
+    touch: Callable[[], None],
 ) -> None:
     """Relay one client: output frames out, input frames in, exit report at the end."""
     await websocket.accept(subprotocol=_subprotocol(tokens))
@@ -469,6 +484,7 @@ async def _serve_terminal(
                 data = (message.get("text") or "").encode()
             if len(data) > MAX_INPUT_FRAME:
                 return 1009, f"input frames are limited to {MAX_INPUT_FRAME} bytes"
+            touch()
             try:
                 await terminal.write(data)
             except ApiError:

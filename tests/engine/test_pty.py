@@ -425,3 +425,19 @@ async def test_the_async_sdk_follows_logs_and_drives_a_pty_over_aiohttp(
         assert (await handle.wait()).exit_code == 5
         assert b"zed" in data
         assert b"20 70" in data
+
+
+async def test_typing_in_a_terminal_counts_as_sandbox_activity(
+    sandbox: Sandbox, toolbox: httpx.Client, engine: EngineServer
+) -> None:
+    pty_id = _create(toolbox, sandbox)
+    async with _attach(engine, sandbox, pty_id) as socket_:
+        await _connected(socket_)
+        with engine.client() as api:
+            before = (await asyncio.to_thread(api.get, f"/sandbox/{sandbox.id}")).json()
+            await asyncio.sleep(1.2)  # activity is recorded at one-second resolution
+            await socket_.send(b"echo typed\n")
+            await _read_until(socket_, b"typed\r\n")
+            after = (await asyncio.to_thread(api.get, f"/sandbox/{sandbox.id}")).json()
+    assert after["lastActivityAt"] > before["lastActivityAt"]
+    await _rest(toolbox, "DELETE", f"/{sandbox.id}/process/pty/{pty_id}")
