@@ -9,6 +9,7 @@ Events, with the same DTOs as the REST API:
 
 - ``sandbox.created`` → Sandbox
 - ``sandbox.state.updated`` → ``{sandbox, oldState, newState}``
+- ``sandbox.desired-state.updated`` → ``{sandbox, oldDesiredState, newDesiredState}``
 - ``snapshot.created`` / ``snapshot.removed`` → Snapshot
 - ``snapshot.state.updated`` → ``{snapshot, oldState, newState}``
 - ``volume.created`` → Volume
@@ -38,6 +39,7 @@ SOCKETIO_PATH = "/api/socket.io"
 EVENT_NAMES = (
     "sandbox.created",
     "sandbox.state.updated",
+    "sandbox.desired-state.updated",
     "snapshot.created",
     "snapshot.state.updated",
     "snapshot.removed",
@@ -156,6 +158,16 @@ def wire(engine: Engine, hub: EventHub) -> None:
                     "sandbox": sandbox_payload(record, engine, base),
                     "oldState": old,
                     "newState": new,
+                },
+            )
+        elif event == "sandbox.desired-state.updated":
+            record, old, new = details
+            hub.publish(
+                event,
+                lambda base: {
+                    "sandbox": sandbox_payload(record, engine, base),
+                    "oldDesiredState": old,
+                    "newDesiredState": new,
                 },
             )
         else:  # snapshots and volumes hand over a ready payload builder

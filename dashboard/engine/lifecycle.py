@@ -222,7 +222,7 @@ class Engine:
         )
 
     def _set_state(self, record: SandboxRecord, state: str, **changes: object) -> None:
-        old = record.state
+        old, old_desired = record.state, record.desired_state
         record.state = state
         record.desired_state = {
             "creating": "started",
@@ -244,6 +244,10 @@ class Engine:
             setattr(record, key, value)
         record.updated_at = iso(now())
         self.store.save(record)
+        if old_desired != record.desired_state:
+            self.notify(
+                "sandbox.desired-state.updated", replace(record), old_desired, record.desired_state
+            )
         if old != state:
             self.store.add_event(record.id, "state", f"{old} -> {state}")
             self.notify("sandbox.state.updated", replace(record), old, state)

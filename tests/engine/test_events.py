@@ -106,6 +106,14 @@ async def test_a_client_with_the_key_sees_a_sandbox_created_and_started(
             and d["newState"] == "destroyed"
         )
     )
+    _, desired = await stream.wait_for(
+        lambda n, d: (
+            n == "sandbox.desired-state.updated"
+            and d["sandbox"]["id"] == sandbox["id"]
+            and d["newDesiredState"] == "destroyed"
+        )
+    )
+    assert desired["oldDesiredState"] == "started"
 
 
 async def test_a_wrong_or_missing_token_is_refused(engine: EngineServer) -> None:
