@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import IO
 
 STDOUT = b"\x01\x01\x01"
 STDERR = b"\x02\x02\x02"
@@ -91,9 +92,19 @@ class CommandLog:
             await asyncio.wait_for(self._changed.wait(), FOLLOW_POLL)
 
 
-def tail_offset(path: Path, lines: int) -> int:
+@contextlib.contextmanager
+def _opened(source: Path | IO[bytes]) -> Iterator[IO[bytes]]:
+    """A path is opened (and closed) here; an open file is used as is (and kept open)."""
+    if isinstance(source, Path):
+        with open(source, "rb") as handle:
+            yield handle
+    else:
+        yield source
+
+
+def tail_offset(source: Path | IO[bytes], lines: int) -> int:
     """The byte offset where the last ``lines`` lines of the file begin (0 = the end)."""
-    with open(path, "rb") as handle:
+    with _opened(source) as handle:
         end = handle.seek(0, os.SEEK_END)
         if lines <= 0:
             return end
@@ -130,7 +141,12 @@ def _frame_cut(data: bytes) -> int:
 
 
 async def stream_frames(
-    log: CommandLog, *, follow: bool, offset: int = 0, is_live: object = None
+    log: CommandLog,
+    *,
+    follow: bool,
+    offset: int = 0,
+    is_live: object = None,
+    source: IO[bytes] | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield the log from ``offset`` as frames of at most :data:`FRAME_MAX` bytes.
 
@@ -141,7 +157,7 @@ async def stream_frames(
     """
     carry = b""
     # A local file read of at most 32 KiB: quicker than handing it to a thread.
-    with open(log.path, "rb") as handle:  # noqa: ASYNC230
+    with _opened(source or log.path) as handle:
         handle.seek(offset)
         while True:
             finished = log.finished  # read before the data: a finish after it rereads
@@ -192,26 +208,27 @@ def demux(chunks: Iterator[bytes] | list[bytes]) -> Iterator[tuple[int, bytes]]:
         yield stream, pending
 
 
-def read_file_chunks(path: Path, offset: int = 0) -> Iterator[bytes]:
+def read_file_chunks(source: Path | IO[bytes], offset: int = 0) -> Iterator[bytes]:
     """The file from ``offset``, one bounded chunk at a time."""
-    with open(path, "rb") as handle:
+    with _opened(source) as handle:
         handle.seek(offset)
         while chunk := handle.read(READ_CHUNK):
             yield chunk
 
 
-def json_logs(path: Path, offset: int = 0) -> Iterator[bytes]:
+def json_logs(source: Path | IO[bytes], offset: int = 0) -> Iterator[bytes]:
     """``{"output", "stdout", "stderr"}`` as a stream of JSON, one pass per field.
 
     ``output`` is both streams without markers, as the daemon returns it to a
-    split-output client. Each field is decoded incrementally, so memory stays flat.
+    split-output client. Each field is decoded incrementally, so memory stays flat. Pass
+    an open file to read all three passes from it even if the path goes away meanwhile.
     """
     fields = (("output", (1, 2)), ("stdout", (1,)), ("stderr", (2,)))
     for index, (name, streams) in enumerate(fields):
         yield (b"{" if index == 0 else b",") + json.dumps(name).encode() + b':"'
         # One decoder per stream: a character may be split where the other stream cuts in.
         decoders = {s: codecs.getincrementaldecoder("utf-8")(errors="replace") for s in streams}
-        for stream, piece in demux(read_file_chunks(path, offset)):
+        for stream, piece in demux(read_file_chunks(source, offset)):
             if stream in decoders:
                 text = decoders[stream].decode(piece)
                 if text:

@@ -14,9 +14,9 @@ import contextlib
 import json
 import logging
 import shutil
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -165,12 +165,38 @@ async def execute_in_session(request: Request) -> Response:
         return JSONResponse({"cmdId": command.id}, status_code=202)
     await command.done.wait()
     prefix = {"cmdId": command.id, "exitCode": command.exit_code}
+    handle = _open_log(command)
     return StreamingResponse(
-        _json_with(prefix, logs.json_logs(command.log.path)), media_type="application/json"
+        _closing(handle, _json_with(prefix, logs.json_logs(handle))),
+        media_type="application/json",
     )
 
 
-async def _json_with(prefix: dict[str, object], rest: Any) -> AsyncIterator[bytes]:
+def _open_log(command: Any) -> IO[bytes]:
+    """The command's log, opened now: a session deleted meanwhile is a 404, not a broken
+    stream (an open file outlives its directory)."""
+    try:
+        return open(command.log.path, "rb")  # closed by _closing or the handler
+    except FileNotFoundError:
+        raise NotFound(f"the log of command {command.id} is gone") from None
+
+
+async def _closing(handle: IO[bytes], pieces: Any) -> AsyncIterator[bytes]:
+    """Yield ``pieces`` (sync or async), then close ``handle`` whatever happens."""
+    try:
+        if hasattr(pieces, "__aiter__"):
+            async for piece in pieces:
+                yield piece
+        else:
+            for piece in pieces:
+                yield piece
+                # Each piece is one bounded disk read; yielding keeps the loop fair.
+                await asyncio.sleep(0)
+    finally:
+        handle.close()
+
+
+def _json_with(prefix: dict[str, object], rest: Any) -> Iterator[bytes]:
     """Prepend fields to a streamed JSON object."""
     head = json.dumps(prefix)[:-1].encode() + b","
     first = True
@@ -213,17 +239,11 @@ async def command_logs(request: Request) -> Response:
     query = Query(request.query_params)
     tail = _tail(query)
     query.boolean("follow", False)
-    offset = 0 if tail is None else logs.tail_offset(command.log.path, tail)
+    handle = _open_log(command)
+    offset = 0 if tail is None else logs.tail_offset(handle, tail)
     return StreamingResponse(
-        _iterate(logs.json_logs(command.log.path, offset)), media_type="application/json"
+        _closing(handle, logs.json_logs(handle, offset)), media_type="application/json"
     )
-
-
-async def _iterate(pieces: Any) -> AsyncIterator[bytes]:
-    # Each piece is one bounded disk read; yielding between them keeps the loop fair.
-    for piece in pieces:
-        yield piece
-        await asyncio.sleep(0)
 
 
 async def _deny(websocket: WebSocket, error: ApiError) -> None:
@@ -242,20 +262,26 @@ async def follow_logs(websocket: WebSocket) -> None:
         query = Query(websocket.query_params)
         follow = bool(query.boolean("follow", False))
         tail = _tail(query)
+        handle = _open_log(command)
     except ApiError as error:
         await _deny(websocket, error)
         return
-    offset = 0 if tail is None else logs.tail_offset(command.log.path, tail)
-    await websocket.accept()
+    with handle:
+        offset = 0 if tail is None else logs.tail_offset(handle, tail)
+        await websocket.accept()
 
-    async def send() -> None:
-        frames = logs.stream_frames(
-            command.log, follow=follow, offset=offset, is_live=lambda: not session.deleted
-        )
-        async for frame in frames:
-            await websocket.send_bytes(frame)
+        async def send() -> None:
+            frames = logs.stream_frames(
+                command.log,
+                follow=follow,
+                offset=offset,
+                is_live=lambda: not session.deleted,
+                source=handle,
+            )
+            async for frame in frames:
+                await websocket.send_bytes(frame)
 
-    code = await _pump_until_disconnect(websocket, send())
+        code = await _pump_until_disconnect(websocket, send())
     if code is not None:
         with contextlib.suppress(RuntimeError, OSError):
             await websocket.close(code)
