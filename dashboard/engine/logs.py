@@ -14,6 +14,7 @@ import codecs
 import contextlib
 import json
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import IO
@@ -23,7 +24,8 @@ STDERR = b"\x02\x02\x02"
 MARKERS = {1: STDOUT, 2: STDERR}
 READ_CHUNK = 64 << 10
 FRAME_MAX = 32 << 10  # what one WebSocket frame of a followed log carries at most
-MAX_LOG_BYTES = 1 << 30  # per command; output past it is read and dropped (see README)
+SANDBOX_LOG_BYTES = 2 << 30  # all session logs of one sandbox; past it output is dropped
+DROPPED_NOTICE = b"[sandbar: the sandbox's session logs reached 2 GiB; output dropped]\n"
 FOLLOW_POLL = 0.5  # seconds between checks when a writer has not woken us up
 
 
@@ -36,11 +38,20 @@ def mark(stream: int, data: bytes) -> bytes:
     return marker + body
 
 
+class LogBudget:
+    """Disk the session logs of one sandbox may use, so output cannot fill the host."""
+
+    def __init__(self, limit: int = SANDBOX_LOG_BYTES) -> None:
+        self.limit = limit
+        self.used = 0
+
+
 class CommandLog:
     """One command's log file and exit-code file, and the wake-ups for followers."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, budget: LogBudget | None = None) -> None:
         self.directory = directory
+        self.budget = budget or LogBudget()
         self.path = directory / "output.log"
         self.exit_path = directory / "exit_code"
         self.size = 0
@@ -59,13 +70,33 @@ class CommandLog:
         """Append ``data`` from ``stream`` (1 stdout, 2 stderr), marked line by line."""
         if not data or self._fd is None:
             return
-        if self.size >= MAX_LOG_BYTES:
+        marked = mark(stream, data)
+        room = self.budget.limit - self.budget.used
+        if len(marked) > room and not self.dropped:
+            # Keep what fits (a marker per line costs at most 3 bytes per byte of output).
+            kept = data[: max(room - 3, 0) // 4]
+            if kept:
+                self.write(stream, kept)
+                room = self.budget.limit - self.budget.used
+        if len(marked) > room:
+            if not self.dropped:
+                notice = mark(2, DROPPED_NOTICE)
+                os.write(self._fd, notice)
+                self.size += len(notice)
+                self.budget.used += len(notice)
+                self._wake()
             self.dropped += len(data)
             return
-        marked = mark(stream, data)
         os.write(self._fd, marked)
         self.size += len(marked)
+        self.budget.used += len(marked)
         self._wake()
+
+    def remove(self) -> None:
+        """Delete the log from disk and give its space back to the budget."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.budget.used -= self.size
+        self.size = 0
 
     def finish(self, exit_code: int) -> None:
         """Close the log and record the exit code (after all output, as the daemon does)."""

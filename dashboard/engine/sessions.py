@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from dashboard.engine.errors import BadRequest, Conflict, NotFound
-from dashboard.engine.logs import CommandLog
+from dashboard.engine.logs import CommandLog, LogBudget
 
 MAX_SESSIONS = 64  # per sandbox
 MAX_COMMANDS = 1000  # kept per session; the oldest finished ones (and logs) are dropped
@@ -118,9 +118,12 @@ class _ShellRun:
 class Session:
     """A named shell in one sandbox and the commands it has run."""
 
-    def __init__(self, session_id: str, directory: Path, spawn: Spawner) -> None:
+    def __init__(
+        self, session_id: str, directory: Path, spawn: Spawner, budget: LogBudget | None = None
+    ) -> None:
         self.id = session_id
         self.directory = directory
+        self.budget = budget or LogBudget()
         self._spawn = spawn
         self.commands: dict[str, Command] = {}
         self._run: _ShellRun | None = None
@@ -265,7 +268,7 @@ class Session:
             raise BadRequest(f"command is longer than {MAX_COMMAND_BYTES} bytes")
         run = await self._ensure_shell()
         command_id = str(uuid.uuid4())
-        log = CommandLog(self.directory / command_id)
+        log = CommandLog(self.directory / command_id, self.budget)
         log.open(command_text)
         command = Command(command_id, command_text, log, secrets.token_hex(16).encode())
         self.commands[command_id] = command
@@ -299,7 +302,7 @@ class Session:
             if not oldest.log.finished:
                 return
             del self.commands[oldest.id]
-            shutil.rmtree(oldest.log.directory, ignore_errors=True)
+            oldest.log.remove()
 
     def get(self, command_id: str) -> Command:
         """The command, or 404."""
@@ -335,15 +338,17 @@ class Session:
                 await asyncio.wait_for(asyncio.shield(run.tasks[3]), 5)
         for command in self.commands.values():
             self._finish(run, command, 137)
+            command.log.remove()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class SessionManager:
     """The sessions of one sandbox."""
 
-    def __init__(self, directory: Path, spawn: Spawner) -> None:
+    def __init__(self, directory: Path, spawn: Spawner, budget: LogBudget | None = None) -> None:
         self.directory = directory
         self._spawn = spawn
+        self.budget = budget or LogBudget()
         self.sessions: dict[str, Session] = {}
 
     def create(self, session_id: str) -> Session:
@@ -355,7 +360,7 @@ class SessionManager:
             raise Conflict(f"a sandbox may have at most {MAX_SESSIONS} sessions")
         # Hash the client's id into a directory name: it may hold any character.
         name = hashlib.sha256(session_id.encode()).hexdigest()[:32]
-        session = Session(session_id, self.directory / name, self._spawn)
+        session = Session(session_id, self.directory / name, self._spawn, self.budget)
         self.sessions[session_id] = session
         return session
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dashboard.engine import logs
+from dashboard.engine.logs import LogBudget
 from dashboard.engine.sessions import Command, SessionManager
 
 
@@ -103,3 +104,20 @@ async def test_deleting_a_session_kills_its_command_and_removes_its_logs(tmp_pat
     await manager.delete("s")
     assert command.exit_code == 137
     assert not session.directory.exists()
+
+
+async def test_output_past_the_sandboxs_log_budget_is_dropped_with_a_notice(
+    tmp_path: Path,
+) -> None:
+    budget = LogBudget(limit=1000)
+    manager = SessionManager(tmp_path, spawn, budget)
+    manager.create("s")
+    command = await run(manager, "s", "seq 1 100000")
+    logged = output(command)
+    assert command.exit_code == 0
+    assert logged["stdout"].startswith("1\n2\n3\n")
+    assert len(logged["stdout"]) < 1000
+    assert "output dropped" in logged["stderr"]
+    assert budget.used <= 1000
+    await manager.delete("s")
+    assert budget.used == 0
