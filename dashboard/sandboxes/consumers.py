@@ -4,6 +4,7 @@ from django.template.loader import render_to_string
 from dashboard import daytona
 from dashboard.accounts.access import sandbox_access
 from dashboard.sandboxes import live
+from dashboard.sandboxes.rows import sandbox_row
 from dashboard.sandboxes.views import row_for
 
 # Application close codes (4000-4999): the browser must not retry these.
@@ -53,7 +54,7 @@ class SandboxesConsumer(AsyncJsonWebsocketConsumer):
                 "id": sandbox.id,
                 "name": sandbox.name,
                 "state": sandbox.state,
-                "row": render_to_string("sandboxes/_row.html", {"row": row}),
+                "row": sandbox_row(row),
                 "head": render_to_string("sandboxes/_head.html", {"row": row}),
             }
         )

@@ -90,7 +90,9 @@ def parse_label_filter(text: str) -> dict[str, str]:
 class SandboxFilterForm(_RangeMixin, forms.Form):
     """The list's search, filters, sort and page: all optional, all in the URL."""
 
-    q = forms.CharField(required=False, max_length=255, label="Name or id")
+    q = forms.CharField(
+        required=False, max_length=255, label="Name or id", widget=forms.SearchInput
+    )
     states = forms.MultipleChoiceField(
         required=False, choices=STATE_CHOICES, widget=forms.CheckboxSelectMultiple
     )

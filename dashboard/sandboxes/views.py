@@ -32,6 +32,7 @@ from dashboard.sandboxes.forms import (
     NetworkForm,
     SandboxFilterForm,
 )
+from dashboard.sandboxes.rows import sandbox_row
 
 # What each action is called on a button, and what is said while it runs.
 ACTION_LABELS = {
@@ -261,10 +262,9 @@ async def _fragment(request: HttpRequest, sandbox: daytona.Sandbox, status: int 
     """The part of the page that shows the sandbox's state: a row or the page head."""
     user = await request.auser()
     context = {"row": row_for(user, sandbox), "sandbox": sandbox}
-    template = (
-        "sandboxes/_head.html" if request.POST.get("view") == "page" else "sandboxes/_row.html"
-    )
-    return await _render(request, template, context, status)
+    if request.POST.get("view") == "page":
+        return await _render(request, "sandboxes/_head.html", context, status)
+    return HttpResponse(sandbox_row(context["row"]), status=status)
 
 
 @require_POST
