@@ -3,6 +3,7 @@
 from django.urls import URLPattern, re_path
 
 from dashboard.terminal.consumers import SESSION_ID, TerminalConsumer
+from dashboard.terminal.logs import LogsConsumer
 
 SANDBOX_ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}"
 
@@ -11,4 +12,5 @@ websocket_urlpatterns: list[URLPattern] = [
         rf"^ws/sandboxes/(?P<sandbox_id>{SANDBOX_ID})/terminal/(?P<session>{SESSION_ID})/$",
         TerminalConsumer.as_asgi(),
     ),
+    re_path(rf"^ws/sandboxes/(?P<sandbox_id>{SANDBOX_ID})/logs/$", LogsConsumer.as_asgi()),
 ]

@@ -11,3 +11,12 @@ urlpatterns = [
         name="terminal_close",
     ),
 ]
+
+urlpatterns += [
+    path("<sandbox:sandbox_id>/commands/", views.commands, name="terminal_commands"),
+    path(
+        "<sandbox:sandbox_id>/commands/<str:session>/<str:command>/log/",
+        views.download_log,
+        name="terminal_log",
+    ),
+]

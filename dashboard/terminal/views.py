@@ -1,10 +1,12 @@
 """The terminal's pages: full screen, and the list of a sandbox's shells (each can be closed)."""
 
+import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from asgiref.sync import sync_to_async
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -13,7 +15,7 @@ from dashboard.accounts.access import sandbox_access, terminal_access
 from dashboard.accounts.models import Role
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record_request
-from dashboard.daytona import toolbox
+from dashboard.daytona import streams, toolbox
 from dashboard.terminal.consumers import pty_id_for
 from dashboard.terminal.models import Shell
 
@@ -140,3 +142,50 @@ async def close_shell(request: HttpRequest, sandbox_id: str, session: str) -> Ht
     context = await _shells_context(request, sandbox)
     context["shells_error"] = context_error or context["shells_error"]
     return await _render(request, "terminal/_shells.html", context)
+
+
+@require_GET
+async def commands(request: HttpRequest, sandbox_id: str) -> HttpResponse:
+    """The commands run in the sandbox's sessions, newest first (HTMX fragment)."""
+    sandbox = await _sandbox(await request.auser(), sandbox_id)
+    context: dict = {"sandbox": sandbox, "commands": [], "commands_error": ""}
+    if sandbox.state == "started":
+        try:
+            sessions = await toolbox.list_sessions(sandbox)
+        except daytona.DaytonaError as error:
+            context["commands_error"] = error.message
+        else:
+            context["commands"] = [
+                {"session": s.id, "id": c.id, "text": c.command, "exit_code": c.exit_code}
+                for s in sessions
+                for c in reversed(s.commands)
+            ][:100]
+    return await _render(request, "terminal/_commands.html", context)
+
+
+@require_GET
+async def download_log(
+    request: HttpRequest, sandbox_id: str, session: str, command: str
+) -> HttpResponse:
+    """A command's full log as text, streamed from the sandbox in constant memory."""
+    sandbox = await _sandbox(await request.auser(), sandbox_id)
+    pieces = streams.follow_command(sandbox, session, command, follow=False)
+    try:
+        first = await anext(pieces)
+    except StopAsyncIteration:
+        first = None
+    except daytona.NotFound:
+        raise Http404("No such command.") from None
+    except daytona.DaytonaError as error:
+        return HttpResponse(error.message, status=503, content_type="text/plain")
+
+    async def body() -> AsyncIterator[bytes]:
+        if first is not None:
+            yield first[1]
+        async for _, data in pieces:
+            yield data
+
+    response = StreamingHttpResponse(body(), content_type="text/plain; charset=utf-8")
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{sandbox.name}-{command}")[:120]
+    response["Content-Disposition"] = f'attachment; filename="{name}.log"'
+    return response

@@ -74,3 +74,26 @@ def test_the_terminal_types_survives_a_dropped_connection_and_finds_the_same_she
         page.click("[data-theme-toggle]")
         page.screenshot(path=f"{SHOTS}/terminal-dark.png")
     assert page.console_errors == []
+
+
+def test_the_logs_tab_runs_a_command_and_follows_it(page, asgi_live_server, sandbox) -> None:
+    make_user("mel", Role.MEMBER)
+    sign_in(page, asgi_live_server, "mel", PASSWORD)
+    page.goto(f"{asgi_live_server}/sandboxes/{sandbox['id']}/?tab=logs")
+    page.fill("#logs-command", "seq 1 40; echo oops >&2; printf '\\033[32mgreen\\033[0m\\n'")
+    page.click("[data-logs-run] button[type=submit]")
+    page.wait_for_selector("[data-logs-state][data-state=ok]", timeout=15000)
+    assert page.inner_text("[data-logs-state]") == "Exited 0"
+    assert page.locator(".log-line").count() == 42
+    assert page.inner_text(".log-line.stderr") == "oops"
+    assert page.inner_text(".log-line .ansi-fg-2") == "green"
+    page.fill("[data-logs-search]", "3")
+    page.wait_for_timeout(300)
+    assert page.inner_text("[data-logs-matches]") == "13 matches"  # 3, 13, 23 and 30-39
+    if SHOTS:
+        page.fill("[data-logs-search]", "")
+        page.wait_for_timeout(300)
+        page.screenshot(path=f"{SHOTS}/logs-light.png")
+        page.click("[data-theme-toggle]")
+        page.screenshot(path=f"{SHOTS}/logs-dark.png")
+    assert page.console_errors == []

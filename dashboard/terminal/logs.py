@@ -1,0 +1,257 @@
+"""The log viewer's consumer: run a command in a session, or pick an earlier one, and follow it.
+
+Protocol: JSON text frames.
+  in:  {"type": "run", "command"} · {"type": "follow", "session", "command", "after"}
+       · {"type": "ack"} (one per batch drawn) · {"type": "ping"}
+  out: {"type": "started", "session", "command", "text"} · {"type": "lines", "first",
+       "lines": [[stream, text], ...]} (stream 1 stdout, 2 stderr; `first` is the index
+       of the first line, so a reconnecting viewer asks for `after` = lines it has and
+       gets neither gaps nor duplicates) · {"type": "end", "exit_code"} · {"type": "error",
+       "message", "retry"} · {"type": "pong"}
+The consumer sends at most WINDOW unacknowledged batches, so a slow page slows the
+follow instead of growing memory here or in the browser.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from dashboard import daytona
+from dashboard.accounts.access import sandbox_access, terminal_access
+from dashboard.audit.models import Outcome
+from dashboard.audit.trail import record
+from dashboard.daytona import streams, toolbox
+
+log = logging.getLogger(__name__)
+
+BAD_REQUEST = 4400
+NOT_ALLOWED = 4403
+NOT_FOUND = 4404
+NOT_STARTED = 4409
+UNAVAILABLE = 4503
+
+BATCH_LINES = 1000
+BATCH_SECONDS = 0.05
+WINDOW = 4  # batches in flight before the follow waits for the page
+MAX_LINE = 64 << 10  # a "line" without a newline is cut here, so memory stays bounded
+MAX_COMMAND = 10_000
+MAX_CONTROL = 16_384
+ID = re.compile(r"^[A-Za-z0-9._:@+-]{1,200}$")
+
+
+def session_for(user: Any) -> str:
+    """The command session the dashboard runs one person's commands in."""
+    return f"sandbar-logs-{user.pk}"
+
+
+async def lines_of(
+    pieces: AsyncIterator[tuple[int, bytes]],
+) -> AsyncIterator[tuple[int, str]]:
+    """(stream, line) from (stream, bytes) pieces: each stream's lines kept whole."""
+    partial: dict[int, bytes] = {streams.STDOUT: b"", streams.STDERR: b""}
+    async for stream, data in pieces:
+        buffer = partial.get(stream, b"") + data
+        *complete, rest = buffer.split(b"\n")
+        for line in complete:
+            yield stream, line.decode("utf-8", "replace")
+        while len(rest) > MAX_LINE:
+            yield stream, rest[:MAX_LINE].decode("utf-8", "replace")
+            rest = rest[MAX_LINE:]
+        partial[stream] = rest
+    for stream, rest in partial.items():
+        if rest:
+            yield stream, rest.decode("utf-8", "replace")
+
+
+class LogsConsumer(AsyncWebsocketConsumer):
+    """Runs commands in a sandbox session and streams their output, resumable by line."""
+
+    follower: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        self.acked = asyncio.Semaphore(WINDOW)
+        self.user = self.scope.get("user")
+        if self.user is None or not self.user.is_authenticated:
+            await self.close()
+            return
+        try:
+            self.sandbox = await daytona.get_sandbox(
+                self.scope["url_route"]["kwargs"]["sandbox_id"]
+            )
+        except daytona.NotFound:
+            await self._refuse(NOT_FOUND, "No such sandbox.")
+            return
+        except daytona.DaytonaError as error:
+            await self._refuse(UNAVAILABLE, error.message)
+            return
+        if not sandbox_access(self.user, self.sandbox.labels).see:
+            await self._refuse(NOT_FOUND, "No such sandbox.")
+            return
+        if not terminal_access(self.user, self.sandbox.labels).act:
+            await self._refuse(
+                NOT_ALLOWED, "Only the sandbox's owner or an admin may read its logs."
+            )
+            return
+        if self.sandbox.state != "started":
+            await self._refuse(NOT_STARTED, f"The sandbox is {self.sandbox.state}; start it first.")
+            return
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        await self._stop()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._stop()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None or len(text_data) > MAX_CONTROL:
+            await self._error("Messages are small JSON objects.")
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            await self._error("That message is not JSON.")
+            return
+        if not isinstance(message, dict):
+            await self._error("A message is a JSON object with a type.")
+            return
+        kind = message.get("type")
+        if kind == "run":
+            await self._run(message.get("command"))
+        elif kind == "follow":
+            await self._follow_request(message)
+        elif kind == "ack":
+            with contextlib.suppress(ValueError):
+                self.acked.release()
+        elif kind == "ping":
+            await self._send({"type": "pong"})
+        else:
+            await self._error("Unknown message; expected run, follow, ack or ping.")
+
+    async def _run(self, command: object) -> None:
+        if not isinstance(command, str) or not command.strip():
+            await self._error("Type a command to run.")
+            return
+        if len(command) > MAX_COMMAND or "\x00" in command:
+            await self._error(f"Commands are limited to {MAX_COMMAND} characters, without NUL.")
+            return
+        session = session_for(self.user)
+        try:
+            with contextlib.suppress(daytona.Conflict):
+                await toolbox.create_session(self.sandbox, session)
+            started = await toolbox.run_command(self.sandbox, session, command)
+        except daytona.DaytonaError as error:
+            await self._audit(command, "", Outcome.FAILURE, error.message)
+            await self._error(error.message)
+            return
+        await self._audit(command, started.id, Outcome.SUCCESS)
+        await self._send(
+            {"type": "started", "session": session, "command": started.id, "text": command}
+        )
+        await self._start(session, started.id, 0)
+
+    async def _follow_request(self, message: dict[str, Any]) -> None:
+        session, command, after = (
+            message.get("session"),
+            message.get("command"),
+            message.get("after", 0),
+        )
+        if not (isinstance(session, str) and ID.match(session)):
+            await self._error("Which session? Its id is missing or malformed.")
+            return
+        if not (isinstance(command, str) and ID.match(command)):
+            await self._error("Which command? Its id is missing or malformed.")
+            return
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            await self._error("`after` is the number of lines already shown.")
+            return
+        await self._start(session, command, after)
+
+    async def _start(self, session: str, command: str, after: int) -> None:
+        await self._stop()
+        self.acked = asyncio.Semaphore(WINDOW)
+        self.follower = asyncio.create_task(self._follow(session, command, after))
+
+    async def _stop(self) -> None:
+        task, self.follower = self.follower, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _follow(self, session: str, command: str, after: int) -> None:
+        """Stream the command's lines from `after` on, in batches the page acknowledges."""
+        index = 0
+        batch: list[list[Any]] = []
+        first = after
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BATCH_SECONDS
+
+        async def flush() -> None:
+            nonlocal batch, first, deadline
+            if batch:
+                await self.acked.acquire()
+                await self._send({"type": "lines", "first": first, "lines": batch})
+                first += len(batch)
+                batch = []
+            deadline = loop.time() + BATCH_SECONDS
+
+        try:
+            pieces = streams.follow_command(self.sandbox, session, command)
+            async for stream, line in lines_of(pieces):
+                index += 1
+                if index <= after:
+                    continue  # the page has it already
+                batch.append([stream, line])
+                if len(batch) >= BATCH_LINES or loop.time() >= deadline:
+                    await flush()
+            await flush()
+            exit_code = None
+            with contextlib.suppress(daytona.DaytonaError):
+                exit_code = (await toolbox.get_command(self.sandbox, session, command)).exit_code
+            await self._send({"type": "end", "exit_code": exit_code, "lines": first})
+        except asyncio.CancelledError:
+            raise
+        except daytona.NotFound:
+            await self._error("That command is not known in this sandbox (any more).")
+        except daytona.DaytonaError as error:
+            await self._error(error.message, retry=True)
+        except Exception:
+            log.exception("log follow failed")
+            await self._error("Following the log failed.", retry=True)
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(message, ensure_ascii=False))
+
+    async def _error(self, message: str, retry: bool = False) -> None:
+        await self._send({"type": "error", "message": message, "retry": retry})
+
+    async def _refuse(self, code: int, message: str) -> None:
+        await self.accept()
+        await self._error(message)
+        await self.close(code=code)
+
+    @database_sync_to_async
+    def _audit(self, command: str, command_id: str, outcome: str, error: str = "") -> None:
+        client = self.scope.get("client")
+        record(
+            self.user,
+            "command.run",
+            target_kind="sandbox",
+            target_id=self.sandbox.id,
+            target_name=self.sandbox.name,
+            outcome=outcome,
+            error=error,
+            client_ip=str(client[0]) if client else "",
+            detail={"command": command[:2000], "command_id": command_id},
+        )

@@ -1,0 +1,325 @@
+// The log viewer: run a command or pick an earlier one, follow its output live.
+// Lines arrive in numbered batches over one WebSocket (dashboard/terminal/logs.py);
+// each batch is acknowledged once drawn, so a flood slows the server, not the page.
+// The page keeps at most MAX_LINES lines; the full log is a download.
+(function () {
+  "use strict";
+
+  var root = document.querySelector("[data-logs]");
+  if (!root) return;
+
+  var MAX_LINES = 5000;
+  var BACKOFF = [1, 2, 4, 8, 15];
+  var NO_RETRY = { 4400: true, 4403: true, 4404: true, 4409: true };
+
+  var sandboxId = root.dataset.sandbox;
+  var view = root.querySelector("[data-logs-view]");
+  var title = root.querySelector("[data-logs-title]");
+  var stateEl = root.querySelector("[data-logs-state]");
+  var form = root.querySelector("[data-logs-run]");
+  var input = form.querySelector("input[name=command]");
+  var search = root.querySelector("[data-logs-search]");
+  var matches = root.querySelector("[data-logs-matches]");
+  var stderrOnly = root.querySelector("[data-logs-stderr-only]");
+  var download = root.querySelector("[data-logs-download]");
+  var banner = root.querySelector("[data-logs-banner]");
+  var bannerText = root.querySelector("[data-logs-banner-text]");
+  var newButton = root.querySelector("[data-logs-new]");
+  var newText = root.querySelector("[data-logs-new-text]");
+
+  var ws = null;
+  var attempt = 0;
+  var retryTimer = null;
+  var current = null;   // {session, command, text, count, ended}
+  var shown = 0;        // lines in the page
+  var dropped = 0;      // lines removed from the top to keep the page light
+  var unseen = 0;
+  var pending = [];     // messages to send once the socket is open
+
+  function setState(text, kind) {
+    stateEl.textContent = text;
+    stateEl.dataset.state = kind || "";
+  }
+
+  // -- ANSI colours -----------------------------------------------------------
+  var ESC = /\u001b\[([0-9;]*)m/g;
+  var OTHER_ESC = /\u001b\[[0-9;?]*[A-Za-ln-z]|\u001b\][^\u0007]*\u0007|\r/g;
+
+  function appendAnsi(parent, text) {
+    text = text.replace(OTHER_ESC, "");
+    var style = { fg: null, bg: null, bold: false, dim: false, italic: false, underline: false, fgRgb: null, bgRgb: null };
+    var last = 0;
+    var match;
+    ESC.lastIndex = 0;
+    function emit(chunk) {
+      if (!chunk) return;
+      if (style.fg === null && style.bg === null && !style.bold && !style.dim && !style.italic &&
+          !style.underline && !style.fgRgb && !style.bgRgb) {
+        parent.appendChild(document.createTextNode(chunk));
+        return;
+      }
+      var span = document.createElement("span");
+      var classes = [];
+      if (style.fg !== null) classes.push("ansi-fg-" + style.fg);
+      if (style.bg !== null) classes.push("ansi-bg-" + style.bg);
+      if (style.bold) classes.push("ansi-bold");
+      if (style.dim) classes.push("ansi-dim");
+      if (style.italic) classes.push("ansi-italic");
+      if (style.underline) classes.push("ansi-underline");
+      span.className = classes.join(" ");
+      // CSSOM, not a style attribute: allowed by the page's CSP.
+      if (style.fgRgb) span.style.color = style.fgRgb;
+      if (style.bgRgb) span.style.backgroundColor = style.bgRgb;
+      span.textContent = chunk;
+      parent.appendChild(span);
+    }
+    while ((match = ESC.exec(text)) !== null) {
+      emit(text.slice(last, match.index));
+      last = ESC.lastIndex;
+      var codes = match[1] === "" ? [0] : match[1].split(";").map(Number);
+      for (var i = 0; i < codes.length; i++) {
+        var c = codes[i];
+        if (c === 0) { style = { fg: null, bg: null, bold: false, dim: false, italic: false, underline: false, fgRgb: null, bgRgb: null }; }
+        else if (c === 1) style.bold = true;
+        else if (c === 2) style.dim = true;
+        else if (c === 3) style.italic = true;
+        else if (c === 4) style.underline = true;
+        else if (c === 22) { style.bold = false; style.dim = false; }
+        else if (c === 23) style.italic = false;
+        else if (c === 24) style.underline = false;
+        else if (c >= 30 && c <= 37) { style.fg = c - 30; style.fgRgb = null; }
+        else if (c >= 90 && c <= 97) { style.fg = c - 90 + 8; style.fgRgb = null; }
+        else if (c === 39) { style.fg = null; style.fgRgb = null; }
+        else if (c >= 40 && c <= 47) { style.bg = c - 40; style.bgRgb = null; }
+        else if (c >= 100 && c <= 107) { style.bg = c - 100 + 8; style.bgRgb = null; }
+        else if (c === 49) { style.bg = null; style.bgRgb = null; }
+        else if ((c === 38 || c === 48) && codes[i + 1] === 5) {
+          var n = codes[i + 2];
+          if (n < 16) { if (c === 38) style.fg = n; else style.bg = n; }
+          else { var rgb = xterm256(n); if (c === 38) style.fgRgb = rgb; else style.bgRgb = rgb; }
+          i += 2;
+        } else if ((c === 38 || c === 48) && codes[i + 1] === 2) {
+          var value = "rgb(" + (codes[i + 2] | 0) + "," + (codes[i + 3] | 0) + "," + (codes[i + 4] | 0) + ")";
+          if (c === 38) style.fgRgb = value; else style.bgRgb = value;
+          i += 4;
+        }
+      }
+    }
+    emit(text.slice(last));
+  }
+
+  function xterm256(n) {
+    if (n >= 232) { var g = 8 + (n - 232) * 10; return "rgb(" + g + "," + g + "," + g + ")"; }
+    n -= 16;
+    var steps = [0, 95, 135, 175, 215, 255];
+    return "rgb(" + steps[Math.floor(n / 36) % 6] + "," + steps[Math.floor(n / 6) % 6] + "," + steps[n % 6] + ")";
+  }
+
+  // -- the view -----------------------------------------------------------------
+  function atBottom() {
+    return view.scrollTop + view.clientHeight >= view.scrollHeight - 8;
+  }
+
+  function clearView(text) {
+    view.textContent = "";
+    shown = 0;
+    dropped = 0;
+    unseen = 0;
+    newButton.hidden = true;
+    if (text) {
+      var p = document.createElement("p");
+      p.className = "muted logs-empty";
+      p.textContent = text;
+      view.appendChild(p);
+    }
+  }
+
+  function trimmedNote() {
+    var note = view.querySelector(".logs-trimmed");
+    if (!note) {
+      note = document.createElement("div");
+      note.className = "logs-trimmed muted";
+      view.insertBefore(note, view.firstChild);
+    }
+    note.textContent = dropped.toLocaleString() + " earlier lines are not kept in the page; the full log is in the download.";
+  }
+
+  var query = "";
+  function matchesQuery(text) {
+    return query && text.toLowerCase().indexOf(query) !== -1;
+  }
+
+  function appendLines(lines) {
+    var stick = atBottom();
+    var empty = view.querySelector(".logs-empty");
+    if (empty) empty.remove();
+    var fragment = document.createDocumentFragment();
+    for (var i = 0; i < lines.length; i++) {
+      var row = document.createElement("div");
+      row.className = lines[i][0] === 2 ? "log-line stderr" : "log-line";
+      if (matchesQuery(lines[i][1])) row.classList.add("hit");
+      appendAnsi(row, lines[i][1]);
+      fragment.appendChild(row);
+    }
+    view.appendChild(fragment);
+    shown += lines.length;
+    var extra = shown - MAX_LINES;
+    if (extra > 0) {
+      var rows = view.querySelectorAll(".log-line");
+      for (var j = 0; j < extra; j++) rows[j].remove();
+      shown -= extra;
+      dropped += extra;
+      trimmedNote();
+    }
+    if (stick) {
+      view.scrollTop = view.scrollHeight;
+    } else {
+      unseen += lines.length;
+      newText.textContent = unseen.toLocaleString() + " new line" + (unseen === 1 ? "" : "s");
+      newButton.hidden = false;
+    }
+    if (query) countMatches();
+  }
+
+  view.addEventListener("scroll", function () {
+    if (atBottom()) { unseen = 0; newButton.hidden = true; }
+  });
+  newButton.addEventListener("click", function () {
+    view.scrollTop = view.scrollHeight;
+    unseen = 0;
+    newButton.hidden = true;
+  });
+
+  function countMatches() {
+    var hits = view.querySelectorAll(".log-line.hit").length;
+    matches.textContent = query ? hits + " match" + (hits === 1 ? "" : "es") : "";
+  }
+  var searchTimer = null;
+  search.addEventListener("input", function () {
+    window.clearTimeout(searchTimer);
+    searchTimer = window.setTimeout(function () {
+      query = search.value.trim().toLowerCase();
+      view.classList.toggle("filtering", !!query);
+      view.querySelectorAll(".log-line").forEach(function (row) {
+        row.classList.toggle("hit", matchesQuery(row.textContent));
+      });
+      countMatches();
+    }, 120);
+  });
+  stderrOnly.addEventListener("change", function () {
+    view.classList.toggle("stderr-only", stderrOnly.checked);
+  });
+
+  // -- the socket ---------------------------------------------------------------
+  function send(message) {
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+    else { pending.push(message); if (!ws) connect(); }
+  }
+
+  function connect() {
+    window.clearTimeout(retryTimer);
+    var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    var socket = new WebSocket(scheme + "//" + window.location.host + "/ws/sandboxes/" + encodeURIComponent(sandboxId) + "/logs/");
+    ws = socket;
+    socket.onopen = function () {
+      attempt = 0;
+      banner.hidden = true;
+      // Resume where the page stopped: the server skips the lines we already have.
+      if (current && !current.ended) {
+        socket.send(JSON.stringify({ type: "follow", session: current.session, command: current.command, after: current.count }));
+        setState("Following", "live");
+      }
+      var queued = pending;
+      pending = [];
+      queued.forEach(function (m) { socket.send(JSON.stringify(m)); });
+    };
+    socket.onmessage = function (event) {
+      if (socket !== ws) return;
+      var message;
+      try { message = JSON.parse(event.data); } catch (e) { return; }
+      handle(message);
+    };
+    socket.onclose = function (event) {
+      if (socket !== ws) return;
+      ws = null;
+      if (NO_RETRY[event.code]) { setState("Not available", "down"); return; }
+      if (!current || current.ended) return;  // nothing to follow: reconnect when needed
+      if (attempt >= BACKOFF.length) {
+        // Repeated failures: stop trying on our own, let the reader decide.
+        bannerText.textContent = "The log stream keeps failing.";
+        banner.hidden = false;
+        setState("Disconnected", "down");
+        return;
+      }
+      var seconds = BACKOFF[attempt];
+      attempt += 1;
+      setState("Reconnecting in " + seconds + " s", "down");
+      retryTimer = window.setTimeout(connect, seconds * 1000);
+    };
+  }
+
+  function handle(message) {
+    if (message.type === "started") {
+      follow(message.session, message.command, message.text);
+      document.body.dispatchEvent(new CustomEvent("logs-changed"));
+    } else if (message.type === "lines") {
+      if (!current || message.first !== current.count) {
+        // Out of step (a follow that was replaced): ask again from where we are.
+        if (ws) ws.send(JSON.stringify({ type: "ack" }));
+        return;
+      }
+      appendLines(message.lines);
+      current.count += message.lines.length;
+      if (ws) ws.send(JSON.stringify({ type: "ack" }));
+    } else if (message.type === "end") {
+      if (current) current.ended = true;
+      var code = message.exit_code === null || message.exit_code === undefined ? "unknown" : message.exit_code;
+      setState("Exited " + code, code === 0 ? "ok" : "failed");
+      window.sandbar.announce("The command finished with exit code " + code + ".");
+      document.body.dispatchEvent(new CustomEvent("logs-changed"));
+    } else if (message.type === "error") {
+      if (message.retry && ws) { ws.close(); return; }
+      window.sandbar.toast(message.message, "error");
+      if (current && !current.ended && !message.retry) setState("Stopped", "down");
+    }
+  }
+
+  function follow(session, command, text) {
+    current = { session: session, command: command, text: text, count: 0, ended: false };
+    clearView();
+    title.textContent = "$ " + text;
+    title.title = text;
+    download.href = root.dataset.logUrl.replace("SESSION", encodeURIComponent(session)).replace("COMMAND", encodeURIComponent(command));
+    download.hidden = false;
+    setState("Following", "live");
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var command = input.value.trim();
+    if (!command) return;
+    clearView("Starting…");
+    setState("Starting", "live");
+    send({ type: "run", command: command });
+  });
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-logs-follow]");
+    if (button) {
+      follow(button.dataset.session, button.dataset.command, button.dataset.text);
+      // When the socket is not open yet, opening it resumes `current` from line 0.
+      if (ws && ws.readyState === WebSocket.OPEN) {
+        send({ type: "follow", session: button.dataset.session, command: button.dataset.command, after: 0 });
+      } else if (!ws) {
+        connect();
+      }
+      view.focus();
+    } else if (event.target.closest("[data-logs-retry]")) {
+      attempt = 0;
+      banner.hidden = true;
+      connect();
+    }
+  });
+
+  connect();
+})();
