@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import shutil
@@ -24,7 +23,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from dashboard.engine.config import EngineConfig
 from dashboard.engine.runtime import rootfs
@@ -119,20 +117,6 @@ async def _read_fd(fd: int, size: int, limit: float) -> bytes:
         return b""
     finally:
         loop.remove_reader(fd)
-
-
-async def _read_json_fd(fd: int, limit: float) -> dict[str, Any]:
-    """Read one JSON object (bwrap's --info-fd) from a pipe, then close it."""
-    data = b""
-    try:
-        while chunk := await _read_fd(fd, 4096, limit):
-            data += chunk
-            with contextlib.suppress(ValueError):
-                parsed = json.loads(data)
-                return parsed if isinstance(parsed, dict) else {}
-        return {}
-    finally:
-        os.close(fd)
 
 
 def _unmount_all_under(directory: Path) -> None:
@@ -434,10 +418,6 @@ class Runtime:
 
     async def _launch(self, spec: SandboxSpec, disk: Disk, cgroup: SandboxCgroup) -> RunningSandbox:
         fds: list[int] = []
-        # bwrap reports the sandbox's pid as soon as its namespaces exist, so the network
-        # helper can start while bwrap is still setting up the mounts.
-        info_r, info_w = os.pipe()
-        fds.append(info_w)
         try:
             etc_fd = os.open(self.etc_dir, os.O_PATH | os.O_DIRECTORY)
             fds.append(etc_fd)
@@ -461,7 +441,6 @@ class Runtime:
                     spec, etc_fd=etc_fd, home_fd=home_fd, tmp_fd=tmp_fd,
                     volume_binds=volume_binds, root_fd=overlay_fd,
                 ),
-                "--info-fd", str(info_w),
                 "/bin/sh", "-c", "echo ready; exec sleep infinity",
             ]  # fmt: skip
             init = await asyncio.create_subprocess_exec(
@@ -473,41 +452,25 @@ class Runtime:
                 env={"PATH": HOST_PATH},
                 start_new_session=True,
             )
-        except BaseException:
-            os.close(info_r)
-            raise
         finally:
             for fd in fds:
                 os.close(fd)
         assert init.stdout is not None and init.stderr is not None
         network: tuple[asyncio.subprocess.Process, int] | None = None
-        network_task: asyncio.Task[tuple[asyncio.subprocess.Process, int]] | None = None
+        failure = ""
         try:
-            info = await _read_json_fd(info_r, READY_TIMEOUT)
-            if not spec.network_block_all and self._slirp is not None and info:
-                network_task = asyncio.create_task(
-                    self._start_network(int(info["child-pid"]), cgroup)
-                )
+            line = await asyncio.wait_for(init.stdout.readline(), READY_TIMEOUT)
+        except TimeoutError:
+            line = b""
+        # The network helper starts only once bwrap has finished: both would configure
+        # the loopback interface, and bwrap fails when slirp4netns got there first.
+        if line == b"ready\n" and not spec.network_block_all and self._slirp is not None:
             try:
-                line = await asyncio.wait_for(init.stdout.readline(), READY_TIMEOUT)
-            except TimeoutError:
-                line = b""
-            if network_task is not None:
-                network = await network_task
-        except (OSError, RuntimeError_) as error:
-            line, failure = b"", str(error)
-        else:
-            failure = ""
+                network = await self._start_network(int(_children(init.pid)[0]), cgroup)
+            except (OSError, IndexError, RuntimeError_) as error:
+                line, failure = b"", str(error)
         if line != b"ready\n":
             _kill(init)
-            if network_task is not None and not network_task.done():
-                network_task.cancel()
-            with contextlib.suppress(BaseException):
-                network = network or (await network_task if network_task else None)
-            if network is not None:
-                os.close(network[1])
-                _kill(network[0])
-                await network[0].wait()
             stderr = await init.stderr.read()
             await init.wait()
             reason = (
