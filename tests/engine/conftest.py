@@ -9,7 +9,6 @@ import httpx
 import pytest
 from daytona import Daytona, DaytonaConfig, Sandbox
 
-from tests.engine_server import *  # noqa: F403 -- until the project conftest imports it
 from tests.engine_server import EngineServer
 
 
