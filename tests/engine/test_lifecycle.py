@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -201,3 +204,43 @@ def test_stop_kills_every_process_and_start_brings_a_clean_tmp(
     assert after.split().count("sleep") == 1  # only the sandbox's own init sleeper
     assert "h\n" in after
     assert "t\n" not in after
+
+
+def sandbox_init_pid(toolbox: httpx.Client, sandbox_id: str) -> int:
+    """The host pid of the sandbox's pid 1, found through a marked process inside."""
+    marker = f"sandbar-init-probe-{sandbox_id[:8]}"
+    run(toolbox, sandbox_id, f"(exec -a {marker} sleep 60) >/dev/null 2>&1 &")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(marker.encode()):
+                    continue
+                namespace = os.readlink(f"/proc/{pid}/ns/pid")
+            except OSError:
+                continue
+            for other in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    status = Path(f"/proc/{other}/status").read_text()
+                    same = os.readlink(f"/proc/{other}/ns/pid") == namespace
+                except OSError:
+                    continue
+                nspid = next(line for line in status.splitlines() if line.startswith("NSpid:"))
+                if same and nspid.split()[-1] == "1":
+                    return int(other)
+    raise AssertionError("the sandbox's init was not found")
+
+
+def test_a_sandbox_whose_processes_die_is_an_error_that_recover_fixes(
+    api: httpx.Client, toolbox: httpx.Client, fresh: dict[str, Any]
+) -> None:
+    run(toolbox, fresh["id"], "echo kept > ~/kept.txt")
+    os.kill(sandbox_init_pid(toolbox, fresh["id"]), signal.SIGKILL)
+    failed = wait_for(api, fresh["id"], lambda r: r.json()["state"] == "error").json()
+    assert failed["recoverable"] is True
+    assert "exited unexpectedly" in failed["errorReason"]
+    assert api.post(f"/sandbox/{fresh['id']}/start").status_code == 400
+    recovered = api.post(f"/sandbox/{fresh['id']}/recover")
+    assert recovered.status_code == 200
+    assert recovered.json()["state"] == "started"
+    assert run(toolbox, fresh["id"], "cat ~/kept.txt")["result"] == "kept\n"
