@@ -209,13 +209,19 @@ async def stream_frames(
             await log.changed()
 
 
-def demux(chunks: Iterator[bytes] | list[bytes]) -> Iterator[tuple[int, bytes]]:
-    """Split marked log bytes into (stream, bytes) pieces; markers may span chunks."""
-    stream = 0
-    pending = b""
-    for chunk in chunks:
-        data = pending + chunk
-        pending = b""
+class Demuxer:
+    """Incremental splitting of marked log bytes into (stream, bytes) pieces; a marker
+    may be split across the chunks fed in."""
+
+    def __init__(self) -> None:
+        self.stream = 0
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> list[tuple[int, bytes]]:
+        """The pieces ``chunk`` completes (bytes before the first marker are dropped)."""
+        data = self._pending + chunk
+        self._pending = b""
+        pieces: list[tuple[int, bytes]] = []
         position = 0
         while position < len(data):
             next_out = data.find(STDOUT, position)
@@ -226,17 +232,38 @@ def demux(chunks: Iterator[bytes] | list[bytes]) -> Iterator[tuple[int, bytes]]:
                 end = len(data)
                 while end > position and len(data) - end < 2 and data[end - 1] in (1, 2):
                     end -= 1
-                if end > position and stream:
-                    yield stream, data[position:end]
-                pending = data[end:]
+                if end > position and self.stream:
+                    pieces.append((self.stream, data[position:end]))
+                self._pending = data[end:]
                 break
             index = min(candidates)
-            if index > position and stream:
-                yield stream, data[position:index]
-            stream = 1 if index == next_out else 2
+            if index > position and self.stream:
+                pieces.append((self.stream, data[position:index]))
+            self.stream = 1 if index == next_out else 2
             position = index + 3
-    if pending and stream:
-        yield stream, pending
+        return pieces
+
+    def flush(self) -> list[tuple[int, bytes]]:
+        """What was held back, at the end of the log."""
+        pending, self._pending = self._pending, b""
+        return [(self.stream, pending)] if pending and self.stream else []
+
+
+def demux(chunks: Iterator[bytes] | list[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Split marked log bytes into (stream, bytes) pieces; markers may span chunks."""
+    demuxer = Demuxer()
+    for chunk in chunks:
+        yield from demuxer.feed(chunk)
+    yield from demuxer.flush()
+
+
+def plain_logs(source: Path | IO[bytes], offset: int = 0, *, split: bool) -> Iterator[bytes]:
+    """The log as plain text: as stored (``split``) or with the markers taken out."""
+    if split:
+        yield from read_file_chunks(source, offset)
+        return
+    for _, piece in demux(read_file_chunks(source, offset)):
+        yield piece
 
 
 def read_file_chunks(source: Path | IO[bytes], offset: int = 0) -> Iterator[bytes]:

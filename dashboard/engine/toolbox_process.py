@@ -43,6 +43,7 @@ from dashboard.engine.validation import Body, Query, read_json
 log = logging.getLogger("sandbar.engine")
 
 EXIT_CONTROL = "X-Daytona-Pty-Exit-Control"
+SDK_VERSION_PREFIX = "X-Daytona-SDK-Version~"
 ENVS_PREFIX = "X-Daytona-Pty-Envs~"
 MAX_INPUT_FRAME = 64 << 10  # the daemon's limit for one PTY input frame
 SHELL = ("/bin/bash", "-i", "-l")
@@ -233,17 +234,47 @@ def _tail(query: Query) -> int | None:
     return query.integer("tail", None, minimum=0, maximum=1 << 40)
 
 
+def _version(value: str | None) -> tuple[int, ...] | None:
+    parts = (value or "").strip().lstrip("v").split(".")
+    if len(parts) < 2 or not all(part.isdigit() for part in parts[:3]):
+        return None
+    return tuple(int(part) for part in parts[:3])
+
+
+def _log_format(headers: Any, tokens: Sequence[str] = ()) -> tuple[bool, bool]:
+    """(split, json), negotiated as the daemon does: the SDK version comes from the
+    ``X-Daytona-SDK-Version`` header or a ``X-Daytona-SDK-Version~<v>`` subprotocol.
+
+    Split (markers kept) from 0.27.0, or without a version when the client sends
+    ``X-Daytona-Split-Output: true``; otherwise the markers are taken out. A JSON body
+    for the non-follow GET needs 0.167.0; older or unversioned clients get plain text.
+    """
+    raw = headers.get("x-daytona-sdk-version")
+    for token in tokens:
+        if token.startswith(SDK_VERSION_PREFIX):
+            raw = raw or token[len(SDK_VERSION_PREFIX) :]
+    version = _version(raw)
+    if version is None:
+        split = headers.get("x-daytona-split-output", "").strip().lower() == "true"
+        return split, False
+    return version >= (0, 27, 0), version >= (0, 167, 0)
+
+
 async def command_logs(request: Request) -> Response:
-    """GET .../logs: {output, stdout, stderr}, streamed from disk (``tail=N``: last N lines)."""
+    """GET .../logs: {output, stdout, stderr} (or plain text for old clients), streamed
+    from disk; ``tail=N`` starts at the last N lines."""
     _, command = _command(request)
     query = Query(request.query_params)
     tail = _tail(query)
     query.boolean("follow", False)
+    split, as_json = _log_format(request.headers)
     handle = _open_log(command)
     offset = 0 if tail is None else logs.tail_offset(handle, tail)
-    return StreamingResponse(
-        _closing(handle, logs.json_logs(handle, offset)), media_type="application/json"
-    )
+    if as_json:
+        body = logs.json_logs(handle, offset)
+        return StreamingResponse(_closing(handle, body), media_type="application/json")
+    body = logs.plain_logs(handle, offset, split=split)
+    return StreamingResponse(_closing(handle, body), media_type="text/plain; charset=utf-8")
 
 
 async def _deny(websocket: WebSocket, error: ApiError) -> None:
@@ -262,13 +293,16 @@ async def follow_logs(websocket: WebSocket) -> None:
         query = Query(websocket.query_params)
         follow = bool(query.boolean("follow", False))
         tail = _tail(query)
+        tokens = _offered(websocket)
+        split, _ = _log_format(websocket.headers, tokens)
         handle = _open_log(command)
     except ApiError as error:
         await _deny(websocket, error)
         return
     with handle:
         offset = 0 if tail is None else logs.tail_offset(handle, tail)
-        await websocket.accept()
+        version_token = next((t for t in tokens if t.startswith(SDK_VERSION_PREFIX)), None)
+        await websocket.accept(subprotocol=version_token)
 
         async def send() -> None:
             frames = logs.stream_frames(
@@ -278,8 +312,15 @@ async def follow_logs(websocket: WebSocket) -> None:
                 is_live=lambda: not session.deleted,
                 source=handle,
             )
+            demuxer = None if split else logs.Demuxer()
             async for frame in frames:
+                if demuxer is not None:  # combined mode: the markers are taken out
+                    frame = b"".join(piece for _, piece in demuxer.feed(frame))
+                    if not frame:
+                        continue
                 await websocket.send_bytes(frame)
+            if demuxer is not None and (rest := demuxer.flush()):
+                await websocket.send_bytes(rest[0][1])
 
         code = await _pump_until_disconnect(websocket, send())
     if code is not None:
@@ -402,7 +443,7 @@ def _envs_from_protocols(tokens: list[str]) -> dict[str, str]:
 def _subprotocol(tokens: list[str]) -> str | None:
     if EXIT_CONTROL in tokens:
         return EXIT_CONTROL
-    return next((t for t in tokens if t.startswith("X-Daytona-SDK-Version~")), None)
+    return next((t for t in tokens if t.startswith(SDK_VERSION_PREFIX)), None)
 
 
 async def connect_pty(websocket: WebSocket) -> None:

@@ -27,8 +27,12 @@ def _ws_url(engine: EngineServer, sandbox: Sandbox, path: str) -> str:
     return f"{engine.toolbox_url.replace('http://', 'ws://')}/{sandbox.id}{path}"
 
 
-def _headers(engine: EngineServer) -> dict[str, str]:
-    return {"Authorization": f"Bearer {engine.api_key}"}
+def _headers(engine: EngineServer, version: str | None = "0.226.1") -> dict[str, str]:
+    """Auth, and the SDK version that asks for split (marked) output, as the SDK sends."""
+    headers = {"Authorization": f"Bearer {engine.api_key}"}
+    if version:
+        headers["X-Daytona-SDK-Version"] = version
+    return headers
 
 
 def _follow_url(engine: EngineServer, sandbox: Sandbox, session_id: str, cmd_id: str) -> str:
@@ -153,6 +157,27 @@ async def test_following_from_the_end_sends_only_the_last_lines(
     async with connect(_ws_url(engine, sandbox, path), additional_headers=_headers(engine)) as ws:
         raw = b"".join([frame async for frame in ws])  # type: ignore[misc]
     assert raw == b"\x01\x01\x01999\n\x01\x01\x011000\n"
+
+
+async def test_a_client_without_a_version_gets_the_log_without_markers(
+    sandbox: Sandbox, engine: EngineServer, toolbox: httpx.Client
+) -> None:
+    session_id = _session(sandbox)
+    request = SessionExecuteRequest(command="echo out; echo err >&2")
+    cmd_id = sandbox.process.execute_session_command(session_id, request).cmd_id
+    url = _follow_url(engine, sandbox, session_id, cmd_id)
+    async with connect(url, additional_headers=_headers(engine, None)) as socket_:
+        raw = b"".join([f async for f in socket_])  # type: ignore[misc]
+    assert sorted(raw.splitlines()) == [b"err", b"out"]
+    path = f"/{sandbox.id}/process/session/{session_id}/command/{cmd_id}/logs"
+    plain = await asyncio.to_thread(toolbox.get, path)
+    assert plain.headers["content-type"].startswith("text/plain")
+    assert sorted(plain.content.splitlines()) == [b"err", b"out"]
+    # 0.27 <= version < 0.167: split output, but still plain text (markers included).
+    marked = await asyncio.to_thread(
+        toolbox.get, path, headers={"X-Daytona-SDK-Version": "0.100.0"}
+    )
+    assert sorted(marked.content.splitlines()) == [b"\x01\x01\x01out", b"\x02\x02\x02err"]
 
 
 def _rss_kib(pid: int) -> int:
