@@ -24,6 +24,12 @@ from dashboard.core.http import htmx_partial
 from dashboard.sandboxes import actions
 from dashboard.sandboxes.actions import applies
 from dashboard.sandboxes.forms import (
+    DEFAULT_PAGE_SIZE,
+    ORDER_CHOICES,
+    PAGE_SIZES,
+    PUBLIC_CHOICES,
+    SORT_CHOICES,
+    STATE_CHOICES,
     VERBS,
     BulkForm,
     CreateSandboxForm,
@@ -185,6 +191,25 @@ def _sort_links(form: SandboxFilterForm, params: QueryDict) -> dict[str, dict]:
     return links
 
 
+def _filter_values(form: SandboxFilterForm) -> dict:
+    """What the filter inputs show: what was asked for, as typed."""
+    data = form.data
+    values = {name: data.get(name, "") for name in form.fields if name != "states"}
+    values["limit"] = values["limit"] or str(DEFAULT_PAGE_SIZE)
+    more = ("min_cpu", "max_cpu", "min_memory", "max_memory", "min_disk", "max_disk")
+    more += ("created_after", "created_before", "last_event_after", "last_event_before")
+    return {
+        "values": values,
+        "chosen_states": data.getlist("states"),
+        "more_open": any(values[name] for name in more),
+        "state_choices": STATE_CHOICES,
+        "public_choices": PUBLIC_CHOICES,
+        "sort_choices": SORT_CHOICES,
+        "order_choices": ORDER_CHOICES,
+        "page_sizes": PAGE_SIZES,
+    }
+
+
 @require_GET
 async def sandbox_list(request: HttpRequest) -> HttpResponse:
     """Every sandbox the team has, filtered, sorted and paged as the URL says."""
@@ -211,6 +236,7 @@ async def sandbox_list(request: HttpRequest) -> HttpResponse:
         status = 400
     context["sorts"] = _sort_links(form, request.GET)
     context["filtered"] = bool(context["chips"])
+    context |= _filter_values(form)
     template = "sandboxes/list.html#results" if htmx_partial(request) else "sandboxes/list.html"
     return await _render(request, template, context, status)
 
