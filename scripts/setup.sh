@@ -61,6 +61,11 @@ stamp="$VENV/.installed-$mode"
 want="$(cat pyproject.toml .python-version | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "installing Python packages ($mode)"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".$extras"
+  log="$VENV/pip-install.log"
+  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e ".$extras" >"$log" 2>&1; then
+    tail -40 "$log" >&2
+    echo "pip install failed; the whole log is in $log" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
