@@ -318,15 +318,19 @@ class Terminal:
 
     def replay_screen(self) -> bytes:
         """A redraw of the current screen, computed from the recent output with pyte."""
-        import pyte  # only needed when a client asks for a redraw
+        return render_screen(self.replay_raw(), self.cols, self.rows)
 
-        screen = pyte.Screen(self.cols, self.rows)
-        stream = pyte.ByteStream(screen)
-        stream.feed(self.replay_raw())
-        lines = [line.rstrip() for line in screen.display]
-        body = "\r\n".join(lines).rstrip("\r\n")
-        cursor = f"\x1b[{screen.cursor.y + 1};{screen.cursor.x + 1}H"
-        return ("\x1b[H\x1b[2J" + body + cursor).encode()
+
+def render_screen(raw: bytes, cols: int, rows: int) -> bytes:
+    """Feed recent output through a terminal emulator and return a clean redraw of the
+    screen it ends on (text only, then the cursor), for a re-attaching client."""
+    import pyte  # only needed when a client asks for a redraw
+
+    screen = pyte.Screen(cols, rows)
+    pyte.ByteStream(screen).feed(raw)
+    body = "\r\n".join(line.rstrip() for line in screen.display).rstrip("\r\n")
+    cursor = f"\x1b[{screen.cursor.y + 1};{screen.cursor.x + 1}H"
+    return ("\x1b[H\x1b[2J" + body + cursor).encode()
 
 
 class PtyManager:

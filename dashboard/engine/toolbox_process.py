@@ -33,6 +33,7 @@ from dashboard.engine.pty import (
     PtyProcess,
     Terminal,
     check_size,
+    render_screen,
 )
 from dashboard.engine.runtime import NotRunning, RuntimeError_, rootfs
 from dashboard.engine.sessions import SessionManager, ShellProcess, check_id
@@ -519,13 +520,17 @@ async def _serve_terminal(
     """Relay one client: output frames out, input frames in, exit report at the end."""
     await websocket.accept(subprotocol=_subprotocol(tokens))
     exit_control = EXIT_CONTROL in tokens
-    # Attach before the first await that could let output through, so nothing is missed.
+    # Attach and take the replay in one step (no await between): the replay ends
+    # exactly where the live output begins, nothing missed and nothing twice.
     attachment = terminal.attach()
+    recent = terminal.replay_raw() if replay != "none" else b""
     await websocket.send_text(json.dumps({"type": "control", "status": "connected"}))
-    if replay == "raw":
-        await websocket.send_bytes(terminal.replay_raw())
+    if replay == "raw" and recent:
+        await websocket.send_bytes(recent)
     elif replay == "screen":
-        await websocket.send_bytes(terminal.replay_screen())
+        # pyte takes a while on 256 KiB; keep the event loop free meanwhile.
+        screen = await asyncio.to_thread(render_screen, recent, terminal.cols, terminal.rows)
+        await websocket.send_bytes(screen)
 
     async def send() -> tuple[int, str]:
         while (frame := await attachment.next()) is not None:
