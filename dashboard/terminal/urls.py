@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.terminal import views
+from dashboard.terminal import files, views
 
 urlpatterns = [
     path("<sandbox:sandbox_id>/terminal/", views.terminal_page, name="terminal"),
@@ -19,4 +19,13 @@ urlpatterns += [
         views.download_log,
         name="terminal_log",
     ),
+]
+
+urlpatterns += [
+    path("<sandbox:sandbox_id>/files/", files.browse, name="files"),
+    path("<sandbox:sandbox_id>/files/download/", files.download, name="files_download"),
+    path("<sandbox:sandbox_id>/files/upload/", files.upload, name="files_upload"),
+    path("<sandbox:sandbox_id>/files/folder/", files.make_folder, name="files_folder"),
+    path("<sandbox:sandbox_id>/files/delete/", files.delete, name="files_delete"),
+    path("<sandbox:sandbox_id>/files/move/", files.move, name="files_move"),
 ]

@@ -97,3 +97,28 @@ def test_the_logs_tab_runs_a_command_and_follows_it(page, asgi_live_server, sand
         page.click("[data-theme-toggle]")
         page.screenshot(path=f"{SHOTS}/logs-dark.png")
     assert page.console_errors == []
+
+
+def test_the_files_tab_uploads_with_progress_and_browses(page, asgi_live_server, sandbox) -> None:
+    make_user("mel", Role.MEMBER)
+    sign_in(page, asgi_live_server, "mel", PASSWORD)
+    page.goto(f"{asgi_live_server}/sandboxes/{sandbox['id']}/?tab=files")
+    page.wait_for_selector(".files-table")
+    page.fill("#new-folder", "reports")
+    page.click(".files-mkdir button[type=submit]")
+    page.wait_for_selector("text=Created")
+    page.set_input_files(
+        "[data-files-input]",
+        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello\n" * 1000}],
+    )
+    page.wait_for_selector("text=Uploaded 1 file.")
+    assert page.locator(".files-table td.mono", has_text="notes.txt").count() == 1
+    page.click(".files-table a:has-text('reports/')")
+    page.wait_for_selector("text=This folder is empty")
+    page.click(".files-crumbs a >> nth=-1")
+    page.wait_for_selector(".files-table td:has-text('notes.txt')")
+    if SHOTS:
+        page.screenshot(path=f"{SHOTS}/files-light.png")
+        page.click("[data-theme-toggle]")
+        page.screenshot(path=f"{SHOTS}/files-dark.png")
+    assert page.console_errors == []
