@@ -203,6 +203,24 @@ def test_with_network_block_all_only_loopback_exists(
     assert accepted == []
 
 
+def _command_lines(name: str) -> list[list[bytes]]:
+    """The argv of every live process called `name`.
+
+    Other engines' helpers may exit while we look (their cmdline reads empty, or
+    the /proc entry vanishes): those are skipped rather than failing the check.
+    """
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() != name:
+                continue
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        found.append([part for part in raw.split(b"\0") if part])
+    return found
+
+
 def test_without_it_the_sandbox_has_user_mode_networking_but_not_host_loopback(
     toolbox: httpx.Client, small: dict[str, Any], host_listener: tuple[int, list[object]]
 ) -> None:
@@ -212,12 +230,7 @@ def test_without_it_the_sandbox_has_user_mode_networking_but_not_host_loopback(
     routes = run(toolbox, small["id"], "tail -n +2 /proc/net/route")["result"].split("\n")
     default = [line.split() for line in routes if line.startswith("tap0\t00000000")]
     assert default and default[0][2] == "0202000A"  # default route via 10.0.2.2 (slirp4netns)
-    slirp = [
-        Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        for pid in filter(str.isdigit, os.listdir("/proc"))
-        if Path(f"/proc/{pid}/comm").exists()
-        and Path(f"/proc/{pid}/comm").read_text().strip() == "slirp4netns"
-    ]
+    slirp = [argv for argv in _command_lines("slirp4netns") if argv]
     assert slirp and all(b"--disable-host-loopback" in argv for argv in slirp)
     # 10.0.2.2 is slirp's gateway inside the sandbox's own namespace: it would lead to the
     # host's loopback without --disable-host-loopback.
