@@ -151,3 +151,37 @@ async def test_a_stopped_or_missing_sandbox_says_so(make_sandbox, member_user, d
     term, _ = await open_terminal(member_user, sandbox["id"], new_session())
     assert "start it" in (await term.until_control("error"))["message"]
     assert await term.until_closed() == 4409
+
+
+async def test_every_session_is_audited_with_the_bytes_each_way(make_sandbox, member_user) -> None:
+    from dashboard.audit.models import AuditEntry
+
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    term, _ = await open_terminal(member_user, sandbox["id"], new_session())
+    await term.until_control("hello")
+    await term.keys("echo audited-$((1+1))\r")
+    await term.until_output(b"audited-2")
+    await term.ws.disconnect()
+    opened = await AuditEntry.objects.filter(action="terminal.open").afirst()
+    closed = await AuditEntry.objects.filter(action="terminal.close").afirst()
+    assert opened.actor_name == "mel" and opened.target_id == sandbox["id"]
+    assert closed.detail["bytes_in"] == len("echo audited-$((1+1))\r")
+    assert closed.detail["bytes_out"] >= len("audited-2")
+    assert closed.detail["seconds"] >= 0
+
+
+async def test_the_sandbox_stopping_under_an_open_terminal_ends_it_with_a_message(
+    make_sandbox, member_user, daytona_engine
+) -> None:
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    term, _ = await open_terminal(member_user, sandbox["id"], new_session())
+    await term.until_control("hello")
+
+    def stop() -> None:
+        with daytona_engine.client() as http:
+            assert http.post(f"/sandbox/{sandbox['id']}/stop").status_code == 200
+
+    await asyncio.to_thread(stop)
+    code = await term.until_closed(seconds=20)
+    assert code in (4410, 4502)
+    assert any(c["type"] in ("exit", "error") for c in term.controls)
