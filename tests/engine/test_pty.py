@@ -224,6 +224,26 @@ async def test_a_lazy_pty_starts_on_first_connect_and_a_late_client_learns_the_e
     assert (late.close_code, json.loads(late.close_reason or "")["exitCode"]) == (1011, 2)
 
 
+async def test_ctrl_c_interrupts_the_foreground_program_and_the_shell_lives_on(
+    sandbox: Sandbox, toolbox: httpx.Client, engine: EngineServer
+) -> None:
+    pty_id = _create(toolbox, sandbox)
+    async with _attach(engine, sandbox, pty_id) as socket_:
+        await _connected(socket_)
+        await socket_.send(b"sleep 30; echo not-interrupted\n")
+        seen = await _read_until(socket_, b"not-interrupted\r\n")  # the echo of the line
+        await asyncio.sleep(0.3)
+        await socket_.send(b"\x03")
+        # The tty drops input typed after ^C until the shell is back: wait for its prompt.
+        seen += await _read_until(socket_, b"$ ")
+        await socket_.send(b"echo after-$((1+1))\n")
+        seen += await _read_until(socket_, b"after-2", seconds=5)
+        assert b"\nnot-interrupted" not in seen  # only in the echo of the typed line
+    info = (await _rest(toolbox, "GET", f"/{sandbox.id}/process/pty/{pty_id}")).json()
+    assert info["active"] is True
+    await _rest(toolbox, "DELETE", f"/{sandbox.id}/process/pty/{pty_id}")
+
+
 async def test_several_clients_see_the_same_output_and_may_all_type(
     sandbox: Sandbox, toolbox: httpx.Client, engine: EngineServer
 ) -> None:

@@ -159,6 +159,19 @@ async def test_following_from_the_end_sends_only_the_last_lines(
     assert raw == b"\x01\x01\x01999\n\x01\x01\x011000\n"
 
 
+async def test_following_a_running_command_from_the_end_sends_only_new_output(
+    sandbox: Sandbox, engine: EngineServer
+) -> None:
+    session_id = _session(sandbox)
+    request = SessionExecuteRequest(command="echo early; sleep 1; echo late", run_async=True)
+    cmd_id = sandbox.process.execute_session_command(session_id, request).cmd_id
+    await asyncio.sleep(0.5)
+    url = _follow_url(engine, sandbox, session_id, cmd_id) + "&tail=0"
+    async with connect(url, additional_headers=_headers(engine)) as socket_:
+        raw = b"".join([frame async for frame in socket_])  # type: ignore[misc]
+    assert raw == b"\x01\x01\x01late\n"
+
+
 async def test_a_client_without_a_version_gets_the_log_without_markers(
     sandbox: Sandbox, engine: EngineServer, toolbox: httpx.Client
 ) -> None:
