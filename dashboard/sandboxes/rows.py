@@ -8,12 +8,12 @@ string joins. Every string that comes from Daytona goes through `escape` (the
 standard library's, which Django's own wraps) before it is joined in.
 """
 
+import itertools
+import secrets
 from functools import lru_cache
 from html import escape
 from urllib.parse import quote
-from uuid import uuid4
 
-from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
@@ -78,13 +78,44 @@ def badge(state: str, reason: str = "") -> str:
     )
 
 
-def _when(moment) -> str:
+# One-time tokens for action buttons: unique per process (random prefix) and per button
+# (counter), without a call to the OS's random source for each of hundreds of buttons.
+_TOKEN_PREFIX = secrets.token_hex(6)
+_tokens = itertools.count()
+_UNITS = ((86400 * 365, "year"), (86400 * 30, "month"), (86400, "day"), (3600, "hour"))
+
+
+def _token() -> str:
+    return f"{_TOKEN_PREFIX}{next(_tokens):x}"
+
+
+def ago(moment, now) -> str:
+    """How long ago, as people say it ("3 minutes ago"); naturaltime is slow per row."""
+    seconds = int((now - moment).total_seconds())
+    if seconds < 0:
+        return "in the future"
+    if seconds < 10:
+        return "now"
+    if seconds < 60:
+        return f"{seconds} seconds ago"
+    for size, unit in (*_UNITS, (60, "minute")):
+        if seconds >= size:
+            count = seconds // size
+            return (
+                f"a{'n' if unit == 'hour' else ''} {unit} ago"
+                if count == 1
+                else (f"{count} {unit}s ago")
+            )
+    return "now"
+
+
+def _when(moment, now=None) -> str:
     if moment is None:
         return NOTHING
     local = timezone.localtime(moment)
     return (
         f'<time datetime="{moment.isoformat()}" title="{local.strftime("%Y-%m-%d %H:%M:%S %Z")}">'
-        f"{escape(str(naturaltime(moment)))}</time>"
+        f"{ago(moment, now or timezone.now())}</time>"
     )
 
 
@@ -121,7 +152,7 @@ def action_button(row, verb: str, view: str) -> str:
             f' data-confirm-action="Delete {name}"'
         )
     target = "closest tr" if in_row else "#sandbox-head"
-    vals = escape(f'{{"once": "{uuid4().hex}", "view": "{view}"}}')
+    vals = escape(f'{{"once": "{_token()}", "view": "{view}"}}')
     return (
         f'<button type="button" data-verb="{verb}" class="{classes}"'
         f' hx-post="{_url(row.sandbox.id, verb)}" hx-vals="{vals}" hx-target="{target}"'
@@ -157,6 +188,7 @@ def sandbox_row(row) -> SafeString:
     gpu_title = f" · {s.gpu} GPU" if s.gpu else ""
     dimmed = DIMMED if s.gone or s.state == "destroying" else ""
     verbs = " ".join(row.verbs) if row.can_act else ""
+    now = timezone.now()
     # Safe: every value from Daytona is escaped above or here.
     return SafeString(
         f'<tr id="sb-{sid}" data-sandbox-id="{sid}" data-state="{escape(s.state)}"{dimmed}>'
@@ -174,8 +206,8 @@ def sandbox_row(row) -> SafeString:
         f" {s.disk}&thinsp;GiB{gpu}</td>"
         f'<td><div class="labels-cell">{chips or NOTHING}</div></td>'
         f"<td>{escape(s.owner) or '—'}</td>"
-        f"<td>{_when(s.last_event_at)}</td>"
-        f'<td class="col-created">{_when(s.created_at)}</td>'
+        f"<td>{_when(s.last_event_at, now)}</td>"
+        f'<td class="col-created">{_when(s.created_at, now)}</td>'
         f'<td class="right actions row-actions">{actions(row, "row")}</td>'
         "</tr>"
     )
