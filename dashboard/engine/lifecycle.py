@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -81,6 +82,10 @@ class Engine:
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
+        # The database holds sandboxes' environment variables (often secrets) and the
+        # directory the disk images: nobody but root needs to look inside.
+        config.engine_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(config.engine_dir, 0o700)
         self.store = Store(config.engine_dir / "engine.sqlite3")
         self.runtime = Runtime(config)
         self.organization_id = self.store.meta("organization_id", new_id())

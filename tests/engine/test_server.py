@@ -40,9 +40,10 @@ def test_unknown_routes_are_json_404s(api: httpx.Client) -> None:
     assert api.post("/sandbox/x/teleport").json()["statusCode"] == 404
 
 
-def test_the_key_file_is_private(engine: EngineServer) -> None:
+def test_the_key_file_and_the_engine_directory_are_private(engine: EngineServer) -> None:
     mode = (engine.data_dir / "engine" / "api-key").stat().st_mode
     assert stat.S_IMODE(mode) == 0o600
+    assert stat.S_IMODE((engine.data_dir / "engine").stat().st_mode) == 0o700
 
 
 def engine_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
