@@ -53,6 +53,9 @@ INSTALLED_APPS = [
     "dashboard.accounts",
     "dashboard.audit",
     "dashboard.sandboxes",
+    "dashboard.snapshots",
+    "dashboard.volumes",
+    "dashboard.limits",
     "dashboard.terminal",
     "dashboard.engine",
 ]

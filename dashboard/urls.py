@@ -8,9 +8,9 @@ urlpatterns = [
     path("settings/", core.connection_settings, name="settings"),
     path("sandboxes/", include("dashboard.sandboxes.urls")),
     path("sandboxes/", include("dashboard.terminal.urls")),
-    path("snapshots/", core.area_pending, {"area": "Snapshots"}, name="snapshots"),
-    path("volumes/", core.area_pending, {"area": "Volumes"}, name="volumes"),
-    path("limits/", core.area_pending, {"area": "Limits"}, name="limits"),
+    path("snapshots/", include("dashboard.snapshots.urls")),
+    path("volumes/", include("dashboard.volumes.urls")),
+    path("limits/", include("dashboard.limits.urls")),
     path("audit/", include("dashboard.audit.urls")),
     path("", include("dashboard.accounts.urls")),
 ]

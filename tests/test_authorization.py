@@ -37,7 +37,17 @@ ROWS = [
     Row("post", "sandbox_create", 302, 403, 200, 200, data={"name": "bad name"}),
     Row("post", "sandboxes_bulk", 302, 400, 400, 400),
     Row("get", "snapshots", 302, 200, 200, 200),
+    Row("get", "snapshot_create", 302, 403, 403, 200),
+    Row("post", "snapshot_create", 302, 403, 403, 200, data={"name": "bad name"}),
+    Row("get", "snapshot", 302, 404, 404, 404, args=("no-such-snapshot",)),
+    Row("get", "snapshot_log", 302, 400, 400, 400, args=("no-such",), data={"offset": "x"}),
+    Row("post", "snapshot_activate", 302, 403, 403, 302, args=("no-such-snapshot",)),
+    Row("post", "snapshot_deactivate", 302, 403, 403, 302, args=("no-such-snapshot",)),
+    Row("post", "snapshot_delete", 302, 403, 403, 302, args=("no-such-snapshot",)),
     Row("get", "volumes", 302, 200, 200, 200),
+    Row("get", "volume_create", 302, 403, 403, 200),
+    Row("post", "volume_create", 302, 403, 403, 200, data={"name": "-bad"}),
+    Row("post", "volume_delete", 302, 403, 403, 302, args=("no-such-volume",)),
     Row("get", "limits", 302, 200, 200, 200),
     Row("get", "audit", 302, 200, 200, 200),
     Row("get", "team", 302, 200, 200, 200),
@@ -53,7 +63,8 @@ ROWS = [
 
 
 @pytest.fixture
-def everyone(db):
+def everyone(db, daytona_engine):
+    # The real engine answers the rows that reach Daytona (a missing id: 404, not 503).
     from dashboard.accounts.models import Role
     from tests.conftest import make_user
 

@@ -50,11 +50,22 @@ from dashboard.daytona.sandboxes import (
     start_sandbox,
     stop_sandbox,
 )
+from dashboard.daytona.snapshots import (
+    BuildLog,
+    activate_snapshot,
+    build_log,
+    create_snapshot,
+    deactivate_snapshot,
+    delete_snapshot,
+    snapshot_sandbox,
+)
+from dashboard.daytona.volumes import create_volume, delete_volume
 
 __all__ = [
     "AuditLogEntry",
     "AuditLogPage",
     "BadRequest",
+    "BuildLog",
     "Conflict",
     "DaytonaError",
     "Forbidden",
@@ -71,10 +82,17 @@ __all__ = [
     "Usage",
     "Volume",
     "VolumeMount",
+    "activate_snapshot",
     "archive_sandbox",
     "audit_log",
+    "build_log",
     "create_sandbox",
+    "create_snapshot",
+    "create_volume",
+    "deactivate_snapshot",
     "delete_sandbox",
+    "delete_snapshot",
+    "delete_volume",
     "get_sandbox",
     "get_snapshot",
     "get_volume",
@@ -91,6 +109,7 @@ __all__ = [
     "set_auto_stop",
     "set_network_settings",
     "set_public",
+    "snapshot_sandbox",
     "start_sandbox",
     "stop_sandbox",
     "usage",

@@ -1,0 +1,5 @@
+from django.urls import path
+
+from dashboard.limits import views
+
+urlpatterns = [path("", views.limits, name="limits")]

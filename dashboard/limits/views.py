@@ -1,0 +1,165 @@
+"""The limits page: the organization's usage against Daytona's limits, and personal quotas."""
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from dashboard import daytona
+from dashboard.accounts.access import OWNER_LABEL, limits_access
+from dashboard.accounts.models import Role, User
+from dashboard.accounts.quotas import Footprint, Usage, usage_of
+from dashboard.core.http import htmx_partial
+
+# A meter turns amber from here, red from FULL (of the limit).
+WARN = 0.75
+FULL = 0.9
+REFRESH_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class Meter:
+    """One thing counted against a limit; `limit` None means no limit."""
+
+    label: str
+    used: float
+    limit: float | None
+    unit: str = ""
+
+    @property
+    def fraction(self) -> float | None:
+        if self.limit is None:
+            return None
+        if self.limit <= 0:
+            return 1.0 if self.used > 0 else 0.0
+        return self.used / self.limit
+
+    @property
+    def level(self) -> str:
+        """ok, warn or full: the colour and the words beside the bar."""
+        fraction = self.fraction
+        if fraction is None or fraction < WARN:
+            return "ok"
+        return "warn" if fraction < FULL else "full"
+
+    @property
+    def percent(self) -> int | None:
+        fraction = self.fraction
+        return None if fraction is None else round(fraction * 100)
+
+    @property
+    def low(self) -> float | None:
+        return None if self.limit is None else self.limit * WARN
+
+    @property
+    def high(self) -> float | None:
+        return None if self.limit is None else self.limit * FULL
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    meters: list[Meter]
+    per_sandbox: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Person:
+    user: User
+    meters: list[Meter]
+
+    @property
+    def limited(self) -> bool:
+        return any(m.limit is not None for m in self.meters)
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else round(value, 2)
+
+
+def _region(region: daytona.RegionUsage) -> Region:
+    meters = [
+        Meter("Compute", _number(region.current_cpu_usage), region.total_cpu_quota, "vCPU"),
+        Meter("Memory", _number(region.current_memory_usage), region.total_memory_quota, "GiB"),
+        Meter("Storage", _number(region.current_disk_usage), region.total_disk_quota, "GiB"),
+    ]
+    if region.total_gpu_quota or region.current_gpu_usage:
+        meters.append(Meter("GPU", region.current_gpu_usage, region.total_gpu_quota))
+    per_sandbox = [
+        (label, "no limit" if value is None else f"{value} {unit}")
+        for label, value, unit in (
+            ("vCPU per sandbox", region.max_cpu_per_sandbox, "vCPU"),
+            ("Memory per sandbox", region.max_memory_per_sandbox, "GiB"),
+            ("Disk per sandbox", region.max_disk_per_sandbox, "GiB"),
+        )
+    ]
+    name = " · ".join(p for p in (region.region_id, region.sandbox_class) if p) or "Default"
+    return Region(name, meters, per_sandbox)
+
+
+def _personal(user: User, used: Usage) -> list[Meter]:
+    return [
+        Meter("Sandboxes", used.sandboxes, user.quota_sandboxes),
+        Meter("Running vCPU", used.cpu, user.quota_cpu, "vCPU"),
+        Meter("Running memory", used.memory, user.quota_memory, "GiB"),
+        Meter("Disk", used.disk, user.quota_disk, "GiB"),
+    ]
+
+
+async def _organization() -> daytona.Usage:
+    organizations = await daytona.list_organizations()
+    if not organizations:
+        raise daytona.Unavailable("Daytona lists no organization for this API key.")
+    return await daytona.usage(organizations[0].id)
+
+
+def _people(user: User) -> list[User]:
+    """Whose quotas this person sees: everyone's for an admin, their own for a member."""
+    if user.role == Role.ADMIN:
+        return list(User.objects.filter(is_active=True).exclude(role=Role.ADMIN))
+    return [user] if user.role == Role.MEMBER else []
+
+
+@require_GET
+async def limits(request: HttpRequest) -> HttpResponse:
+    """Usage against limits: the organization's (Daytona's) and people's (Sandbar's)."""
+    user = await request.auser()
+    if not limits_access(user).see:
+        raise PermissionDenied
+    people = await sync_to_async(_people)(user)
+    organization, sandboxes = await asyncio.gather(
+        _organization(),
+        daytona.list_all_sandboxes() if people else asyncio.sleep(0, []),
+        return_exceptions=True,
+    )
+    context: dict = {"refresh": REFRESH_SECONDS, "is_admin": user.role == Role.ADMIN}
+    for result in (organization, sandboxes):
+        if isinstance(result, BaseException) and not isinstance(result, daytona.DaytonaError):
+            raise result
+    if isinstance(organization, daytona.DaytonaError):
+        context["error"] = organization.message
+    else:
+        context["regions"] = [_region(r) for r in organization.regions]
+        context["counts"] = [
+            Meter(
+                "Snapshots", organization.current_snapshot_usage, organization.total_snapshot_quota
+            ),
+            Meter("Volumes", organization.current_volume_usage, organization.total_volume_quota),
+        ]
+    if isinstance(sandboxes, daytona.DaytonaError):
+        context["people_error"] = sandboxes.message
+    elif people:
+        owned: dict[str, list[Footprint]] = defaultdict(list)
+        for sandbox in sandboxes:
+            owner = sandbox.labels.get(OWNER_LABEL, "")
+            owned[owner].append(Footprint(sandbox.state, sandbox.cpu, sandbox.memory, sandbox.disk))
+        context["people"] = [
+            Person(p, _personal(p, usage_of(owned[p.get_username()]))) for p in people
+        ]
+    template = "limits/limits.html#usage" if htmx_partial(request) else "limits/limits.html"
+    return await sync_to_async(render)(request, template, context)

@@ -1,0 +1,106 @@
+import re
+import shlex
+
+from django import forms
+
+SORTS = [
+    ("lastUsedAt", "Last used"),
+    ("createdAt", "Created"),
+    ("name", "Name"),
+    ("state", "State"),
+]
+PAGE_SIZES = [(10, "10"), (25, "25"), (50, "50"), (100, "100")]
+# What the snapshot is built from: how each kind turns into Daytona's `imageName`.
+SOURCE_KINDS = [
+    ("image", "Container image"),
+    ("dir", "Directory on the engine's machine"),
+    ("tar", "Tarball on the engine's machine"),
+    ("debian", "Debian base (downloaded)"),
+    ("sandbox", "A sandbox's files"),
+]
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,254}$")
+SUITE = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
+
+
+class SnapshotFilterForm(forms.Form):
+    """Search, sort and page of the list; every field is optional and lives in the URL."""
+
+    q = forms.CharField(required=False, max_length=255, label="Name")
+    sort = forms.ChoiceField(required=False, choices=SORTS)
+    order = forms.ChoiceField(
+        required=False, choices=[("desc", "Newest first"), ("asc", "Oldest first")]
+    )
+    page = forms.IntegerField(required=False, min_value=1, max_value=100_000)
+    limit = forms.TypedChoiceField(required=False, choices=PAGE_SIZES, coerce=int, empty_value=25)
+
+    def query(self) -> dict:
+        data = self.cleaned_data
+        sort = data["sort"] or "lastUsedAt"
+        return {
+            "page": data["page"] or 1,
+            "limit": data["limit"] or 25,
+            "name": data["q"].strip() or None,
+            "sort": sort,
+            "order": data["order"] or ("asc" if sort == "name" else "desc"),
+        }
+
+
+class CreateSnapshotForm(forms.Form):
+    name = forms.CharField(
+        max_length=255,
+        help_text="Letters, digits and . _ : / @ -, e.g. python-3.12-tools. Not :latest.",
+    )
+    kind = forms.ChoiceField(choices=SOURCE_KINDS, initial="dir", label="Built from")
+    source = forms.CharField(
+        required=False,
+        max_length=4096,
+        help_text="An image (python:3.12-slim), an absolute path, a Debian suite or a sandbox id.",
+    )
+    cpu = forms.IntegerField(required=False, min_value=1, max_value=64, label="vCPU")
+    memory = forms.IntegerField(required=False, min_value=1, max_value=1024, label="Memory GiB")
+    disk = forms.IntegerField(required=False, min_value=1, max_value=10_000, label="Disk GiB")
+    entrypoint = forms.CharField(
+        required=False, max_length=1024, help_text="Optional command, e.g. sleep infinity."
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if name.endswith(":latest"):
+            raise forms.ValidationError("Daytona refuses the :latest tag: name a version.")
+        if not NAME.match(name):
+            raise forms.ValidationError("Use letters, digits and . _ : / @ - only.")
+        return name
+
+    def clean_entrypoint(self) -> list[str] | None:
+        raw = self.cleaned_data["entrypoint"].strip()
+        if not raw:
+            return None
+        try:
+            return shlex.split(raw)
+        except ValueError as error:
+            raise forms.ValidationError(f"Cannot split this command: {error}.") from None
+
+    def clean(self) -> dict:
+        data = super().clean()
+        kind, source = data.get("kind"), (data.get("source") or "").strip()
+        data["image_name"], data["sandbox"] = "", ""
+        if kind == "image":
+            if not source:
+                self.add_error("source", "Name the image, e.g. python:3.12-slim.")
+            elif source.endswith(":latest"):
+                self.add_error("source", "Daytona refuses the :latest tag: name a version.")
+            data["image_name"] = source
+        elif kind in ("dir", "tar"):
+            if not source.startswith("/") or "\x00" in source:
+                self.add_error("source", "Give an absolute path on the engine's machine.")
+            data["image_name"] = f"{kind}:{source}"
+        elif kind == "debian":
+            suite = source or "bookworm"
+            if not SUITE.match(suite):
+                self.add_error("source", "Give a Debian suite name, e.g. bookworm.")
+            data["image_name"] = f"debian:{suite}"
+        elif kind == "sandbox":
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$", source):
+                self.add_error("source", "Give the id or name of a started or stopped sandbox.")
+            data["sandbox"] = source
+        return data

@@ -1,0 +1,324 @@
+"""The snapshots area: the list, one snapshot with its build log, create, and actions.
+
+Views are async: a slow Daytona holds no thread while a call waits for its timeout.
+"""
+
+import asyncio
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+
+from dashboard import daytona
+from dashboard.accounts.access import Access, snapshot_access
+from dashboard.core.http import htmx_partial
+from dashboard.core.templatetags.sandbar import state_tone
+from dashboard.daytona.snapshots import FINAL_STATES
+from dashboard.snapshots import actions
+from dashboard.snapshots.forms import CreateSnapshotForm, SnapshotFilterForm
+
+LABELS = {
+    "activate": ("Activate", "Activated"),
+    "deactivate": ("Deactivate", "Deactivated"),
+    "delete": ("Delete", "Deleted"),
+}
+# An HTMX poll stops when it gets this status (htmx's "stop polling").
+STOP_POLLING = 286
+
+
+@dataclass(frozen=True)
+class Row:
+    """A snapshot as one person sees it: what they may do with it now."""
+
+    snapshot: daytona.Snapshot
+    can_act: bool
+    verbs: tuple[str, ...]
+    problem: str = ""
+
+
+def row_for(access: Access, snapshot: daytona.Snapshot, problem: str = "") -> Row:
+    verbs = tuple(v for v in actions.VERBS if actions.applies(v, snapshot))
+    return Row(snapshot, access.act, verbs, problem)
+
+
+async def _render(
+    request: HttpRequest, template: str, context: dict, status: int = 200
+) -> HttpResponse:
+    # Rendering reads the session (messages, CSRF): keep it off the event loop.
+    return await sync_to_async(render)(request, template, context, status=status)
+
+
+def _toast(response: HttpResponse, message: str, level: str = "info") -> HttpResponse:
+    return trigger_client_event(response, "sandbar:toast", {"message": message, "level": level})
+
+
+def _status_for(error: daytona.DaytonaError) -> int:
+    for kind, status in (
+        (daytona.NotFound, 404),
+        (daytona.Conflict, 409),
+        (daytona.QuotaExceeded, 429),
+        (daytona.Forbidden, 403),
+        (daytona.Unavailable, 503),
+    ):
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def _changing(snapshot: daytona.Snapshot) -> bool:
+    return state_tone(snapshot.state) == "changing"
+
+
+def _links(params: QueryDict, page: daytona.SnapshotPage, form: SnapshotFilterForm) -> dict:
+    """The pager's links and, for each sortable column, the link that sorts by it."""
+    current = form.query()
+
+    def link(**changes: str | int) -> str:
+        query = params.copy()
+        for key, value in changes.items():
+            query[key] = str(value)
+        return query.urlencode()
+
+    sorts = {}
+    for key in ("name", "state", "createdAt", "lastUsedAt"):
+        active = current["sort"] == key
+        default = "asc" if key in ("name", "state") else "desc"
+        flipped = "asc" if current["order"] == "desc" else "desc"
+        sorts[key] = {
+            "url": link(sort=key, order=flipped if active else default, page=1),
+            "active": active,
+            "aria": ("ascending" if current["order"] == "asc" else "descending")
+            if active
+            else "none",
+        }
+    number = current["page"]
+    return {
+        "sorts": sorts,
+        "pager": {
+            "number": number,
+            "pages": max(page.total_pages, 1),
+            "previous": link(page=number - 1) if number > 1 else None,
+            "next": link(page=number + 1) if number < page.total_pages else None,
+        },
+    }
+
+
+@require_GET
+async def snapshot_list(request: HttpRequest) -> HttpResponse:
+    """The organization's snapshots, searched, sorted and paged as the URL says."""
+    access = snapshot_access(await request.auser())
+    if not access.see:
+        raise PermissionDenied
+    form = SnapshotFilterForm(request.GET)
+    context: dict = {"form": form, "access": access, "rows": [], "error": "", "total": None}
+    status = 200
+    if form.is_valid():
+        try:
+            page = await daytona.list_snapshots(**form.query())
+        except daytona.BadRequest as error:
+            form.add_error(None, error.message)
+            status = 400
+        except daytona.DaytonaError as error:
+            context["error"] = error.message
+        else:
+            context["rows"] = [row_for(access, s) for s in page.items]
+            context["total"] = page.total
+            context |= _links(request.GET, page, form)
+    else:
+        status = 400
+    context["filtered"] = bool(form.is_valid() and form.cleaned_data["q"])
+    # Poll only while a build or a removal is under way; then stop the poll.
+    context["polling"] = any(_changing(r.snapshot) for r in context["rows"])
+    partial = htmx_partial(request)
+    if partial and request.htmx.trigger == "results" and not context["polling"] and status == 200:
+        status = STOP_POLLING
+    template = "snapshots/list.html#results" if partial else "snapshots/list.html"
+    return await _render(request, template, context, status)
+
+
+async def _users_of(snapshot: daytona.Snapshot) -> list[daytona.Sandbox] | None:
+    """Sandboxes made from the snapshot (None if Daytona would not say)."""
+    query = daytona.SandboxQuery(snapshots=(snapshot.name,))
+    try:
+        return await daytona.list_all_sandboxes(query, limit=200)
+    except daytona.DaytonaError:
+        return None
+
+
+async def _log(snapshot: daytona.Snapshot) -> tuple[daytona.BuildLog | None, str]:
+    try:
+        return await daytona.build_log(snapshot.id, complete=snapshot.state in FINAL_STATES), ""
+    except daytona.NotFound:
+        return None, "This Daytona keeps no build log for this snapshot."
+    except daytona.DaytonaError as error:
+        return None, error.message
+
+
+@require_GET
+async def snapshot_detail(request: HttpRequest, snapshot_id: str) -> HttpResponse:
+    """One snapshot: its facts, who uses it, and its build log (followed while it builds)."""
+    access = snapshot_access(await request.auser())
+    if not access.see:
+        raise PermissionDenied
+    try:
+        snapshot = await daytona.get_snapshot(snapshot_id)
+    except daytona.NotFound:
+        raise Http404("No such snapshot: it may have been deleted.") from None
+    except daytona.DaytonaError as error:
+        context = {"error": error.message, "snapshot_id": snapshot_id, "access": access}
+        return await _render(request, "snapshots/detail.html", context, 503)
+    (log, log_error), users = await asyncio.gather(_log(snapshot), _users_of(snapshot))
+    context = {
+        "snapshot": snapshot,
+        "snapshot_id": snapshot.id,
+        "row": row_for(access, snapshot),
+        "access": access,
+        "log": log,
+        "log_error": log_error,
+        "offset": len(log.text) if log else 0,
+        "following": snapshot.state not in FINAL_STATES and snapshot.state != "removing",
+        "users": users,
+    }
+    return await _render(request, "snapshots/detail.html", context)
+
+
+@require_GET
+async def snapshot_log(request: HttpRequest, snapshot_id: str) -> HttpResponse:
+    """What the build log gained since `offset`, and the state; 286 once the build ended."""
+    access = snapshot_access(await request.auser())
+    if not access.see:
+        raise PermissionDenied
+    raw = request.GET.get("offset", "0")
+    if not raw.isdigit() or len(raw) > 12:
+        return HttpResponse("offset must be a whole number of characters.", status=400)
+    offset = int(raw)
+    try:
+        snapshot = await daytona.get_snapshot(snapshot_id)
+    except daytona.NotFound:
+        response = HttpResponse("This snapshot was deleted.", status=STOP_POLLING)
+        return _toast(response, "This snapshot was deleted.", "warning")
+    except daytona.DaytonaError as error:
+        # Keep following: Daytona may answer again on the next look.
+        context = {"snapshot_id": snapshot_id, "offset": offset, "following": True}
+        context["log_error"] = error.message
+        return await _render(request, "snapshots/detail.html#follow", context)
+    log, log_error = await _log(snapshot)
+    text = log.text if log else ""
+    # A shorter log than before means it was cut to its tail: show it afresh.
+    reset = offset > len(text)
+    final = snapshot.state in FINAL_STATES or snapshot.state == "removing"
+    context = {
+        "snapshot": snapshot,
+        "row": row_for(access, snapshot),
+        "snapshot_id": snapshot.id,
+        "chunk": text if reset else text[offset:],
+        "reset": reset,
+        "offset": len(text),
+        "following": not final,
+        "log_error": log_error,
+        "oob": True,
+    }
+    response = await _render(
+        request, "snapshots/detail.html#follow", context, STOP_POLLING if final else 200
+    )
+    if final:
+        if snapshot.state in ("error", "build_failed"):
+            message = f"{snapshot.name}: build failed. {snapshot.error_reason}".strip()
+            return _toast(response, message, "error")
+        return _toast(response, f"{snapshot.name} is {snapshot.state}.", "success")
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+async def create(request: HttpRequest) -> HttpResponse:
+    """The form for a new snapshot; on success, its page, which follows the build."""
+    if not snapshot_access(await request.auser()).act:
+        raise PermissionDenied
+    form = CreateSnapshotForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            snapshot = await actions.do_create_snapshot(request, form.cleaned_data)
+        except daytona.Conflict as problem:
+            form.add_error("name", problem.message)
+        except daytona.QuotaExceeded as problem:
+            form.add_error(None, f"Over the organization's limit: {problem.message}")
+        except daytona.DaytonaError as problem:
+            field = "source" if isinstance(problem, daytona.BadRequest) else None
+            form.add_error(field, problem.message)
+        else:
+            url = reverse("snapshot", args=[snapshot.id])
+            await sync_to_async(messages.success)(
+                request, f"Building {snapshot.name}; its log follows below."
+            )
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    # A refused form re-renders with 200: it is a page to correct, not an error.
+    template = "snapshots/create.html#form" if htmx_partial(request) else "snapshots/create.html"
+    return await _render(request, template, {"form": form})
+
+
+async def _fragment(
+    request: HttpRequest, access: Access, snapshot: daytona.Snapshot, status: int, problem=""
+) -> HttpResponse:
+    """The part of the page that shows the snapshot: its row, or the page head."""
+    page = request.POST.get("view") == "page"
+    template = "snapshots/_head.html" if page else "snapshots/_row.html"
+    context = {"row": row_for(access, snapshot, problem), "snapshot": snapshot}
+    return await _render(request, template, context, status)
+
+
+@require_POST
+async def snapshot_action(request: HttpRequest, snapshot_id: str, verb: str) -> HttpResponse:
+    """Activate, deactivate or delete one snapshot."""
+    if verb not in actions.VERBS:
+        raise Http404
+    label, done = LABELS[verb]
+    access = snapshot_access(await request.auser())
+    if not access.act:
+        await actions.refuse(request, f"snapshot.{verb}", snapshot_id)
+    try:
+        snapshot = await daytona.get_snapshot(snapshot_id)
+    except daytona.NotFound:
+        message = "This snapshot no longer exists: it was deleted elsewhere."
+        if not htmx_partial(request):
+            await sync_to_async(messages.error)(request, message)
+            return redirect("snapshots")
+        return _toast(HttpResponse(message, status=404), message, "error")
+    except daytona.DaytonaError as error:
+        return _toast(HttpResponse(error.message, status=503), error.message, "error")
+    problem = ""
+    if not actions.applies(verb, snapshot):
+        reason = "the shared system snapshot" if snapshot.general else snapshot.state
+        problem, status = f"Cannot {verb} {snapshot.name}: it is {reason}.", 409
+    else:
+        try:
+            result = await actions.do_snapshot_action(request, snapshot, verb)
+        except daytona.DaytonaError as error:
+            problem, status = f"{label} refused: {error.message}", _status_for(error)
+            try:
+                snapshot = await daytona.get_snapshot(snapshot_id)
+            except daytona.DaytonaError:
+                return _toast(HttpResponse(problem, status=status), problem, "error")
+    if problem:
+        if not htmx_partial(request):
+            await sync_to_async(messages.error)(request, problem)
+            return redirect("snapshot", snapshot.id)
+        status = 400 if status >= 500 else status
+        response = await _fragment(request, access, snapshot, status, problem)
+        return _toast(response, problem, "error")
+    message = f"{done} {snapshot.name}."
+    if not htmx_partial(request):
+        await sync_to_async(messages.success)(request, message)
+        return redirect("snapshots") if verb == "delete" else redirect("snapshot", snapshot.id)
+    if verb == "delete":
+        if request.POST.get("view") == "page":
+            await sync_to_async(messages.success)(request, message)
+            return HttpResponseClientRedirect(reverse("snapshots"))
+        # The row goes away: an empty answer replaces it.
+        return _toast(HttpResponse(""), message, "success")
+    return _toast(await _fragment(request, access, result or snapshot, 200), message, "success")

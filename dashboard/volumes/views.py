@@ -1,0 +1,209 @@
+"""The volumes area: the list (with which sandboxes mount each), create and delete."""
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from asgiref.sync import sync_to_async
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
+
+from dashboard import daytona
+from dashboard.accounts.access import Access, volume_access
+from dashboard.core.http import htmx_partial
+from dashboard.core.templatetags.sandbar import state_tone
+from dashboard.volumes import actions
+from dashboard.volumes.forms import CreateVolumeForm, VolumeFilterForm
+
+PAGE_SIZE = 25
+STOP_POLLING = 286
+# Tells the list to reload after a create (the new row's place depends on the order).
+CHANGED_EVENT = "volumes-changed"
+
+
+@dataclass(frozen=True)
+class Mount:
+    sandbox_id: str
+    sandbox_name: str
+    mount_path: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """A volume as one person sees it: who mounts it and whether they may delete it."""
+
+    volume: daytona.Volume
+    can_act: bool
+    mounts: tuple[Mount, ...] | None = field(default=())
+    problem: str = ""
+
+    @property
+    def deletable(self) -> bool:
+        return self.volume.state not in actions.UNDELETABLE
+
+    @property
+    def why_not(self) -> str:
+        """Why deleting it now would be refused, said before anyone clicks."""
+        if not self.can_act:
+            return "Only admins may delete volumes"
+        if not self.deletable:
+            return f"It is {self.volume.state.replace('_', ' ')}"
+        if self.mounts:
+            names = ", ".join(m.sandbox_name for m in self.mounts[:3])
+            return f"Mounted by {names}; delete those sandboxes first"
+        return ""
+
+
+async def _render(
+    request: HttpRequest, template: str, context: dict, status: int = 200
+) -> HttpResponse:
+    return await sync_to_async(render)(request, template, context, status=status)
+
+
+def _toast(response: HttpResponse, message: str, level: str = "info") -> HttpResponse:
+    return trigger_client_event(response, "sandbar:toast", {"message": message, "level": level})
+
+
+async def _mounts() -> dict[str, tuple[Mount, ...]] | None:
+    """Which live sandboxes mount each volume (None when Daytona would not say)."""
+    try:
+        sandboxes = await daytona.list_all_sandboxes()
+    except daytona.DaytonaError:
+        return None
+    found: dict[str, list[Mount]] = defaultdict(list)
+    for sandbox in sandboxes:
+        if sandbox.gone:
+            continue
+        for mount in sandbox.volumes:
+            found[mount.volume_id].append(Mount(sandbox.id, sandbox.name, mount.mount_path))
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def _matches(volume: daytona.Volume, q: str) -> bool:
+    q = q.lower()
+    return q in volume.name.lower() or q in volume.id.lower() or q in volume.state
+
+
+def row_for(
+    access: Access,
+    volume: daytona.Volume,
+    mounts: dict[str, tuple[Mount, ...]] | None,
+    problem: str = "",
+) -> Row:
+    return Row(volume, access.act, None if mounts is None else mounts.get(volume.id, ()), problem)
+
+
+@require_GET
+async def volume_list(request: HttpRequest) -> HttpResponse:
+    """Every volume, searched and paged here (Daytona returns them all at once)."""
+    access = volume_access(await request.auser())
+    if not access.see:
+        raise PermissionDenied
+    form = VolumeFilterForm(request.GET)
+    context: dict = {"form": form, "access": access, "page": None, "error": "", "total": None}
+    context["create_form"] = CreateVolumeForm()
+    status = 200
+    if form.is_valid():
+        volumes, mounts = await asyncio.gather(
+            daytona.list_volumes(), _mounts(), return_exceptions=True
+        )
+        if isinstance(volumes, daytona.DaytonaError):
+            context["error"] = volumes.message
+        elif isinstance(volumes, BaseException):
+            raise volumes
+        else:
+            q = form.cleaned_data["q"].strip()
+            chosen = [v for v in volumes if not q or _matches(v, q)]
+            chosen.sort(key=lambda v: (v.created_at is None, v.created_at), reverse=True)
+            paginator = Paginator(chosen, PAGE_SIZE)
+            page = paginator.get_page(form.cleaned_data["page"] or 1)
+            context["page"] = page
+            context["rows"] = [row_for(access, v, mounts) for v in page]
+            context["total"] = len(chosen)
+            context["mounts_unknown"] = mounts is None
+        query = request.GET.copy()
+        query.pop("page", None)
+        context["query"] = query.urlencode()
+        context["filtered"] = bool(form.cleaned_data["q"])
+    else:
+        status = 400
+    rows = context.get("rows", [])
+    context["polling"] = any(state_tone(r.volume.state) == "changing" for r in rows)
+    partial = htmx_partial(request)
+    if partial and request.htmx.trigger == "results" and not context["polling"] and status == 200:
+        status = STOP_POLLING
+    template = "volumes/list.html#results" if partial else "volumes/list.html"
+    return await _render(request, template, context, status)
+
+
+@require_http_methods(["GET", "POST"])
+async def create(request: HttpRequest) -> HttpResponse:
+    """Create a volume by name (the only thing Daytona asks for)."""
+    if not volume_access(await request.auser()).act:
+        raise PermissionDenied
+    form = CreateVolumeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        name = form.cleaned_data["name"]
+        try:
+            volume = await actions.do_create_volume(request, name)
+        except daytona.Conflict as problem:
+            form.add_error("name", problem.message)
+        except daytona.QuotaExceeded as problem:
+            form.add_error(None, f"Over the organization's volume limit: {problem.message}")
+        except daytona.DaytonaError as problem:
+            form.add_error(None, problem.message)
+        else:
+            message = f"Created the volume {volume.name}."
+            if not htmx_partial(request):
+                await sync_to_async(messages.success)(request, message)
+                return redirect("volumes")
+            response = await _render(
+                request, "volumes/list.html#create", {"create_form": CreateVolumeForm()}
+            )
+            trigger_client_event(response, CHANGED_EVENT)
+            return _toast(response, message, "success")
+    template = "volumes/list.html#create" if htmx_partial(request) else "volumes/create.html"
+    return await _render(request, template, {"create_form": form})
+
+
+@require_POST
+async def delete(request: HttpRequest, volume_id: str) -> HttpResponse:
+    """Delete a volume; a refusal (still mounted) shows on its row."""
+    access = volume_access(await request.auser())
+    if not access.act:
+        await actions.refuse(request, "volume.delete", volume_id)
+    try:
+        volume = await daytona.get_volume(volume_id)
+    except daytona.NotFound:
+        message = "This volume no longer exists: it was deleted elsewhere."
+        if not htmx_partial(request):
+            await sync_to_async(messages.error)(request, message)
+            return redirect("volumes")
+        return _toast(HttpResponse(message, status=404), message, "error")
+    except daytona.DaytonaError as error:
+        return _toast(HttpResponse(error.message, status=503), error.message, "error")
+    status = 200
+    try:
+        await actions.do_delete_volume(request, volume)
+    except daytona.Conflict as error:
+        problem, status = f"Not deleted: {error.message}", 409
+    except daytona.NotFound:
+        raise Http404("This volume no longer exists.") from None
+    except daytona.DaytonaError as error:
+        problem, status = f"Delete failed: {error.message}", 400
+    else:
+        problem = ""
+    if not htmx_partial(request):
+        level = messages.error if problem else messages.success
+        await sync_to_async(level)(request, problem or f"Deleting {volume.name}.")
+        return redirect("volumes")
+    if not problem:
+        return _toast(HttpResponse(""), f"Deleted the volume {volume.name}.", "success")
+    row = row_for(access, volume, await _mounts(), problem)
+    response = await _render(request, "volumes/_row.html", {"row": row}, status)
+    return _toast(response, problem, "error")

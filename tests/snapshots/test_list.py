@@ -1,0 +1,78 @@
+import pytest
+from django.urls import reverse
+
+from tests.snapshots.conftest import HX
+
+
+def test_it_lists_snapshots_with_their_state_for_a_viewer(
+    daytona_engine, make_snapshot, viewer_client
+) -> None:
+    snapshot = make_snapshot()
+    response = viewer_client.get(reverse("snapshots"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert snapshot["name"] in html
+    assert "tone-running" in html  # active is green
+    assert "New snapshot" not in html  # viewers only read
+    assert f'hx-post="/snapshots/{snapshot["id"]}/delete/"' not in html
+
+
+def test_an_admin_gets_actions_for_each_row(daytona_engine, make_snapshot, admin_client) -> None:
+    snapshot = make_snapshot()
+    html = admin_client.get(reverse("snapshots")).content.decode()
+    assert "New snapshot" in html
+    assert f"/snapshots/{snapshot['id']}/delete/" in html
+    assert f"/snapshots/{snapshot['id']}/deactivate/" in html
+    assert f"/snapshots/{snapshot['id']}/activate/" not in html
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_search_finds_by_part_of_the_name(
+    daytona_engine, make_snapshot, member_client, htmx
+) -> None:
+    wanted = make_snapshot(name="findme-alpha-1")
+    other = make_snapshot()
+    response = member_client.get(reverse("snapshots"), {"q": "alpha"}, headers=HX if htmx else {})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert wanted["name"] in html
+    assert other["name"] not in html
+    assert ("<html" in html) is not htmx
+    assert 'id="results"' in html
+
+
+def test_it_pages_and_sorts_by_name(daytona_engine, make_snapshot, admin_client) -> None:
+    for letter in "abc":
+        make_snapshot(name=f"pg-{letter}-snap")
+    page1 = admin_client.get(
+        reverse("snapshots"), {"q": "pg-", "sort": "name", "order": "asc", "limit": 10}
+    )
+    html = page1.content.decode()
+    assert html.index("pg-a-snap") < html.index("pg-b-snap") < html.index("pg-c-snap")
+    desc = admin_client.get(
+        reverse("snapshots"), {"q": "pg-", "sort": "name", "order": "desc"}
+    ).content.decode()
+    assert desc.index("pg-c-snap") < desc.index("pg-a-snap")
+
+
+def test_bad_filters_are_a_400_with_the_reason(daytona_engine, admin_client) -> None:
+    response = admin_client.get(reverse("snapshots"), {"sort": "size", "page": "0"})
+    assert response.status_code == 400
+    assert b"Sort" in response.content or b"sort" in response.content
+
+
+def test_a_poll_stops_with_286_when_nothing_is_changing(
+    daytona_engine, make_snapshot, admin_client
+) -> None:
+    make_snapshot()
+    response = admin_client.get(reverse("snapshots"), headers={**HX, "HX-Trigger": "results"})
+    assert response.status_code == 286
+    assert b'hx-trigger="every 2s"' not in response.content
+
+
+def test_an_unreachable_daytona_shows_a_banner_not_a_500(admin_client, settings) -> None:
+    settings.DAYTONA_API_URL = "http://127.0.0.1:9/api"
+    settings.DAYTONA_API_KEY = "k"
+    response = admin_client.get(reverse("snapshots"))
+    assert response.status_code == 200
+    assert b"Daytona is not answering" in response.content
