@@ -33,6 +33,7 @@ from dashboard.engine.runtime.mounts import Mount, bind_volumes, unbind_volumes
 
 log = logging.getLogger("sandbar.engine")
 WARM_PREFIX = "warm-"
+REFILL_DELAY = 0.1  # seconds
 NS_GET_USERNS = 0xB701  # ioctl: the user namespace that owns a namespace
 NS_GET_PARENT = 0xB702  # ioctl: the parent of a user namespace
 STOP_GRACE_SECONDS = 2.0
@@ -268,14 +269,15 @@ class Runtime:
             network_block_all=False,
         )
 
-    def fill_pool(self) -> None:
+    def fill_pool(self, delay: float = 0.0) -> None:
         """Top the pool up in the background (it holds ``warm_pool`` started sandboxes)."""
         if self._closing or self.config.warm_pool <= 0:
             return
         if self._pool_task is None or self._pool_task.done():
-            self._pool_task = asyncio.create_task(self._fill_pool(), name="warm-pool")
+            self._pool_task = asyncio.create_task(self._fill_pool(delay), name="warm-pool")
 
-    async def _fill_pool(self) -> None:
+    async def _fill_pool(self, delay: float) -> None:
+        await asyncio.sleep(delay)
         while not self._closing and len(self._pool) < self.config.warm_pool:
             spec = self.pool_spec(f"{WARM_PREFIX}{uuid.uuid4().hex}")
             try:
@@ -311,7 +313,9 @@ class Runtime:
                 await self.destroy(warm.spec.id)
             return False
         finally:
-            self.fill_pool()
+            # A create is usually followed at once by a first command: refill a moment
+            # later so that the two do not compete for the CPU.
+            self.fill_pool(delay=REFILL_DELAY)
 
     def _adopt(self, warm: RunningSandbox, spec: SandboxSpec) -> None:
         # The cgroups keep their pool name (cgroup v2 cannot rename them); the handle
