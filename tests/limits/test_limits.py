@@ -1,0 +1,123 @@
+import uuid
+
+import httpx
+import pytest
+from django.urls import reverse
+
+from dashboard.accounts.access import OWNER_LABEL
+from dashboard.accounts.models import Role
+from dashboard.daytona import client
+from dashboard.limits.views import Meter
+from tests.conftest import client_for, make_user
+
+HX = {"HX-Request": "true"}
+
+
+def engine_call(engine, method: str, path: str, **kwargs):
+    with engine.client() as http:
+        return http.request(method, path, **kwargs)
+
+
+@pytest.fixture
+def owned_sandbox(daytona_engine):
+    body = {"name": f"lim-{uuid.uuid4().hex[:8]}", "labels": {OWNER_LABEL: "mel"}, "cpu": 1}
+    made = engine_call(daytona_engine, "POST", "/sandbox", json=body)
+    assert made.status_code == 200, made.text
+    yield made.json()
+    engine_call(daytona_engine, "DELETE", f"/sandbox/{made.json()['id']}")
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_everyone_sees_the_organizations_usage_against_its_limits(
+    daytona_engine, viewer_client, htmx
+) -> None:
+    response = viewer_client.get(reverse("limits"), headers=HX if htmx else {})
+    assert response.status_code == 200
+    html = response.content.decode()
+    usage = engine_call(daytona_engine, "GET", "/organizations").json()[0]["id"]
+    totals = engine_call(daytona_engine, "GET", f"/organizations/{usage}/usage").json()
+    region = totals["regionUsage"][0]
+    for label in ("Compute", "Memory", "Storage", "Snapshots", "Volumes"):
+        assert label in html
+    assert f'max="{region["totalCpuQuota"]}"' in html
+    assert "<meter" in html
+    assert 'hx-trigger="every 10s"' in html
+    assert ("<html" in html) is not htmx
+    # A viewer has no personal quota to show.
+    assert "Your quota" not in html and "People" not in html
+
+
+def test_a_member_sees_their_own_usage_against_their_quota(
+    daytona_engine, owned_sandbox, member_user
+) -> None:
+    member_user.quota_cpu = 4
+    member_user.quota_sandboxes = 2
+    member_user.save()
+    html = client_for(member_user).get(reverse("limits")).content.decode()
+    assert "Your quota" in html
+    assert 'aria-label="Sandboxes: 1 of 2"' in html
+    assert 'aria-label="Running vCPU: 1 of 4 vCPU"' in html
+    assert "People" not in html
+
+
+def test_an_admin_sees_a_table_of_peoples_usage_and_quotas(
+    daytona_engine, owned_sandbox, admin_client, member_user
+) -> None:
+    member_user.quota_sandboxes = 1
+    member_user.save()
+    make_user("quiet", Role.VIEWER)
+    html = admin_client.get(reverse("limits")).content.decode()
+    assert "People" in html
+    assert "mel" in html and "quiet" in html
+    assert 'aria-label="Sandboxes: 1 of 1"' in html
+    assert "nearly full" in html
+
+
+def test_an_unreachable_daytona_shows_a_banner_not_a_500(
+    admin_client, member_user, settings
+) -> None:
+    settings.DAYTONA_API_URL = "http://127.0.0.1:9/api"
+    settings.DAYTONA_API_KEY = "k"
+    response = admin_client.get(reverse("limits"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Daytona is not answering" in html
+    assert "personal usage is unknown" in html
+
+
+def test_an_organization_without_regions_or_limits_still_renders(admin_client, settings):
+    settings.DAYTONA_API_URL = "http://daytona.invalid/api"
+    settings.DAYTONA_API_KEY = "k"
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path == "/api/organizations":
+            return httpx.Response(200, json=[{"id": "org-1", "name": "Org"}])
+        if request.url.path == "/api/organizations/org-1/usage":
+            return httpx.Response(200, json={"regionUsage": [], "currentVolumeUsage": 3})
+        return httpx.Response(200, json={"items": [], "nextCursor": None})
+
+    client.use_transport(httpx.MockTransport(handler))
+    try:
+        html = admin_client.get(reverse("limits")).content.decode()
+    finally:
+        client.use_transport(None)
+    assert "/api/organizations/org-1/usage" in seen
+    assert "reported no regions" in html
+    assert "no limit" in html
+
+
+@pytest.mark.parametrize(
+    ("used", "limit", "level", "percent"),
+    [
+        (1, 4, "ok", 25),
+        (3, 4, "warn", 75),
+        (4, 4, "full", 100),
+        (5, None, "ok", None),
+        (1, 0, "full", 100),
+    ],
+)
+def test_a_meter_says_how_full_it_is(used, limit, level, percent) -> None:
+    meter = Meter("x", used, limit)
+    assert (meter.level, meter.percent) == (level, percent)
