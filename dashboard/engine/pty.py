@@ -65,6 +65,25 @@ def check_size(value: object, name: str, maximum: int) -> int:
     return value
 
 
+class Killable(Protocol):
+    """Anything with the runtime process's ``kill``."""
+
+    def kill(self) -> None: ...
+
+
+async def kill_until_dead(process: Killable, waiter: asyncio.Future[None]) -> None:
+    """Kill ``process`` until ``waiter`` (its exit watcher) is done, for at most 5 s.
+
+    A kill right after the spawn can miss: the process enters its exec cgroup, which the
+    kill empties, only once its launcher has run. So the kill is repeated until it lands.
+    """
+    deadline = asyncio.get_running_loop().time() + 5
+    while not waiter.done() and asyncio.get_running_loop().time() < deadline:
+        process.kill()
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(waiter), 0.1)
+
+
 def exit_reason(code: int) -> str | None:
     """The daemon's words for an exit code."""
     if code == 0:
@@ -289,12 +308,8 @@ class Terminal:
 
     async def kill(self) -> None:
         """Kill the process tree; clients see exit code 137 (SIGKILL)."""
-        if self.process is not None and self.exit_code is None:
-            self.process.kill()
-            waiter = self._waiter
-            if waiter is not None:
-                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                    await asyncio.wait_for(asyncio.shield(waiter), 5)
+        if self.process is not None and self.exit_code is None and self._waiter is not None:
+            await kill_until_dead(self.process, self._waiter)
         self._finish(137 if self.exit_code is None else self.exit_code)
 
     # -- clients ---------------------------------------------------------------

@@ -26,6 +26,7 @@ from typing import Protocol
 
 from dashboard.engine.errors import BadRequest, Conflict, NotFound
 from dashboard.engine.logs import CommandLog, LogBudget
+from dashboard.engine.pty import kill_until_dead
 
 MAX_SESSIONS = 64  # per sandbox
 MAX_COMMANDS = 1000  # kept per session; the oldest finished ones (and logs) are dropped
@@ -333,9 +334,7 @@ class Session:
         self.deleted = True
         run = self._run
         if run is not None:
-            run.process.kill()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(asyncio.shield(run.tasks[3]), 5)
+            await kill_until_dead(run.process, run.tasks[3])
         for command in self.commands.values():
             self._finish(run, command, 137)
             command.log.remove()

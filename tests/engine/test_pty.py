@@ -461,3 +461,24 @@ async def test_typing_in_a_terminal_counts_as_sandbox_activity(
             after = (await asyncio.to_thread(api.get, f"/sandbox/{sandbox.id}")).json()
     assert after["lastActivityAt"] > before["lastActivityAt"]
     await _rest(toolbox, "DELETE", f"/{sandbox.id}/process/pty/{pty_id}")
+
+
+def _processes(toolbox: httpx.Client, sandbox: Sandbox, needle: str) -> int:
+    reply = toolbox.post(f"/{sandbox.id}/process/execute", json={"command": "ps -eo args"})
+    return sum(needle in line for line in reply.json()["result"].splitlines())
+
+
+def test_a_pty_or_session_killed_right_after_it_starts_leaves_no_process_behind(
+    sandbox: Sandbox, toolbox: httpx.Client
+) -> None:
+    shells_before = _processes(toolbox, sandbox, "bash -i")
+    for _ in range(5):
+        pty_id = _create(toolbox, sandbox)
+        assert toolbox.delete(f"/{sandbox.id}/process/pty/{pty_id}").status_code == 200
+    session_id = f"s-{uuid.uuid4().hex[:8]}"
+    toolbox.post(f"/{sandbox.id}/process/session", json={"sessionId": session_id})
+    command = {"command": "sleep 60.0417", "runAsync": True}
+    toolbox.post(f"/{sandbox.id}/process/session/{session_id}/exec", json=command)
+    toolbox.delete(f"/{sandbox.id}/process/session/{session_id}")
+    assert _processes(toolbox, sandbox, "bash -i") == shells_before
+    assert _processes(toolbox, sandbox, "sleep 60.0417") == 0
