@@ -31,25 +31,32 @@ class CgroupLayout:
     @classmethod
     def detect(cls) -> CgroupLayout:
         """Read the mount table and this process's own cgroups."""
+        with open("/proc/self/mountinfo") as mountinfo, open("/proc/self/cgroup") as own:
+            return cls.parse(mountinfo.read(), own.read())
+
+    @classmethod
+    def parse(cls, mountinfo: str, self_cgroup: str) -> CgroupLayout:
+        """Work the layout out from /proc/self/mountinfo and /proc/self/cgroup."""
         v1_mounts: dict[str, Path] = {}
         v2_mount: Path | None = None
-        with open("/proc/self/mountinfo") as mountinfo:
-            for line in mountinfo:
-                before, _, after = line.partition(" - ")
-                mount_point = Path(before.split()[4])
-                fstype, _source, options = [*after.split(), "", ""][:3]
-                if fstype == "cgroup2" and v2_mount is None:
-                    v2_mount = mount_point
-                elif fstype == "cgroup":
-                    for option in options.split(","):
-                        if option in LIMIT_CONTROLLERS and option not in v1_mounts:
-                            v1_mounts[option] = mount_point
+        for line in mountinfo.splitlines():
+            before, _, after = line.partition(" - ")
+            fields = before.split()
+            if len(fields) < 5:
+                continue
+            mount_point = Path(fields[4])
+            fstype, _source, options = [*after.split(), "", ""][:3]
+            if fstype == "cgroup2" and v2_mount is None:
+                v2_mount = mount_point
+            elif fstype == "cgroup":
+                for option in options.split(","):
+                    if option in LIMIT_CONTROLLERS and option not in v1_mounts:
+                        v1_mounts[option] = mount_point
         own: dict[str, str] = {}
-        with open("/proc/self/cgroup") as cgroup_file:
-            for line in cgroup_file:
-                _, controllers, path = line.rstrip("\n").split(":", 2)
-                for controller in controllers.split(","):
-                    own[controller] = path
+        for line in self_cgroup.splitlines():
+            _, controllers, path = line.split(":", 2)
+            for controller in controllers.split(","):
+                own[controller] = path
         # Nest v1 cgroups under our own (a container's limits then still apply to
         # sandboxes); v2 cgroups go at the root because a cgroup holding processes,
         # like ours, may not delegate controllers to children.
