@@ -1,5 +1,6 @@
 from django.urls import include, path
 
+from dashboard.audit import views as audit
 from dashboard.core import views as core
 
 urlpatterns = [
@@ -11,6 +12,7 @@ urlpatterns = [
     path("snapshots/", include("dashboard.snapshots.urls")),
     path("volumes/", include("dashboard.volumes.urls")),
     path("limits/", include("dashboard.limits.urls")),
+    path("audit/daytona/", audit.daytona_audit_log, name="audit_daytona"),
     path("audit/", include("dashboard.audit.urls")),
     path("", include("dashboard.accounts.urls")),
 ]

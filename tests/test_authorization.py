@@ -50,6 +50,7 @@ ROWS = [
     Row("post", "volume_delete", 302, 403, 403, 302, args=("no-such-volume",)),
     Row("get", "limits", 302, 200, 200, 200),
     Row("get", "audit", 302, 200, 200, 200),
+    Row("get", "audit_daytona", 302, 200, 200, 200),
     Row("get", "team", 302, 200, 200, 200),
     Row("get", "account", 302, 200, 200, 200),
     Row("get", "settings", 302, 403, 403, 200),

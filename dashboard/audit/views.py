@@ -1,9 +1,13 @@
+from asgiref.sync import sync_to_async
+from django import forms
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_GET
 
+from dashboard import daytona
 from dashboard.accounts.access import audit_access
 from dashboard.audit.forms import AuditFilterForm
 from dashboard.audit.models import AuditEntry
@@ -45,3 +49,72 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     context = {"form": form, "page": page, "query": query.urlencode()}
     template = "audit/log.html#results" if htmx_partial(request) else "audit/log.html"
     return render(request, template, context, status=status)
+
+
+# -- Daytona's own audit log, beside Sandbar's ------------------------------------------
+
+
+class DaytonaAuditForm(forms.Form):
+    """Daytona filters its log by time only; paging is by page number."""
+
+    since = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    until = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    limit = forms.TypedChoiceField(
+        required=False,
+        choices=[(25, "25"), (50, "50"), (100, "100"), (200, "200")],
+        coerce=int,
+        empty_value=PAGE_SIZE,
+        label="Page size",
+    )
+    page = forms.IntegerField(required=False, min_value=1, max_value=100_000)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise forms.ValidationError("“Since” must be before “until”.")
+        return data
+
+
+async def _daytona_page(form: DaytonaAuditForm) -> daytona.AuditLogPage:
+    data = form.cleaned_data
+    organizations = await daytona.list_organizations()
+    if not organizations:
+        raise daytona.Unavailable("Daytona lists no organization for this API key.")
+    return await daytona.audit_log(
+        organizations[0].id,
+        page=data["page"] or 1,
+        limit=data["limit"] or PAGE_SIZE,
+        since=data["since"],
+        until=data["until"],
+    )
+
+
+@require_GET
+async def daytona_audit_log(request: HttpRequest) -> HttpResponse:
+    """Daytona's own audit log (every API call with its key), newest first."""
+    if not audit_access(await request.auser()).see:
+        raise PermissionDenied
+    form = DaytonaAuditForm(request.GET)
+    context: dict = {"source": "daytona", "daytona_form": form, "error": "", "log": None}
+    status = 200
+    if form.is_valid():
+        try:
+            context["log"] = await _daytona_page(form)
+        except daytona.BadRequest as error:
+            form.add_error(None, error.message)
+            status = 400
+        except daytona.Forbidden as error:
+            context["error"] = f"The API key may not read Daytona's audit log: {error.message}"
+        except daytona.DaytonaError as error:
+            context["error"] = error.message
+    else:
+        status = 400
+    query = request.GET.copy()
+    query.pop("page", None)
+    context["query"] = query.urlencode()
+    template = "audit/log.html#daytona" if htmx_partial(request) else "audit/log.html"
+    return await sync_to_async(render)(request, template, context, status=status)

@@ -419,6 +419,19 @@ class AuditLogEntry:
     ip_address: str = ""
     source: str = ""
     created_at: datetime | None = None
+    actor_id: str = ""
+    api_key_prefix: str = ""
+    api_key_suffix: str = ""
+    user_agent: str = ""
+
+    @property
+    def actor(self) -> str:
+        """Who acted, as Daytona's dashboard shows it: an email, else the API key's ends."""
+        if self.actor_email:
+            return self.actor_email
+        if self.api_key_prefix or self.api_key_suffix:
+            return f"API key {self.api_key_prefix}…{self.api_key_suffix}"
+        return self.actor_id
 
     @classmethod
     def from_api(cls, data: Any) -> "AuditLogEntry":
@@ -434,6 +447,10 @@ class AuditLogEntry:
             ip_address=_str(data, "ipAddress"),
             source=_str(data, "source"),
             created_at=_time(data, "createdAt"),
+            actor_id=_str(data, "actorId"),
+            api_key_prefix=_str(data, "actorApiKeyPrefix"),
+            api_key_suffix=_str(data, "actorApiKeySuffix"),
+            user_agent=_str(data, "userAgent"),
         )
 
 
