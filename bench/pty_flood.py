@@ -239,7 +239,9 @@ class Bench:
         url = f"{self.ws_base}/process/session/bench/command/{cmd_id}/logs?follow=true"
         counted = 0
         start = time.perf_counter()
-        async with connect(url, additional_headers=self.headers, max_size=None) as socket_:
+        # As the SDK does: its version asks for split (marked) output.
+        headers = {**self.headers, "X-Daytona-SDK-Version": "0.226.1"}
+        async with connect(url, additional_headers=headers, max_size=None) as socket_:
             async for frame in socket_:
                 counted += frame.count(b"\n" if isinstance(frame, bytes) else "\n")
         follow_seconds = time.perf_counter() - start

@@ -14,6 +14,7 @@ import codecs
 import contextlib
 import json
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import IO
 
 STDOUT = b"\x01\x01\x01"
 STDERR = b"\x02\x02\x02"
+_MARKER = re.compile(b"(\x01\x01\x01|\x02\x02\x02)")
 MARKERS = {1: STDOUT, 2: STDERR}
 READ_CHUNK = 64 << 10
 FRAME_MAX = 32 << 10  # what one WebSocket frame of a followed log carries at most
@@ -218,29 +220,32 @@ class Demuxer:
         self._pending = b""
 
     def feed(self, chunk: bytes) -> list[tuple[int, bytes]]:
-        """The pieces ``chunk`` completes (bytes before the first marker are dropped)."""
+        """The pieces ``chunk`` completes (bytes before the first marker are dropped);
+        consecutive pieces of one stream come out joined."""
         data = self._pending + chunk
-        self._pending = b""
         pieces: list[tuple[int, bytes]] = []
-        position = 0
-        while position < len(data):
-            next_out = data.find(STDOUT, position)
-            next_err = data.find(STDERR, position)
-            candidates = [i for i in (next_out, next_err) if i >= 0]
-            if not candidates:
-                # Hold back up to two trailing marker bytes: they may start a marker.
-                end = len(data)
-                while end > position and len(data) - end < 2 and data[end - 1] in (1, 2):
-                    end -= 1
-                if end > position and self.stream:
-                    pieces.append((self.stream, data[position:end]))
-                self._pending = data[end:]
-                break
-            index = min(candidates)
-            if index > position and self.stream:
-                pieces.append((self.stream, data[position:index]))
-            self.stream = 1 if index == next_out else 2
-            position = index + 3
+        run: list[bytes] = []
+        # re.split does the scanning in C; Python only walks the pieces.
+        parts = _MARKER.split(data)
+        # After the last whole marker, hold back up to two bytes that may start one.
+        last = parts[-1]
+        hold = 0
+        if last and last[-1] in (1, 2):
+            while hold < 2 and hold < len(last) and last[-1 - hold] == last[-1]:
+                hold += 1
+        self._pending = last[len(last) - hold :] if hold else b""
+        parts[-1] = last[: len(last) - hold]
+        for index, part in enumerate(parts):
+            if index % 2:  # a marker
+                stream = 1 if part == STDOUT else 2
+                if stream != self.stream and run:
+                    pieces.append((self.stream, b"".join(run)))
+                    run = []
+                self.stream = stream
+            elif part and self.stream:
+                run.append(part)
+        if run:
+            pieces.append((self.stream, b"".join(run)))
         return pieces
 
     def flush(self) -> list[tuple[int, bytes]]:
