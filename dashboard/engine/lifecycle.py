@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -92,6 +92,7 @@ class Engine:
         self._locks: dict[str, asyncio.Lock] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._last_touch: dict[str, str] = {}
+        self._busy: dict[str, int] = {}
         # Change observers (the Socket.IO stream): observer(event, *details).
         self.observers: list[Callable[..., None]] = []
         self.quotas = usage.load_quotas()
@@ -201,6 +202,23 @@ class Engine:
             return
         self._last_touch[sandbox_id] = stamp
         self.store.touch(sandbox_id, stamp)
+
+    @contextlib.contextmanager
+    def busy(self, sandbox_id: str) -> Iterator[None]:
+        """Mark a long toolbox call (a command) as activity from its start to its end.
+
+        Auto-stop leaves a sandbox alone while one runs, however long it takes.
+        """
+        self._busy[sandbox_id] = self._busy.get(sandbox_id, 0) + 1
+        self.touch(sandbox_id)
+        try:
+            yield
+        finally:
+            self._busy[sandbox_id] -= 1
+            if not self._busy[sandbox_id]:
+                del self._busy[sandbox_id]
+            self._last_touch.pop(sandbox_id, None)
+            self.touch(sandbox_id)
 
     # -- state changes ---------------------------------------------------------
 
@@ -513,6 +531,8 @@ class Engine:
                 self._set_error(record, "the sandbox's processes exited unexpectedly")
                 return
             idle = moment - parse_iso(record.last_activity_at)
+            if record.id in self._busy:
+                return
             if record.auto_stop_interval > 0 and idle >= timedelta(
                 minutes=record.auto_stop_interval
             ):

@@ -104,14 +104,15 @@ async def execute(request: Request) -> Response:
     timeout = _timeout(request, body)
     cwd = await _check_cwd(request, record, body.string("cwd"))
     try:
-        result = await run_command(
-            _engine(request).runtime,
-            record.id,
-            ["/bin/bash", "-c", command],
-            env=_env(record, envs),
-            cwd=cwd,
-            time_limit=timeout,
-        )
+        with _engine(request).busy(record.id):
+            result = await run_command(
+                _engine(request).runtime,
+                record.id,
+                ["/bin/bash", "-c", command],
+                env=_env(record, envs),
+                cwd=cwd,
+                time_limit=timeout,
+            )
     except CommandTimeout as error:
         raise RequestTimeout(str(error), code="PROCESS_EXECUTION_TIMEOUT") from None
     except NotRunning as error:
@@ -132,15 +133,16 @@ async def code_run(request: Request) -> Response:
     envs = body.string_map("envs", env=True)
     timeout = _timeout(request, body)
     try:
-        result = await run_command(
-            _engine(request).runtime,
-            record.id,
-            [*INTERPRETERS[language], *argv],
-            env=_env(record, envs),
-            cwd=rootfs.HOME,
-            time_limit=timeout,
-            stdin=code.encode(),
-        )
+        with _engine(request).busy(record.id):
+            result = await run_command(
+                _engine(request).runtime,
+                record.id,
+                [*INTERPRETERS[language], *argv],
+                env=_env(record, envs),
+                cwd=rootfs.HOME,
+                time_limit=timeout,
+                stdin=code.encode(),
+            )
     except CommandTimeout as error:
         raise RequestTimeout(str(error), code="PROCESS_EXECUTION_TIMEOUT") from None
     except NotRunning as error:

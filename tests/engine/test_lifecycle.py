@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -244,3 +245,20 @@ def test_a_sandbox_whose_processes_die_is_an_error_that_recover_fixes(
     assert recovered.status_code == 200
     assert recovered.json()["state"] == "started"
     assert run(toolbox, fresh["id"], "cat ~/kept.txt")["result"] == "kept\n"
+
+
+def test_a_long_command_keeps_the_sandbox_from_auto_stopping(
+    api: httpx.Client, toolbox: httpx.Client, engine: EngineServer
+) -> None:
+    dto = create(api, autoStopInterval=1)
+    results: list[dict[str, Any]] = []
+    worker = threading.Thread(target=lambda: results.append(run(toolbox, dto["id"], "sleep 2")))
+    worker.start()
+    time.sleep(0.3)
+    backdate(engine, dto["id"], "last_activity_at")
+    time.sleep(1)  # four ticks, each of which would stop an idle sandbox
+    assert api.get(f"/sandbox/{dto['id']}").json()["state"] == "started"
+    worker.join()
+    assert results[0]["exitCode"] == 0
+    assert api.get(f"/sandbox/{dto['id']}").json()["lastActivityAt"] > "2001"
+    api.delete(f"/sandbox/{dto['id']}")

@@ -324,6 +324,7 @@ class Runtime:
         old_dir.rename(new_dir)  # the loop device holds the image open; a rename is safe
         warm.disk = Disk(new_dir / "disk.img", warm.disk.mount_point, self.config.sandbox_uid)
         warm.spec = spec
+        warm.started_at = time.time()
         self.running[spec.id] = warm
 
     # -- sandbox lifetime ------------------------------------------------------
