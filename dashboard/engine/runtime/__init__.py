@@ -228,6 +228,8 @@ class Runtime:
             shutil.rmtree(leftover, ignore_errors=True)
         for directory in (self.run_dir.parent, self.run_dir):
             os.chmod(directory, 0o711)  # noqa: S103 -- the sandbox uid must traverse, not list
+        if self._slirp is None:
+            log.warning("slirp4netns is not installed: sandboxes will have no network at all")
         self._etc_binds = rootfs.write_etc(self.etc_dir)
         self._host_binds = rootfs.host_binds()
         self.cgroups.setup()
