@@ -121,7 +121,8 @@ async def _organization() -> daytona.Usage:
 def _people(user: User) -> list[User]:
     """Whose quotas this person sees: everyone's for an admin, their own for a member."""
     if user.role == Role.ADMIN:
-        return list(User.objects.filter(is_active=True).exclude(role=Role.ADMIN))
+        # Viewers create nothing, so a quota means nothing for them.
+        return list(User.objects.filter(is_active=True, role=Role.MEMBER))
     return [user] if user.role == Role.MEMBER else []
 
 

@@ -12,11 +12,11 @@ SORTS = [
 PAGE_SIZES = [(10, "10"), (25, "25"), (50, "50"), (100, "100")]
 # What the snapshot is built from: how each kind turns into Daytona's `imageName`.
 SOURCE_KINDS = [
+    ("dir", "Directory"),
+    ("tar", "Tarball"),
     ("image", "Container image"),
-    ("dir", "Directory on the engine's machine"),
-    ("tar", "Tarball on the engine's machine"),
-    ("debian", "Debian base (downloaded)"),
-    ("sandbox", "A sandbox's files"),
+    ("debian", "Debian base"),
+    ("sandbox", "Sandbox"),
 ]
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,254}$")
 SUITE = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
@@ -28,7 +28,7 @@ class SnapshotFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=255, label="Name")
     sort = forms.ChoiceField(required=False, choices=SORTS)
     order = forms.ChoiceField(
-        required=False, choices=[("desc", "Newest first"), ("asc", "Oldest first")]
+        required=False, choices=[("desc", "Descending"), ("asc", "Ascending")]
     )
     page = forms.IntegerField(required=False, min_value=1, max_value=100_000)
     limit = forms.TypedChoiceField(required=False, choices=PAGE_SIZES, coerce=int, empty_value=25)

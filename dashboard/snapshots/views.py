@@ -115,7 +115,11 @@ async def snapshot_list(request: HttpRequest) -> HttpResponse:
     access = snapshot_access(await request.auser())
     if not access.see:
         raise PermissionDenied
-    form = SnapshotFilterForm(request.GET)
+    params = request.GET.copy()
+    # The selects show what the list uses when the URL names nothing.
+    params.setdefault("limit", "25")
+    params.setdefault("sort", "lastUsedAt")
+    form = SnapshotFilterForm(params)
     context: dict = {"form": form, "access": access, "rows": [], "error": "", "total": None}
     status = 200
     if form.is_valid():

@@ -66,11 +66,13 @@ def test_an_admin_sees_a_table_of_peoples_usage_and_quotas(
     member_user.quota_sandboxes = 1
     member_user.save()
     make_user("quiet", Role.VIEWER)
+    make_user("meg", Role.MEMBER)
     html = admin_client.get(reverse("limits")).content.decode()
     assert "People" in html
-    assert "mel" in html and "quiet" in html
+    assert "mel" in html and "meg" in html
+    assert "quiet" not in html  # viewers create nothing: no quota to show
     assert 'aria-label="Sandboxes: 1 of 1"' in html
-    assert "nearly full" in html
+    assert "at the limit" in html
 
 
 def test_an_unreachable_daytona_shows_a_banner_not_a_500(
