@@ -610,4 +610,4 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-__all__ = ["NotFound", "ProcessHub", "routes"]
+__all__ = ["ProcessHub", "routes"]
