@@ -8,6 +8,7 @@ pooled request. Every stream carries the API key in headers, never in a URL.
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -220,6 +221,9 @@ def _exit_from_close(closed: ConnectionClosed) -> PtyExit | None:
 # -- command logs -------------------------------------------------------------------
 
 
+_MARKER = re.compile(rb"(\x01\x01\x01|\x02\x02\x02)")
+
+
 class Demux:
     """Splits Daytona's marked log bytes into (stream, bytes), markers split across frames too."""
 
@@ -233,27 +237,24 @@ class Demux:
         """The pieces of output in `data`, each tagged with its stream."""
         data = self._held + data
         self._held = b""
-        # Hold back a tail that could be the start of a marker.
+        parts = _MARKER.split(data)
+        # The text after the last whole marker may end in the start of the next one.
+        last = parts[-1]
         tail = 0
-        while tail < 2 and len(data) > tail and data[len(data) - 1 - tail] in (1, 2):
+        while tail < 2 and tail < len(last) and last[-1 - tail] == last[-1] and last[-1] in (1, 2):
             tail += 1
         if tail:
-            data, self._held = data[:-tail], data[-tail:]
+            parts[-1], self._held = last[:-tail], last[-tail:]
         out: list[tuple[int, bytes]] = []
-        start = 0
-        index = 0
-        while index <= len(data) - 3:
-            marker = self.MARKERS.get(data[index : index + 3])
-            if marker is None:
-                index += 1
-                continue
-            if index > start:
-                out.append((self.stream, data[start:index]))
-            self.stream = marker
-            index += 3
-            start = index
-        if start < len(data):
-            out.append((self.stream, data[start:]))
+        # Split in C, not byte by byte in Python: logs run to millions of lines.
+        for position, part in enumerate(parts):
+            if position % 2:
+                self.stream = self.MARKERS[part]
+            elif part:
+                if out and out[-1][0] == self.stream:
+                    out[-1] = (self.stream, out[-1][1] + part)
+                else:
+                    out.append((self.stream, part))
         return out
 
     def flush(self) -> list[tuple[int, bytes]]:

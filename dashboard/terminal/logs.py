@@ -37,9 +37,8 @@ NOT_FOUND = 4404
 NOT_STARTED = 4409
 UNAVAILABLE = 4503
 
-BATCH_LINES = 1000
-BATCH_SECONDS = 0.05
-WINDOW = 4  # batches in flight before the follow waits for the page
+BATCH_LINES = 2000
+WINDOW = 8  # batches in flight before the follow waits for the page
 MAX_LINE = 64 << 10  # a "line" without a newline is cut here, so memory stays bounded
 MAX_COMMAND = 10_000
 MAX_CONTROL = 16_384
@@ -53,21 +52,22 @@ def session_for(user: Any) -> str:
 
 async def lines_of(
     pieces: AsyncIterator[tuple[int, bytes]],
-) -> AsyncIterator[tuple[int, str]]:
-    """(stream, line) from (stream, bytes) pieces: each stream's lines kept whole."""
+) -> AsyncIterator[list[tuple[int, str]]]:
+    """Lists of (stream, line) from (stream, bytes) pieces: each stream's lines kept whole."""
     partial: dict[int, bytes] = {streams.STDOUT: b"", streams.STDERR: b""}
     async for stream, data in pieces:
         buffer = partial.get(stream, b"") + data
         *complete, rest = buffer.split(b"\n")
-        for line in complete:
-            yield stream, line.decode("utf-8", "replace")
+        found = [(stream, line.decode("utf-8", "replace")) for line in complete]
         while len(rest) > MAX_LINE:
-            yield stream, rest[:MAX_LINE].decode("utf-8", "replace")
+            found.append((stream, rest[:MAX_LINE].decode("utf-8", "replace")))
             rest = rest[MAX_LINE:]
         partial[stream] = rest
-    for stream, rest in partial.items():
-        if rest:
-            yield stream, rest.decode("utf-8", "replace")
+        if found:
+            yield found
+    rests = [(stream, rest.decode("utf-8", "replace")) for stream, rest in partial.items() if rest]
+    if rests:
+        yield rests
 
 
 class LogsConsumer(AsyncWebsocketConsumer):
@@ -194,27 +194,28 @@ class LogsConsumer(AsyncWebsocketConsumer):
         index = 0
         batch: list[list[Any]] = []
         first = after
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + BATCH_SECONDS
 
         async def flush() -> None:
-            nonlocal batch, first, deadline
+            nonlocal batch, first
             if batch:
                 await self.acked.acquire()
                 await self._send({"type": "lines", "first": first, "lines": batch})
                 first += len(batch)
                 batch = []
-            deadline = loop.time() + BATCH_SECONDS
 
         try:
             pieces = streams.follow_command(self.sandbox, session, command)
-            async for stream, line in lines_of(pieces):
-                index += 1
-                if index <= after:
-                    continue  # the page has it already
-                batch.append([stream, line])
-                if len(batch) >= BATCH_LINES or loop.time() >= deadline:
-                    await flush()
+            async for found in lines_of(pieces):
+                for stream, line in found:
+                    index += 1
+                    if index <= after:
+                        continue  # the page has it already
+                    batch.append([stream, line])
+                    if len(batch) >= BATCH_LINES:
+                        await flush()
+                # Each piece is one read from the toolbox: send what it held now, so a
+                # line followed by silence is not held back.
+                await flush()
             await flush()
             exit_code = None
             with contextlib.suppress(daytona.DaytonaError):
