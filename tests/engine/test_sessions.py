@@ -193,6 +193,21 @@ async def test_a_client_without_a_version_gets_the_log_without_markers(
     assert sorted(marked.content.splitlines()) == [b"\x01\x01\x01out", b"\x02\x02\x02err"]
 
 
+async def test_a_log_follower_that_sends_garbage_still_gets_the_log(
+    sandbox: Sandbox, engine: EngineServer
+) -> None:
+    session_id = _session(sandbox)
+    request = SessionExecuteRequest(command="sleep 0.3; echo done", run_async=True)
+    cmd_id = sandbox.process.execute_session_command(session_id, request).cmd_id
+    url = _follow_url(engine, sandbox, session_id, cmd_id)
+    async with connect(url, additional_headers=_headers(engine)) as socket_:
+        await socket_.send(b"\x00\xff" * 1000)
+        await socket_.send("not a command")
+        raw = b"".join([frame async for frame in socket_])  # type: ignore[misc]
+        assert socket_.close_code == 1000
+    assert raw == b"\x01\x01\x01done\n"
+
+
 def _rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
