@@ -119,3 +119,37 @@ def test_only_admins_create_snapshots(daytona_engine, request, who) -> None:
     assert client.get(reverse("snapshot_create")).status_code == 403
     response = client.post(reverse("snapshot_create"), {"name": "x", "kind": "dir", "source": "/"})
     assert response.status_code == 403
+
+
+def test_an_admin_snapshots_a_sandboxs_files(daytona_engine, admin_client, cleanup) -> None:
+    made = engine_call(daytona_engine, "POST", "/sandbox", json={"name": "to-capture-1"})
+    assert made.status_code == 200, made.text
+    cleanup.append("captured-1")
+    try:
+        response = admin_client.post(
+            reverse("snapshot_create"),
+            {"name": "captured-1", "kind": "sandbox", "source": "to-capture-1"},
+            headers=HX,
+        )
+        assert response.status_code == 200, response.content[:300]
+        found = engine_call(daytona_engine, "GET", "/snapshots/captured-1").json()
+        assert response["HX-Redirect"] == reverse("snapshot", args=[found["id"]])
+        assert found["sourceSandboxId"] == made.json()["id"]
+        wait_for_snapshot(daytona_engine, found["id"], "active", "build_failed")
+        entry = AuditEntry.objects.order_by("-seq").first()
+        assert (entry.action, entry.detail) == (
+            "snapshot.create",
+            {"source": "sandbox to-capture-1"},
+        )
+    finally:
+        engine_call(daytona_engine, "DELETE", f"/sandbox/{made.json()['id']}")
+
+
+def test_snapshotting_a_missing_sandbox_says_so(daytona_engine, admin_client) -> None:
+    response = admin_client.post(
+        reverse("snapshot_create"),
+        {"name": "captured-2", "kind": "sandbox", "source": "no-such-sandbox"},
+        headers=HX,
+    )
+    assert response.status_code == 200
+    assert "not found" in response.content.decode().lower()

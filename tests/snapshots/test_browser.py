@@ -1,0 +1,41 @@
+"""In the browser: build a snapshot, watch its log, deactivate it, delete it by name."""
+
+import re
+
+import pytest
+
+from dashboard.accounts.models import Role
+from tests.conftest import PASSWORD, make_user
+from tests.e2e.conftest import asgi_live_server, browser, page, sign_in  # noqa: F401
+from tests.snapshots.conftest import engine_call
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def test_an_admin_builds_a_snapshot_follows_it_and_deletes_it(
+    page,  # noqa: F811
+    asgi_live_server,  # noqa: F811
+    daytona_engine,
+    source_dir,
+) -> None:
+    make_user("ada", Role.ADMIN)
+    sign_in(page, asgi_live_server, "ada", PASSWORD)
+    page.goto(f"{asgi_live_server}/snapshots/new/")
+    page.fill("#id_name", "e2e-built-1")
+    page.select_option("#id_kind", "dir")
+    page.fill("#id_source", str(source_dir))
+    page.click("#create-form button[type=submit]")
+    page.wait_for_url(re.compile(r"/snapshots/[0-9a-f-]{36}/$"))
+    head = page.locator("#snapshot-head")
+    # Whether the page opened mid-build or after, it ends active with the whole log.
+    page.locator('#snapshot-head[data-state="active"]').wait_for(timeout=15_000)
+    page.locator("#build-log:has-text('is active')").wait_for(timeout=5_000)
+    head.locator("button:has-text('Deactivate')").click()
+    page.locator('#snapshot-head[data-state="inactive"]').wait_for(timeout=5_000)
+    head.locator("button:has-text('Delete')").click()
+    page.locator("#confirm-dialog[open]").wait_for()
+    assert page.locator("[data-confirm-ok]").inner_text() == "Delete e2e-built-1"
+    page.click("[data-confirm-ok]")
+    page.wait_for_url(f"{asgi_live_server}/snapshots/")
+    assert engine_call(daytona_engine, "GET", "/snapshots/e2e-built-1").status_code == 404
+    assert page.console_errors == []
