@@ -39,8 +39,6 @@ ROWS = [
     Row("get", "snapshots", 302, 200, 200, 200),
     Row("get", "snapshot_create", 302, 403, 403, 200),
     Row("post", "snapshot_create", 302, 403, 403, 200, data={"name": "bad name"}),
-    Row("get", "snapshot", 302, 404, 404, 404, args=("no-such-snapshot",)),
-    Row("get", "snapshot_log", 302, 400, 400, 400, args=("no-such",), data={"offset": "x"}),
     Row("post", "snapshot_activate", 302, 403, 403, 302, args=("no-such-snapshot",)),
     Row("post", "snapshot_deactivate", 302, 403, 403, 302, args=("no-such-snapshot",)),
     Row("post", "snapshot_delete", 302, 403, 403, 302, args=("no-such-snapshot",)),
