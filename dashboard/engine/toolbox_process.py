@@ -152,7 +152,8 @@ async def delete_session(request: Request) -> Response:
 
 async def execute_in_session(request: Request) -> Response:
     """POST /process/session/{id}/exec: 202 {cmdId} when async, else 200 with the output."""
-    hub = _request_hub(request)
+    record = _record(request.app, request.path_params["sandbox_id"])
+    hub = _hub(request.app, record)
     session = hub.sessions.get(request.path_params["session_id"])
     body = Body(await read_json(request), {"command", "runAsync", "async", "suppressInputEcho"})
     command_text = body.string("command", required=True, allow_empty=False, max_length=256 << 10)
@@ -165,7 +166,10 @@ async def execute_in_session(request: Request) -> Response:
         raise _spawn_error(error) from None
     if run_async:
         return JSONResponse({"cmdId": command.id}, status_code=202)
-    await command.done.wait()
+    # Like /process/execute, a command the caller waits for is activity until it ends
+    # (a background one is not: it could keep the sandbox from ever auto-stopping).
+    with _engine(request.app).busy(record.id):
+        await command.done.wait()
     prefix = {"cmdId": command.id, "exitCode": command.exit_code}
     handle = _open_log(command)
     return StreamingResponse(
