@@ -66,6 +66,7 @@ class Path_:
         self.ws = ws
         self.dashboard = dashboard
         self.unacked = 0
+        self.delivered = 0.0  # of a flood, what arrived (the rest was skipped by flow control)
 
     async def recv(self) -> bytes:
         while True:
@@ -148,7 +149,9 @@ async def flood(path: Path_, megabytes: int) -> float:
     )
     started = time.perf_counter()
     received = await path.until(FLOOD_DONE, 300)
-    return received / (1 << 20) / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    path.delivered = received / (megabytes << 20)
+    return received / (1 << 20) / elapsed
 
 
 async def stalled_rss(web: str, cookie: str, sandbox_id: str, pid: int, seconds: float) -> float:
@@ -266,6 +269,7 @@ async def run(args, engine, web: str, cookie: str, sandbox_id: str, pid: int) ->
         "flood_mb_s": round(flood_dashboard, 1),
         "flood_direct_mb_s": round(flood_direct, 1),
         "flood_ratio": round(flood_dashboard / flood_direct, 2),
+        "flood_delivered": round(dash.delivered, 3),
         "rss_growth_mb": round(rss_growth, 1),
         "log_lines": args.lines,
         "log_lines_s": round(log_dashboard),

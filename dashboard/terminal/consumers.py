@@ -81,6 +81,9 @@ def _size(query: dict[str, list[str]], key: str, default: int) -> int:
 class TerminalConsumer(AsyncWebsocketConsumer):
     """Relays a browser terminal to a toolbox PTY, with reattach, flow control and audit."""
 
+    # No groups here: without a channel layer each message is one wait, not two.
+    channel_layer_alias = None
+
     upstream: PtyStream | None = None
     opened: float | None = None
 

@@ -73,6 +73,9 @@ async def lines_of(
 class LogsConsumer(AsyncWebsocketConsumer):
     """Runs commands in a sandbox session and streams their output, resumable by line."""
 
+    # No groups here: without a channel layer each message is one wait, not two.
+    channel_layer_alias = None
+
     follower: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
