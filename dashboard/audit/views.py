@@ -71,6 +71,13 @@ class DaytonaAuditForm(forms.Form):
         label="Page size",
     )
     page = forms.IntegerField(required=False, min_value=1, max_value=100_000)
+    refresh = forms.TypedChoiceField(
+        required=False,
+        choices=[("", "Off"), (10, "10 s"), (30, "30 s"), (60, "1 min"), (300, "5 min")],
+        coerce=int,
+        empty_value=None,
+        label="Auto-refresh",
+    )
 
     def clean(self):
         data = super().clean()
@@ -116,5 +123,6 @@ async def daytona_audit_log(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("page", None)
     context["query"] = query.urlencode()
+    context["refresh"] = form.cleaned_data.get("refresh") if form.is_valid() else None
     template = "audit/log.html#daytona" if htmx_partial(request) else "audit/log.html"
     return await sync_to_async(render)(request, template, context, status=status)

@@ -122,3 +122,12 @@ def test_anonymous_people_are_sent_to_sign_in(db, client) -> None:
     response = client.get(reverse("audit_daytona"))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
+
+
+def test_auto_refresh_reloads_the_results_at_the_chosen_pace(daytona_engine, admin_client):
+    response = admin_client.get(reverse("audit_daytona"), {"refresh": "30"}, headers=HX)
+    assert response.status_code == 200
+    assert 'hx-trigger="every 30s"' in response.content.decode()
+    plain = admin_client.get(reverse("audit_daytona")).content.decode()
+    assert 'hx-trigger="every' not in plain
+    assert admin_client.get(reverse("audit_daytona"), {"refresh": "7"}).status_code == 400
