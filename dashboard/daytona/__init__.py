@@ -9,6 +9,7 @@ from dashboard.daytona.client import (
     QuotaExceeded,
     Unavailable,
 )
+from dashboard.daytona.events import follow_sandbox_events
 from dashboard.daytona.models import (
     AuditLogEntry,
     AuditLogPage,
@@ -93,6 +94,7 @@ __all__ = [
     "delete_sandbox",
     "delete_snapshot",
     "delete_volume",
+    "follow_sandbox_events",
     "get_sandbox",
     "get_snapshot",
     "get_volume",

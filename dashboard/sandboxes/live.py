@@ -1,9 +1,11 @@
-"""Live sandbox states: one shared poll of Daytona per process and connection, fanned out.
+"""Live sandbox states: one subscription (or one poll) per process and connection, fanned out.
 
-However many browsers watch, each process asks Daytona for the list once a
-second (and only while someone watches), diffs it against the last answer,
-and sends each change once to a Channels group; the consumers render it for
-their own person. So N watchers cost one poll, not N.
+However many browsers watch, each process follows Daytona's event stream once
+(only while someone watches) and sends each change once to a Channels group;
+the consumers render it for their own person. Where Daytona has no stream, a
+poll of the list once a second, diffed against the last answer, does the same.
+With the stream, a slow poll still runs to catch what a reconnect may miss
+(and deletions). So N watchers cost one stream or one poll, not N.
 """
 
 import asyncio
@@ -20,6 +22,8 @@ from dashboard import daytona
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+# With the event stream up, the list is only re-read to catch what it missed.
+STREAMING_POLL_SECONDS = 15.0
 # A poll that fails waits longer, so a down Daytona is not hammered.
 BACKOFF_SECONDS = 5.0
 MAX_WATCHED = 5000
@@ -41,6 +45,11 @@ def _fingerprint(sandbox: daytona.Sandbox) -> tuple:
     )
 
 
+def _older(sandbox: daytona.Sandbox, fingerprint: tuple) -> bool:
+    known_at = fingerprint[3]
+    return bool(known_at and sandbox.updated_at and sandbox.updated_at < known_at)
+
+
 @dataclass
 class _Watch:
     group: str
@@ -48,10 +57,62 @@ class _Watch:
     task: asyncio.Task | None = None
     known: dict[str, tuple] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
+    listed: set[str] = field(default_factory=set)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
     polls: int = 0
     healthy: bool = True
+    streaming: bool = False
+    events: int = 0
+
+    async def _relay(self, kind: str, data: dict) -> None:
+        try:
+            sandbox = daytona.Sandbox.from_api(data)
+        except daytona.DaytonaError:
+            return
+        fingerprint = _fingerprint(sandbox)
+        if self.known.get(sandbox.id) == fingerprint:
+            return
+        self.known[sandbox.id] = fingerprint
+        self.names[sandbox.id] = sandbox.name
+        self.events += 1
+        await get_channel_layer().group_send(
+            self.group, {"type": f"sandbox.{kind}", "sandbox": data}
+        )
+
+    def _connected(self) -> None:
+        self.streaming = True
+        self.wake.set()
+
+    async def stream(self) -> None:
+        """Follow the event stream while it lasts; reconnect after a pause if it drops."""
+        while True:
+            try:
+                await daytona.follow_sandbox_events(self._relay, self._connected)
+            except daytona.DaytonaError as error:
+                log.info("no sandbox event stream, polling instead: %s", error.message)
+                return
+            finally:
+                self.streaming = False
+                self.wake.set()
+            await asyncio.sleep(BACKOFF_SECONDS)
 
     async def run(self) -> None:
+        stream = asyncio.create_task(self.stream(), name=f"events {self.group}")
+        try:
+            await self.poll()
+        finally:
+            stream.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stream
+
+    async def _pause(self) -> None:
+        # Sleep until the next poll is due, or the stream came up or dropped.
+        self.wake.clear()
+        seconds = STREAMING_POLL_SECONDS if self.streaming else POLL_SECONDS
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), seconds)
+
+    async def poll(self) -> None:
         layer = get_channel_layer()
         first = True
         while True:
@@ -69,25 +130,31 @@ class _Watch:
             self.polls += 1
             self.healthy = True
             current = {s.id: s for s in sandboxes}
+            fresh: dict[str, tuple] = {}
+            for sandbox_id, sandbox in current.items():
+                before = self.known.get(sandbox_id)
+                if before is not None and _older(sandbox, before):
+                    # The stream already told a newer state than this list shows.
+                    fresh[sandbox_id] = before
+                    continue
+                fresh[sandbox_id] = _fingerprint(sandbox)
+                if first or before == fresh[sandbox_id]:
+                    continue
+                kind = "sandbox.created" if before is None else "sandbox.changed"
+                await layer.group_send(self.group, {"type": kind, "sandbox": sandbox.raw})
             if not first:
-                for sandbox_id, sandbox in current.items():
-                    before = self.known.get(sandbox_id)
-                    if before is None:
-                        kind = "sandbox.created"
-                    elif before != _fingerprint(sandbox):
-                        kind = "sandbox.changed"
-                    else:
-                        continue
-                    await layer.group_send(self.group, {"type": kind, "sandbox": sandbox.raw})
-                for sandbox_id in self.known.keys() - current.keys():
+                # Only what this poll and the last both could see: a sandbox the stream
+                # announced after the last poll is not "removed" for being new.
+                for sandbox_id in self.listed - current.keys():
                     name = self.names.get(sandbox_id, sandbox_id)
                     await layer.group_send(
                         self.group, {"type": "sandbox.removed", "id": sandbox_id, "name": name}
                     )
-            self.known = {i: _fingerprint(s) for i, s in current.items()}
+            self.known = fresh
+            self.listed = set(current)
             self.names = {i: s.name for i, s in current.items()}
             first = False
-            await asyncio.sleep(POLL_SECONDS)
+            await self._pause()
 
 
 _watches: dict[tuple[int, str], _Watch] = {}

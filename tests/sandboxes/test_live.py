@@ -8,6 +8,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from dashboard import daytona
 from dashboard.asgi import application
 from dashboard.sandboxes import live
 from tests.conftest import client_for
@@ -36,15 +37,37 @@ async def next_message_about(communicator, sandbox_id: str, seconds: float = 5) 
             return message
 
 
+@pytest.fixture(params=["stream", "poll"])
+def mode(request, monkeypatch) -> str:
+    """Follow the engine's Socket.IO stream, or (a Daytona without one) poll it."""
+    if request.param == "poll":
+
+        async def no_stream(*args, **kwargs):
+            raise daytona.Unavailable("no stream here")
+
+        monkeypatch.setattr(daytona, "follow_sandbox_events", no_stream)
+    return request.param
+
+
+async def until_watching(mode: str = "stream", seconds: float = 10) -> None:
+    """Wait until the shared watch has its first picture (and, streaming, its stream)."""
+    deadline = time.monotonic() + seconds
+    watch = live._watches[live._key()]
+    while not (watch.polls >= 1 and (watch.streaming or mode == "poll")):
+        assert time.monotonic() < deadline, "the watch never started"
+        await asyncio.sleep(0.05)
+    assert watch.streaming is (mode == "stream")
+
+
 async def test_a_state_change_made_through_the_engine_reaches_the_open_list_within_two_seconds(
-    daytona_engine, make_sandbox, member_user, other_member
+    daytona_engine, make_sandbox, member_user, other_member, mode
 ) -> None:
     sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
     watcher, connected = await connect(member_user)
     other, other_connected = await connect(other_member)
     assert connected and other_connected
     try:
-        await asyncio.sleep(live.POLL_SECONDS * 1.5)  # the shared poll has its first picture
+        await until_watching(mode)
         async with httpx.AsyncClient(
             base_url=daytona_engine.api_url,
             headers={"Authorization": f"Bearer {daytona_engine.api_key}"},
@@ -74,8 +97,9 @@ async def test_many_watchers_share_one_poll(daytona_engine, member_user) -> None
         watch = live._watches[live._key()]
         assert watch.watchers == 4
         await asyncio.sleep(2.2)
-        # One poll a second for everyone, not one per watcher.
-        assert 1 <= watch.polls <= 4
+        # One stream (and a rare poll) for everyone, not one per watcher.
+        assert watch.streaming
+        assert 1 <= watch.polls <= 2
     finally:
         for communicator, _ in watchers:
             await communicator.disconnect()
@@ -86,7 +110,7 @@ async def test_a_new_sandbox_is_announced(daytona_engine, make_sandbox, viewer_u
     watcher, connected = await connect(viewer_user)
     assert connected
     try:
-        await asyncio.sleep(live.POLL_SECONDS * 1.5)
+        await until_watching()
         sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
         message = await next_message_about(watcher, sandbox["id"])
         assert message["type"] == "sandbox.created"
