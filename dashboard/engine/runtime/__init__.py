@@ -20,7 +20,7 @@ import shutil
 import signal
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +80,11 @@ class RunningSandbox:
     network: asyncio.subprocess.Process | None = None
     network_exit_fd: int | None = None
     started_at: float = field(default_factory=time.time)
+    # A process already inside the sandbox, waiting to become the next command.
+    spare: _Spare | None = None
+    spare_task: asyncio.Task[None] | None = None
+    spares_work: bool = True
+    closed: bool = False
 
     def helper_pids(self) -> set[int]:
         """Pids that make up the sandbox itself rather than its workload."""
@@ -135,6 +140,28 @@ def _children(pid: int) -> list[str]:
         return handle.read().split()
 
 
+# Run by a spare process: read NUL-separated cwd, environment and argv from the pipe
+# named by $0 (nothing there is ever parsed by a shell), close it, become the command.
+SPARE_SCRIPT = 'mapfile -d "" -u "$0" a && eval "exec $0<&-" && exec /usr/bin/env -i -C "${a[@]}"'
+SPARE_MAX_MESSAGE = 60_000  # stays below a pipe's buffer, so writing never blocks
+SPARE_DELAY = 0.2  # seconds after a start before the first spare is made
+
+
+@dataclass
+class _Spare:
+    """A command-in-waiting: spawned through the full namespace dance ahead of time."""
+
+    process: SandboxProcess
+    control: int  # write end of the pipe the spare reads its command from
+
+    def discard(self) -> None:
+        """Kill it and free its handles."""
+        with contextlib.suppress(OSError):
+            os.close(self.control)
+        self.process.kill()
+        self.process.release()
+
+
 class SandboxProcess:
     """A process started inside a sandbox by :meth:`Runtime.spawn`."""
 
@@ -147,6 +174,7 @@ class SandboxProcess:
         output: asyncio.StreamReader | None = None,
         output_transport: asyncio.ReadTransport | None = None,
     ) -> None:
+        self.on_exit: Callable[[], None] | None = None
         self.process = process
         self.cgroup = cgroup
         self.exec_dir = exec_dir
@@ -167,6 +195,9 @@ class SandboxProcess:
     async def wait(self) -> int:
         """Wait for the process; a death by signal N is reported as 128+N, like a shell."""
         code = await self.process.wait()
+        if self.on_exit is not None:
+            callback, self.on_exit = self.on_exit, None
+            callback()
         return 128 - code if code < 0 else code
 
     def kill(self) -> None:
@@ -422,6 +453,8 @@ class Runtime:
                 raise
             raise RuntimeError_(str(error)) from error
         self.running[spec.id] = running
+        # Later, so the spare does not compete with a first command sent right away.
+        self._prepare_spare(running, delay=SPARE_DELAY)
 
     async def _launch(self, spec: SandboxSpec, disk: Disk, cgroup: SandboxCgroup) -> RunningSandbox:
         fds: list[int] = []
@@ -624,6 +657,14 @@ class Runtime:
         running = self.running.get(sandbox_id)
         if running is None:
             return
+        running.closed = True
+        if running.spare_task is not None:
+            running.spare_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running.spare_task
+        if running.spare is not None:
+            running.spare.discard()
+            running.spare = None
         cgroup = running.cgroup
         if not force:
             helpers = running.helper_pids()
@@ -704,6 +745,99 @@ class Runtime:
         stderr pipes).
         """
         running = self.get(sandbox_id)
+        if not pty and not pass_fds:
+            spared = self._use_spare(running, argv, env=env, cwd=cwd, stdin=stdin)
+            if spared is not None:
+                return spared
+        return await self._spawn(
+            running, argv, env=env, cwd=cwd, pty=pty, stdin=stdin, pass_fds=pass_fds
+        )
+
+    def _use_spare(
+        self,
+        running: RunningSandbox,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: str,
+        stdin: bool,
+    ) -> SandboxProcess | None:
+        """Hand the command to the waiting spare (a pipe write instead of six execs)."""
+        spare, running.spare = running.spare, None
+        if spare is None:
+            self._prepare_spare(running)
+            return None
+        if spare.process.process.returncode is not None:
+            # It died waiting: the snapshot has no bash, or something killed it.
+            running.spares_work = False
+            spare.discard()
+            return None
+        fields = [cwd, *(f"{key}={value}" for key, value in env.items()), *argv]
+        message = b"".join(field.encode() + b"\0" for field in fields)
+        if any("\0" in field for field in fields) or len(message) > SPARE_MAX_MESSAGE:
+            running.spare = spare  # keep it for a command it can carry
+            return None
+        try:
+            os.write(spare.control, message)
+        except OSError:  # it died a moment ago
+            spare.discard()
+            self._prepare_spare(running)
+            return None
+        os.close(spare.control)
+        if not stdin and spare.process.stdin is not None:
+            spare.process.stdin.close()
+        # The next spare is made once this command is over, not competing with it.
+        spare.process.on_exit = lambda: self._prepare_spare(running)
+        return spare.process
+
+    def _prepare_spare(self, running: RunningSandbox, delay: float = 0.0) -> None:
+        """Start making the next spare for a sandbox, in the background."""
+        if running.closed or not running.spares_work or running.spare is not None:
+            return
+        if running.spare_task is not None and not running.spare_task.done():
+            return
+        running.spare_task = asyncio.create_task(self._make_spare(running, delay), name="spare")
+
+    async def _make_spare(self, running: RunningSandbox, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if running.closed:
+            return
+        read_end, write_end = os.pipe()
+        try:
+            process = await self._spawn(
+                running,
+                ["/bin/bash", "--noprofile", "--norc", "-c", SPARE_SCRIPT, str(read_end)],
+                env={"PATH": rootfs.PATH},
+                cwd="/",
+                pty=False,
+                stdin=True,
+                pass_fds=(read_end,),
+            )
+        except Exception as error:  # spares are an optimisation: never fatal
+            if not isinstance(error, RuntimeError_):
+                log.exception("could not prepare a spare process")
+            os.close(write_end)
+            running.spares_work = False
+            return
+        finally:
+            os.close(read_end)
+        spare = _Spare(process, write_end)
+        if running.closed or running.init.returncode is not None:
+            spare.discard()
+            return
+        running.spare = spare
+
+    async def _spawn(
+        self,
+        running: RunningSandbox,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: str,
+        pty: bool,
+        stdin: bool,
+        pass_fds: Sequence[int],
+    ) -> SandboxProcess:
         exec_dir = running.cgroup.new_exec_dir()
         inner = ["/usr/bin/env", "-i", "-C", cwd, *(f"{k}={v}" for k, v in env.items())]
         if pty:
