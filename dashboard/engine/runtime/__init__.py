@@ -3,6 +3,9 @@
 A started sandbox is a long-lived bubblewrap whose command is a sleeper; everything
 else (execs, code runs and, later, sessions and PTYs) joins its namespaces through
 :meth:`Runtime.spawn`, so processes persist between execs and stop kills the whole tree.
+Two things keep latency low: a small pool of started default sandboxes that create
+hands out (:meth:`Runtime.claim`), and in each sandbox a spare process, already inside
+its namespaces, that becomes the next plain command.
 
 Privilege model: the engine runs as host root only to set up cgroups, mounts and
 namespaces. Every process inside a sandbox, bubblewrap itself and the network helper
@@ -740,9 +743,10 @@ class Runtime:
         With ``pty=True`` the process gets a fresh pseudo-terminal as its controlling
         terminal (job control and Ctrl-C work inside); the master end is returned in
         :attr:`SandboxProcess.pty_master`. Otherwise stdout and stderr are combined into
-        one pipe, and stdin is a pipe when ``stdin=True`` (else /dev/null). ``pass_fds``
+        one pipe, and stdin is a pipe when ``stdin=True`` (else empty). ``pass_fds``
         are inherited under the same numbers (sessions use them for separate stdout and
-        stderr pipes).
+        stderr pipes). A plain command (no PTY, no extra fds) is handed to the sandbox's
+        spare process when one is waiting, which saves most of the start-up time.
         """
         running = self.get(sandbox_id)
         if not pty and not pass_fds:
