@@ -88,6 +88,8 @@ class PtyStream:
         self._ws = connection
         self.exit: PtyExit | None = None
         self._detached = False
+        self.replay = "none"
+        self.received = 0  # output frames so far: 0 when it broke at once
 
     @classmethod
     async def open(cls, sandbox: Sandbox, pty_id: str, *, replay: str = "none") -> "PtyStream":
@@ -113,6 +115,7 @@ class PtyStream:
         except (InvalidStatus, WebSocketException, OSError, TimeoutError) as error:
             raise _upgrade_error(error, "The terminal") from None
         stream = cls(ws)
+        stream.replay = replay
         try:
             await asyncio.wait_for(stream._handshake(), HANDSHAKE_SECONDS)
         except BaseException:
@@ -155,9 +158,11 @@ class PtyStream:
                 reason = closed.rcvd.reason if closed.rcvd else ""
                 raise PtyClosed(code, reason) from None
             if isinstance(message, bytes):
+                self.received += 1
                 return message
             control = _control(message)
             if control is None:
+                self.received += 1
                 return message.encode()
             if control.get("status") == "exited":
                 self.exit = _exit_from(control)

@@ -335,8 +335,12 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await old.close()
             for delay in REATTACH_DELAYS:
                 await asyncio.sleep(delay)
+                # A redraw that broke the connection before any output (a toolbox that
+                # cannot render this screen) is not asked for again: attach plainly.
+                broken_replay = old.replay == "screen" and old.received == 0
+                replay = "none" if broken_replay else "screen"
                 try:
-                    stream = await PtyStream.open(self.sandbox, self.pty_id, replay="screen")
+                    stream = await PtyStream.open(self.sandbox, self.pty_id, replay=replay)
                 except daytona.NotFound:
                     self.upstream = None
                     await self._shell_exited(PtyExit(None, "the shell is gone"))

@@ -185,3 +185,47 @@ async def test_the_sandbox_stopping_under_an_open_terminal_ends_it_with_a_messag
     code = await term.until_closed(seconds=20)
     assert code in (4410, 4502)
     assert any(c["type"] in ("exit", "error") for c in term.controls)
+
+
+async def test_a_full_screen_program_comes_back_clean_after_a_reconnect(
+    make_sandbox, member_user
+) -> None:
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    session = new_session()
+    term, _ = await open_terminal(member_user, sandbox["id"], session, cols=80, rows=24)
+    await term.until_control("hello")
+    await term.keys("vim -u NONE -N /tmp/notes.txt\r")
+    await term.until_output(b"notes.txt")
+    await term.keys("ihello-from-vim\x1b")
+    await term.until_output(b"hello-from-vim")
+    await term.ws.disconnect()
+
+    again, _ = await open_terminal(member_user, sandbox["id"], session, cols=80, rows=24)
+    await again.until_control("hello")
+    await again.until_output(b"~\r\n~")
+    # A reset, then one clean redraw of vim's screen: no shell prompt or typed bytes replayed.
+    assert again.output.startswith(b"\x1bc\x1b[H\x1b[2J")
+    assert b"bash-" not in again.output and b"vim -u NONE" not in again.output
+    await again.keys("\x1b:wq\r")
+    await again.until_output(b"written")
+    await again.until(lambda t: t.output.rstrip().endswith(b"$"))
+    await again.keys("cat /tmp/notes.txt; echo done-$((1+1))\r")
+    await again.until_output(b"done-2")
+    assert b"hello-from-vim\r\n" in again.output
+    await again.ws.disconnect()
+
+
+async def test_a_screen_the_toolbox_cannot_redraw_still_reattaches(make_sandbox, member_user):
+    # vim sends CSI ? 4 m; the engine's redraw (pyte) fails on it and drops the socket.
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    session = new_session()
+    term, _ = await open_terminal(member_user, sandbox["id"], session)
+    await term.until_control("hello")
+    await term.keys("printf '\\033[?4m'; echo odd-$((2*2))\r")
+    await term.until_output(b"odd-4")
+    await term.ws.disconnect()
+    again, _ = await open_terminal(member_user, sandbox["id"], session)
+    assert (await again.until_control("hello"))["reattached"] is True
+    await again.keys("echo back-$((3*3))\r")
+    await again.until_output(b"back-9")
+    await again.ws.disconnect()
