@@ -39,3 +39,35 @@ def test_an_admin_builds_a_snapshot_follows_it_and_deletes_it(
     page.wait_for_url(f"{asgi_live_server}/snapshots/")
     assert engine_call(daytona_engine, "GET", "/snapshots/e2e-built-1").status_code == 404
     assert page.console_errors == []
+
+
+@pytest.mark.slow
+def test_the_log_of_a_running_build_grows_in_place_without_repeats(
+    page,  # noqa: F811
+    asgi_live_server,  # noqa: F811
+    daytona_engine,
+    tmp_path,
+) -> None:
+    # Enough files that copying them takes the engine a moment (more on a busy machine).
+    root = tmp_path / "many"
+    for d in range(40):
+        (root / f"d{d}").mkdir(parents=True)
+        for i in range(250):
+            (root / f"d{d}" / f"f{i}").write_text("x")
+    make_user("ada", Role.ADMIN)
+    sign_in(page, asgi_live_server, "ada", PASSWORD)
+    page.goto(f"{asgi_live_server}/snapshots/new/")
+    page.fill("#id_name", "e2e-slow-1")
+    page.fill("#id_source", str(root))
+    page.click("#create-form button[type=submit]")
+    page.wait_for_url(re.compile(r"/snapshots/[0-9a-f-]{36}/$"))
+    snapshot_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    page.locator('#snapshot-head[data-state="active"]').wait_for(timeout=30_000)
+    page.locator("#log-follow:has-text('The build ended')").or_(
+        page.locator("#log-follow:not([hx-get])")
+    ).first.wait_for(timeout=5_000)
+    whole = engine_call(daytona_engine, "GET", f"/snapshots/{snapshot_id}/build-logs").text
+    # What the page shows is the engine's log exactly: each piece appended once.
+    assert page.locator("#build-log").text_content() == whole
+    assert page.console_errors == []
+    engine_call(daytona_engine, "DELETE", f"/snapshots/{snapshot_id}")
