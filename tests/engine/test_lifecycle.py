@@ -262,3 +262,14 @@ def test_a_long_command_keeps_the_sandbox_from_auto_stopping(
     assert results[0]["exitCode"] == 0
     assert api.get(f"/sandbox/{dto['id']}").json()["lastActivityAt"] > "2001"
     api.delete(f"/sandbox/{dto['id']}")
+
+
+def test_a_default_sandbox_has_its_own_disk_until_deleted(
+    api: httpx.Client, engine: EngineServer
+) -> None:
+    dto = create(api)  # default: normally handed out by the warm pool
+    image = engine.data_dir / "engine" / "sandboxes" / dto["id"] / "disk.img"
+    assert image.exists()
+    assert image.stat().st_size == dto["disk"] << 30
+    api.delete(f"/sandbox/{dto['id']}")
+    assert not image.exists()
