@@ -198,8 +198,11 @@
   search.addEventListener("input", function () {
     window.clearTimeout(searchTimer);
     searchTimer = window.setTimeout(function () {
+      var wasFiltering = !!query;
       query = search.value.trim().toLowerCase();
       view.classList.toggle("filtering", !!query);
+      // Back from a search while following: return to the newest lines.
+      if (wasFiltering && !query && current && !current.ended) view.scrollTop = view.scrollHeight;
       view.querySelectorAll(".log-line").forEach(function (row) {
         row.classList.toggle("hit", matchesQuery(row.textContent));
       });

@@ -73,6 +73,12 @@ def test_the_terminal_types_survives_a_dropped_connection_and_finds_the_same_she
     if SHOTS:
         page.click("[data-theme-toggle]")
         page.screenshot(path=f"{SHOTS}/terminal-dark.png")
+    # Full screen attaches to the same shell.
+    page.click("[data-term-full]")
+    page.wait_for_selector("[data-term-status][data-state=open]", timeout=15000)
+    wait_for_screen(page, f"again-{pid}-done")
+    if SHOTS:
+        page.screenshot(path=f"{SHOTS}/terminal-full.png")
     assert page.console_errors == []
 
 
