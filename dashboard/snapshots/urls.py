@@ -20,6 +20,7 @@ register_converter(SnapshotIdConverter, "snapshot")
 urlpatterns = [
     path("", views.snapshot_list, name="snapshots"),
     path("new/", views.create, name="snapshot_create"),
+    path("bulk/", views.bulk, name="snapshots_bulk"),
     path("<snapshot:snapshot_id>/", views.snapshot_detail, name="snapshot"),
     path("<snapshot:snapshot_id>/log/", views.snapshot_log, name="snapshot_log"),
     # One URL name per verb, so each is its own row in the authorization table.

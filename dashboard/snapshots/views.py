@@ -4,6 +4,7 @@ Views are async: a slow Daytona holds no thread while a call waits for its timeo
 """
 
 import asyncio
+import re
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
@@ -30,6 +31,10 @@ LABELS = {
 }
 # An HTMX poll stops when it gets this status (htmx's "stop polling").
 STOP_POLLING = 286
+BULK_VERBS = [(verb, LABELS[verb][0]) for verb in actions.VERBS]
+# Tells the list to reload after a bulk action.
+CHANGED_EVENT = "snapshots-changed"
+BULK_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,7 @@ async def snapshot_list(request: HttpRequest) -> HttpResponse:
     params.setdefault("sort", "lastUsedAt")
     form = SnapshotFilterForm(params)
     context: dict = {"form": form, "access": access, "rows": [], "error": "", "total": None}
+    context["bulk_verbs"] = BULK_VERBS
     status = 200
     if form.is_valid():
         try:
@@ -326,3 +332,58 @@ async def snapshot_action(request: HttpRequest, snapshot_id: str, verb: str) -> 
         # The row goes away: an empty answer replaces it.
         return _toast(HttpResponse(""), message, "success")
     return _toast(await _fragment(request, access, result or snapshot, 200), message, "success")
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    name: str
+    ok: bool
+    error: str = ""
+
+
+def _bulk_ids(request: HttpRequest) -> list[str]:
+    ids = [i for i in request.POST.getlist("ids") if re.fullmatch(r"[A-Za-z0-9._-]{1,255}", i)]
+    return list(dict.fromkeys(ids))[:BULK_LIMIT]
+
+
+async def _bulk_one(request: HttpRequest, snapshot_id: str, verb: str) -> BulkResult:
+    try:
+        snapshot = await daytona.get_snapshot(snapshot_id)
+    except daytona.NotFound:
+        return BulkResult(snapshot_id, False, "it no longer exists")
+    except daytona.DaytonaError as error:
+        return BulkResult(snapshot_id, False, error.message)
+    if not actions.applies(verb, snapshot):
+        reason = "the shared system snapshot" if snapshot.general else snapshot.state
+        return BulkResult(snapshot.name, False, f"it is {reason.replace('_', ' ')}")
+    try:
+        await actions.do_snapshot_action(request, snapshot, verb)
+    except daytona.DaytonaError as error:
+        return BulkResult(snapshot.name, False, error.message)
+    return BulkResult(snapshot.name, True)
+
+
+@require_POST
+async def bulk(request: HttpRequest) -> HttpResponse:
+    """One action over the selected snapshots, one after another; a report of refusals."""
+    verb, ids = request.POST.get("verb", ""), _bulk_ids(request)
+    if not snapshot_access(await request.auser()).act:
+        await actions.refuse(request, f"snapshot.{verb or 'bulk'}"[:64], " ".join(ids)[:255])
+    if verb not in actions.VERBS or not ids:
+        message = "Choose an action and at least one snapshot."
+        return _toast(HttpResponse(message, status=400), message, "error")
+    label = LABELS[verb][0]
+    # One at a time, as Daytona's dashboard does: a refusal never hides behind another.
+    results = [await _bulk_one(request, i, verb) for i in ids]
+    failed = [r for r in results if not r.ok]
+    done = len(results) - len(failed)
+    summary = f"{label}: {done} of {len(results)} done."
+    if not htmx_partial(request):
+        level = messages.error if failed else messages.success
+        details = "; ".join(f"{r.name}: {r.error}" for r in failed)
+        await sync_to_async(level)(request, f"{summary} {details}".strip())
+        return redirect("snapshots")
+    context = {"label": label, "results": results, "failed": failed, "done": done}
+    response = await _render(request, "snapshots/_bulk_report.html", context)
+    trigger_client_event(response, CHANGED_EVENT)
+    return _toast(response, summary, "error" if failed else "success")

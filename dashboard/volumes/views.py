@@ -1,6 +1,7 @@
 """The volumes area: the list (with which sandboxes mount each), create and delete."""
 
 import asyncio
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -27,6 +28,14 @@ CHANGED_EVENT = "volumes-changed"
 # Up to this many sandboxes, each is read to learn which volumes it mounts.
 MOUNT_SCAN = 50
 MOUNT_READS = 8
+BULK_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    name: str
+    ok: bool
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,7 @@ async def volume_list(request: HttpRequest) -> HttpResponse:
     form = VolumeFilterForm(request.GET)
     context: dict = {"form": form, "access": access, "page": None, "error": "", "total": None}
     context["create_form"] = CreateVolumeForm()
+    context["bulk_verbs"] = [("delete", "Delete")]
     status = 200
     if form.is_valid():
         volumes, mounts = await asyncio.gather(
@@ -226,3 +236,40 @@ async def delete(request: HttpRequest, volume_id: str) -> HttpResponse:
     row = row_for(access, volume, await _mounts(), problem)
     response = await _render(request, "volumes/_row.html", {"row": row}, status)
     return _toast(response, problem, "error")
+
+
+@require_POST
+async def bulk(request: HttpRequest) -> HttpResponse:
+    """Delete the selected volumes, one after another; a report of refusals."""
+    ids = [i for i in request.POST.getlist("ids") if re.fullmatch(r"[A-Za-z0-9._-]{1,255}", i)]
+    ids = list(dict.fromkeys(ids))[:BULK_LIMIT]
+    if not volume_access(await request.auser()).act:
+        await actions.refuse(request, "volume.delete", " ".join(ids)[:255])
+    if request.POST.get("verb") != "delete" or not ids:
+        message = "Choose at least one volume to delete."
+        return _toast(HttpResponse(message, status=400), message, "error")
+    results = []
+    for volume_id in ids:
+        name = volume_id
+        try:
+            volume = await daytona.get_volume(volume_id)
+            name = volume.name
+            await actions.do_delete_volume(request, volume)
+        except daytona.NotFound:
+            results.append(BulkResult(name, False, "it no longer exists"))
+        except daytona.DaytonaError as error:
+            results.append(BulkResult(name, False, error.message))
+        else:
+            results.append(BulkResult(name, True))
+    failed = [r for r in results if not r.ok]
+    done = len(results) - len(failed)
+    summary = f"Delete: {done} of {len(results)} done."
+    if not htmx_partial(request):
+        level = messages.error if failed else messages.success
+        details = "; ".join(f"{r.name}: {r.error}" for r in failed)
+        await sync_to_async(level)(request, f"{summary} {details}".strip())
+        return redirect("volumes")
+    context = {"label": "Delete", "results": results, "failed": failed, "done": done}
+    response = await _render(request, "snapshots/_bulk_report.html", context)
+    trigger_client_event(response, CHANGED_EVENT)
+    return _toast(response, summary, "error" if failed else "success")

@@ -35,6 +35,78 @@
     }
   });
 
+  // --- Selection and the bulk bar. ---------------------------------------------------------
+  function boxes() { return Array.prototype.slice.call(document.querySelectorAll('#results input[name="ids"]')); }
+  function chosen() { return boxes().filter(function (b) { return b.checked; }); }
+  function able(verb) {
+    return chosen().filter(function (b) { return (" " + b.getAttribute("data-verbs") + " ").indexOf(" " + verb + " ") >= 0; });
+  }
+  function updateBulkBar() {
+    var bar = document.getElementById("bulk-bar");
+    if (!bar) return;
+    var picked = chosen();
+    bar.hidden = picked.length === 0;
+    bar.querySelector("[data-bulk-count]").textContent = String(picked.length);
+    bar.querySelectorAll("[data-bulk]").forEach(function (button) {
+      var count = able(button.getAttribute("data-bulk")).length;
+      button.disabled = count === 0;
+      button.title = count === 0 ? "None of the selected can do this in their state" : count + " of " + picked.length + " can";
+    });
+    var all = document.querySelector("[data-select-all]");
+    if (all) {
+      var total = boxes().length;
+      all.checked = total > 0 && picked.length === total;
+      all.indeterminate = picked.length > 0 && picked.length < total;
+    }
+  }
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target.matches("[data-select-all]")) {
+      boxes().forEach(function (b) { b.checked = target.checked; });
+      updateBulkBar();
+    } else if (target.matches('#results input[name="ids"]')) {
+      updateBulkBar();
+    }
+  });
+  document.addEventListener("htmx:afterSettle", updateBulkBar);
+  document.addEventListener("DOMContentLoaded", updateBulkBar);
+
+  // The bulk form confirms with the names of what the chosen action touches. Only boxes
+  // for which the action applies are sent; the server checks each one again anyway.
+  var bulkVerb = null;
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-bulk]");
+    if (button) bulkVerb = { verb: button.getAttribute("data-bulk"), label: button.getAttribute("data-label") };
+    if (event.target.closest("[data-bulk-clear]")) {
+      boxes().forEach(function (b) { b.checked = false; });
+      updateBulkBar();
+    }
+    var dismiss = event.target.closest("[data-dismiss-report]");
+    if (dismiss) dismiss.closest(".bulk-report").replaceChildren();
+  });
+  document.addEventListener("htmx:confirm", function (event) {
+    var form = event.detail.elt;
+    if (!form || form.id !== "bulk-form" || !bulkVerb) return;
+    var dialog = document.getElementById("confirm-dialog");
+    if (!dialog || !dialog.showModal) return;
+    event.preventDefault();
+    var targets = able(bulkVerb.verb);
+    boxes().forEach(function (b) { b.disabled = targets.indexOf(b) < 0; }); // not sent
+    var noun = form.getAttribute("data-bulk-noun") || "item";
+    var names = targets.map(function (b) { return b.getAttribute("data-name"); });
+    var what = targets.length + " " + noun + (targets.length === 1 ? "" : "s");
+    var text = bulkVerb.label + " " + what + ": " + names.join(", ") + "?";
+    if (bulkVerb.verb === "delete") text += " This cannot be undone.";
+    dialog.querySelector("[data-confirm-text]").textContent = text;
+    dialog.querySelector("[data-confirm-ok]").textContent = bulkVerb.label + " " + what;
+    pending = event.detail;
+    dialog.addEventListener("close", function () {
+      boxes().forEach(function (b) { b.disabled = false; });
+    }, { once: true });
+    dialog.showModal();
+    dialog.querySelector("[data-confirm-cancel]").focus();
+  });
+
   // --- The build log: stay at the end while following, unless the reader scrolled up. ----
   function stickToEnd() {
     var log = document.getElementById("build-log");

@@ -71,3 +71,29 @@ def test_the_log_of_a_running_build_grows_in_place_without_repeats(
     assert page.locator("#build-log").text_content() == whole
     assert page.console_errors == []
     engine_call(daytona_engine, "DELETE", f"/snapshots/{snapshot_id}")
+
+
+def test_an_admin_deletes_two_snapshots_at_once_after_a_named_confirmation(
+    page,  # noqa: F811
+    asgi_live_server,  # noqa: F811
+    daytona_engine,
+    make_snapshot,
+) -> None:
+    one, two = make_snapshot(name="bulk-e2e-a"), make_snapshot(name="bulk-e2e-b")
+    make_user("ada", Role.ADMIN)
+    sign_in(page, asgi_live_server, "ada", PASSWORD)
+    page.goto(f"{asgi_live_server}/snapshots/?q=bulk-e2e")
+    assert page.locator("#bulk-bar").is_hidden()
+    page.check("[data-select-all]")
+    assert page.locator("[data-bulk-count]").inner_text() == "2"
+    assert page.locator("[data-bulk=activate]").is_disabled()  # both are active
+    page.click("[data-bulk=delete]")
+    page.locator("#confirm-dialog[open]").wait_for()
+    assert "bulk-e2e-a, bulk-e2e-b" in page.locator("[data-confirm-text]").inner_text()
+    assert page.locator("[data-confirm-ok]").inner_text() == "Delete 2 snapshots"
+    page.click("[data-confirm-ok]")
+    page.locator("#results:has-text('No snapshot name contains')").wait_for(timeout=10_000)
+    for snapshot in (one, two):
+        found = engine_call(daytona_engine, "GET", f"/snapshots/{snapshot['id']}")
+        assert found.status_code == 404
+    assert page.console_errors == []

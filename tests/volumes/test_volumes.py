@@ -142,3 +142,48 @@ def test_an_unreachable_daytona_shows_a_banner(admin_client, settings) -> None:
     response = admin_client.get(reverse("volumes"))
     assert response.status_code == 200
     assert b"Daytona is not answering" in response.content
+
+
+def test_an_admin_deletes_several_volumes_and_hears_of_the_mounted_one(
+    daytona_engine, make_volume, admin_client
+) -> None:
+    free, mounted = make_volume(), make_volume()
+    made = engine_call(
+        daytona_engine,
+        "POST",
+        "/sandbox",
+        json={
+            "name": f"m-{uuid.uuid4().hex[:8]}",
+            "volumes": [{"volumeId": mounted["id"], "mountPath": "/v"}],
+        },
+    )
+    assert made.status_code == 200, made.text
+    try:
+        response = admin_client.post(
+            reverse("volumes_bulk"),
+            {"verb": "delete", "ids": [free["id"], mounted["id"]]},
+            headers=HX,
+        )
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "Delete: 1 of 2 done; 1 refused." in html
+        assert f"<strong>{mounted['name']}</strong>: Volume {mounted['name']} is in use" in html
+        assert "volumes-changed" in response["HX-Trigger"]
+        assert engine_call(daytona_engine, "GET", f"/volumes/{free['id']}").status_code == 404
+    finally:
+        engine_call(daytona_engine, "DELETE", f"/sandbox/{made.json()['id']}")
+
+
+@pytest.mark.parametrize("who", ["member_client", "viewer_client"])
+def test_only_admins_delete_volumes_in_bulk(daytona_engine, make_volume, request, who) -> None:
+    volume = make_volume()
+    response = request.getfixturevalue(who).post(
+        reverse("volumes_bulk"), {"verb": "delete", "ids": [volume["id"]]}, headers=HX
+    )
+    assert response.status_code == 403
+    assert engine_call(daytona_engine, "GET", f"/volumes/{volume['id']}").status_code == 200
+
+
+def test_a_bulk_delete_without_ids_is_a_400(daytona_engine, admin_client) -> None:
+    response = admin_client.post(reverse("volumes_bulk"), {"verb": "delete"}, headers=HX)
+    assert response.status_code == 400
