@@ -128,7 +128,6 @@
   var LIVE_PATH = "/ws/sandboxes/";
   var socket = null;
   var retry = 1000;
-  var refreshTimer = null;
 
   function setLive(on) {
     var badge = document.getElementById("live-status");
@@ -167,16 +166,51 @@
     updateBulkBar();
   }
 
-  function scheduleRefresh() {
-    // New or vanished sandboxes change the page's rows: refetch once things settle,
-    // but never under someone who is choosing rows.
-    if (!document.getElementById("results")) return;
-    window.clearTimeout(refreshTimer);
-    refreshTimer = window.setTimeout(function () {
-      if (boxes().some(function (b) { return b.checked; })) return;
-      var open = document.querySelector("dialog[open]");
-      if (!open) refreshList();
-    }, 800);
+  // New and vanished sandboxes are patched in place from the pushed row, so a creation
+  // does not make every open list ask Daytona again.
+  function newestFirstUnfiltered() {
+    var params = new URLSearchParams(window.location.search);
+    var plain = true;
+    params.forEach(function (value, key) {
+      if (value && ["limit", "sort", "order"].indexOf(key) < 0) plain = false;
+    });
+    return plain && (params.get("sort") || "lastActivityAt") !== "name" && params.get("order") !== "asc";
+  }
+
+  function noteNew() {
+    var badge = document.getElementById("live-status");
+    if (badge) badge.querySelector(".live-text").textContent = "Live · new sandboxes: refresh to see them";
+  }
+
+  function insertRow(message) {
+    var results = document.getElementById("results");
+    if (!results) return;
+    if (document.getElementById("sb-" + message.id)) { applyChange(message); return; }
+    var tbody = results.querySelector(".sandboxes-table tbody");
+    var row = message.row && fromHtml(message.row, "tr");
+    if (!tbody || !row) return;
+    if (!newestFirstUnfiltered()) { noteNew(); return; }
+    var empty = tbody.querySelector(".empty-row");
+    if (empty) empty.remove();
+    tbody.insertBefore(row, tbody.firstChild);
+    if (window.htmx) window.htmx.process(row);
+    announce(message.name + " was created");
+    updateBulkBar();
+  }
+
+  function dropRow(message) {
+    var row = document.getElementById("sb-" + message.id);
+    if (row) {
+      var box = row.querySelector('input[name="ids"]');
+      if (box) { box.checked = false; box.disabled = true; }
+      row.classList.add("dimmed");
+      announce((message.name || "A sandbox") + " was deleted");
+      window.setTimeout(function () { row.remove(); updateBulkBar(); }, 1500);
+    }
+    var head = document.getElementById("sandbox-head");
+    if (head && head.getAttribute("data-sandbox-id") === message.id && sandbar.toast) {
+      sandbar.toast((message.name || "This sandbox") + " was deleted.", "warning");
+    }
   }
 
   function connect() {
@@ -195,15 +229,8 @@
           badge.querySelector(".live-text").textContent = "Daytona not answering";
           badge.title = message.message || "";
         }
-      } else if (message.type === "sandbox.created" || message.type === "sandbox.removed") {
-        if (message.type === "sandbox.removed") {
-          var head = document.getElementById("sandbox-head");
-          if (head && head.getAttribute("data-sandbox-id") === message.id) {
-            if (sandbar.toast) sandbar.toast(message.name + " was deleted.", "warning");
-          }
-        }
-        scheduleRefresh();
-      }
+      } else if (message.type === "sandbox.created") insertRow(message);
+      else if (message.type === "sandbox.removed") dropRow(message);
     });
     socket.addEventListener("close", function (event) {
       setLive(false);

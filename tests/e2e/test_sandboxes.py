@@ -36,3 +36,20 @@ def test_a_member_creates_a_sandbox_sees_it_started_and_stops_it_live(
     page.click("[data-confirm-ok]")
     row.locator('.badge:has-text("destroying"), .badge:has-text("destroyed")').first.wait_for()
     assert page.console_errors == []
+
+
+def test_an_open_list_shows_a_sandbox_made_elsewhere_and_its_changes_without_a_reload(
+    page, asgi_live_server, daytona_engine
+) -> None:
+    make_user("vic", Role.VIEWER)
+    sign_in(page, asgi_live_server, "vic", PASSWORD)
+    page.goto(f"{asgi_live_server}/sandboxes/")
+    page.locator("#live-status.on").wait_for(timeout=5000)
+    page.wait_for_timeout(1200)  # the shared watch has its first picture
+    with daytona_engine.client() as api:
+        created = api.post("/sandbox", json={"name": f"sdk-{uuid.uuid4().hex[:8]}"}).json()
+        page.locator(f'#sb-{created["id"]}[data-state="started"]').wait_for(timeout=5000)
+        api.post(f"/sandbox/{created['id']}/stop")
+        page.locator(f'#sb-{created["id"]}[data-state="stopped"]').wait_for(timeout=5000)
+        api.delete(f"/sandbox/{created['id']}")
+    assert page.console_errors == []
