@@ -109,10 +109,10 @@ def ago(moment, now) -> str:
     return "now"
 
 
-def _when(moment, now=None) -> str:
+def _when(moment, now=None, zone=None) -> str:
     if moment is None:
         return NOTHING
-    local = timezone.localtime(moment)
+    local = moment.astimezone(zone or timezone.get_current_timezone())
     return (
         f'<time datetime="{moment.isoformat()}" title="{local.strftime("%Y-%m-%d %H:%M:%S %Z")}">'
         f"{ago(moment, now or timezone.now())}</time>"
@@ -188,7 +188,7 @@ def sandbox_row(row) -> SafeString:
     gpu_title = f" · {s.gpu} GPU" if s.gpu else ""
     dimmed = DIMMED if s.gone or s.state == "destroying" else ""
     verbs = " ".join(row.verbs) if row.can_act else ""
-    now = timezone.now()
+    now, zone = timezone.now(), timezone.get_current_timezone()
     # Safe: every value from Daytona is escaped above or here.
     return SafeString(
         f'<tr id="sb-{sid}" data-sandbox-id="{sid}" data-state="{escape(s.state)}"{dimmed}>'
@@ -206,8 +206,8 @@ def sandbox_row(row) -> SafeString:
         f" {s.disk}&thinsp;GiB{gpu}</td>"
         f'<td><div class="labels-cell">{chips or NOTHING}</div></td>'
         f"<td>{escape(s.owner) or '—'}</td>"
-        f"<td>{_when(s.last_event_at, now)}</td>"
-        f'<td class="col-created">{_when(s.created_at, now)}</td>'
+        f"<td>{_when(s.last_event_at, now, zone)}</td>"
+        f'<td class="col-created">{_when(s.created_at, now, zone)}</td>'
         f'<td class="right actions row-actions">{actions(row, "row")}</td>'
         "</tr>"
     )
