@@ -89,7 +89,9 @@ def test_an_admin_deletes_two_snapshots_at_once_after_a_named_confirmation(
     assert page.locator("[data-bulk=activate]").is_disabled()  # both are active
     page.click("[data-bulk=delete]")
     page.locator("#confirm-dialog[open]").wait_for()
-    assert "bulk-e2e-a, bulk-e2e-b" in page.locator("[data-confirm-text]").inner_text()
+    text = page.locator("[data-confirm-text]").inner_text()
+    assert text.startswith("Delete 2 snapshots: ")
+    assert "bulk-e2e-a" in text and "bulk-e2e-b" in text
     assert page.locator("[data-confirm-ok]").inner_text() == "Delete 2 snapshots"
     page.click("[data-confirm-ok]")
     page.locator("#results:has-text('No snapshot name contains')").wait_for(timeout=10_000)
