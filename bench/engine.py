@@ -140,6 +140,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--bwrap-runs", type=int, default=30)
+    parser.add_argument(
+        "--no-terminals", action="store_true", help="skip the PTY, flood and log-follow figures"
+    )
     options = parser.parse_args()
     timings = create_exec_ms(options.samples)
     cold = create_exec_ms(options.samples, {"SANDBAR_ENGINE_WARM_POOL": "0"})
@@ -165,8 +168,30 @@ def main() -> int:
         "date": datetime.date.today().isoformat(),
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
+    if not options.no_terminals:
+        summary.update(terminal_figures())
     print(json.dumps(summary))
     return 0
+
+
+def terminal_figures() -> dict:
+    """PTY echo, output flood, RSS and log-follow figures from bench/pty_flood.py.
+
+    That script measures each figure beside its bare baseline in its own run;
+    its lines are shown here and its JSON figures join this script's summary.
+    """
+    script = Path(__file__).with_name("pty_flood.py")
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=900
+    )
+    lines = result.stdout.strip().splitlines()
+    print("\n".join(lines[:-1]))
+    figures = json.loads(lines[-1])
+    figures.pop("date", None)
+    # Its targets sit beside this script's own, under names that cannot collide.
+    figures["terminal_targets"] = figures.pop("targets", None)
+    figures["terminal_meets_targets"] = figures.pop("meets_targets", None)
+    return figures
 
 
 if __name__ == "__main__":
