@@ -126,6 +126,17 @@ def _people(user: User) -> list[User]:
     return [user] if user.role == Role.MEMBER else []
 
 
+async def _sandboxes_of(user: User, people: list[User]) -> list[daytona.Sandbox]:
+    """The sandboxes whose owners' usage is shown: a member's own, or everyone's."""
+    if not people:
+        return []
+    if user.role != Role.ADMIN:
+        # Daytona filters by label: a member's page reads only their own sandboxes.
+        owned = daytona.SandboxQuery(labels={OWNER_LABEL: user.get_username()})
+        return await daytona.list_all_sandboxes(owned)
+    return await daytona.list_all_sandboxes()
+
+
 @require_GET
 async def limits(request: HttpRequest) -> HttpResponse:
     """Usage against limits: the organization's (Daytona's) and people's (Sandbar's)."""
@@ -134,9 +145,7 @@ async def limits(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     people = await sync_to_async(_people)(user)
     organization, sandboxes = await asyncio.gather(
-        _organization(),
-        daytona.list_all_sandboxes() if people else asyncio.sleep(0, []),
-        return_exceptions=True,
+        _organization(), _sandboxes_of(user, people), return_exceptions=True
     )
     context: dict = {"refresh": REFRESH_SECONDS, "is_admin": user.role == Role.ADMIN}
     for result in (organization, sandboxes):
