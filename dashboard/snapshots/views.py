@@ -273,7 +273,7 @@ async def create(request: HttpRequest) -> HttpResponse:
 
 
 async def _fragment(
-    request: HttpRequest, access: Access, snapshot: daytona.Snapshot, status: int, problem=""
+    request: HttpRequest, access: Access, snapshot: daytona.Snapshot, status: int, problem: str = ""
 ) -> HttpResponse:
     """The part of the page that shows the snapshot: its row, or the page head."""
     page = request.POST.get("view") == "page"
@@ -304,7 +304,7 @@ async def snapshot_action(request: HttpRequest, snapshot_id: str, verb: str) -> 
     problem = ""
     if not actions.applies(verb, snapshot):
         reason = "the shared system snapshot" if snapshot.general else snapshot.state
-        problem, status = f"Cannot {verb} {snapshot.name}: it is {reason}.", 409
+        problem, status = f"Cannot {verb} {snapshot.name}: it is {reason.replace('_', ' ')}.", 409
     else:
         try:
             result = await actions.do_snapshot_action(request, snapshot, verb)
