@@ -83,7 +83,7 @@ def test_an_unreachable_daytona_shows_a_banner_not_a_500(
     response = admin_client.get(reverse("limits"))
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Daytona is not answering" in html
+    assert "usage cannot be read" in html
     assert "personal usage is unknown" in html
 
 
