@@ -411,6 +411,30 @@ async def set_public(request: Request) -> Response:
     return _ok(record, request)
 
 
+async def set_network_settings(request: Request) -> Response:
+    """POST /sandbox/{id}/network-settings {networkBlockAll?, networkAllowList?, domainAllowList?}.
+
+    The sandbox's network namespace is made when it starts, so a change applies
+    from its next start; allow lists are refused as on create (not enforced here).
+    """
+    data = await read_json(request)
+    body = Body(
+        {} if data is None else data, {"networkBlockAll", "networkAllowList", "domainAllowList"}
+    )
+    for key, what in (
+        ("networkAllowList", "network allow lists"),
+        ("domainAllowList", "domain allow lists"),
+    ):
+        if body.raw(key) not in (None, "", [], {}):
+            raise BadRequest(f"The embedded engine does not support {what}")
+    block_all = body.boolean("networkBlockAll")
+    engine = engine_of(request)
+    if block_all is None:
+        return _ok(engine.find(request.path_params["id"]), request)
+    record = engine.set_setting(request.path_params["id"], network_block_all=block_all)
+    return _ok(record, request)
+
+
 async def resize_sandbox(request: Request) -> Response:
     """POST /sandbox/{id}/resize {cpu?, memory?, disk?}."""
     engine = engine_of(request)
@@ -479,6 +503,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{sandbox}/autoarchive/{{interval}}", set_autoarchive, methods=["POST"]),
         Route(f"{sandbox}/autodelete/{{interval}}", set_autodelete, methods=["POST"]),
         Route(f"{sandbox}/public/{{isPublic}}", set_public, methods=["POST"]),
+        Route(f"{sandbox}/network-settings", set_network_settings, methods=["POST"]),
         Route(f"{sandbox}/resize", resize_sandbox, methods=["POST"]),
         Route(f"{sandbox}/toolbox-proxy-url", toolbox_proxy_url, methods=["GET"]),
         Route(f"{sandbox}/events", sandbox_events, methods=["GET"]),

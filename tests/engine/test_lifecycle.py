@@ -273,3 +273,31 @@ def test_a_default_sandbox_has_its_own_disk_until_deleted(
     assert image.stat().st_size == dto["disk"] << 30
     api.delete(f"/sandbox/{dto['id']}")
     assert not image.exists()
+
+
+def test_blocking_all_network_takes_effect_from_the_next_start(
+    api: httpx.Client, toolbox: httpx.Client, fresh: dict[str, Any]
+) -> None:
+    sandbox = f"/sandbox/{fresh['id']}"
+    interfaces = "tail -n +3 /proc/net/dev | cut -d: -f1"
+    assert "tap0" in run(toolbox, fresh["id"], interfaces)["result"]
+    changed = api.post(f"{sandbox}/network-settings", json={"networkBlockAll": True})
+    assert changed.status_code == 200
+    assert changed.json()["networkBlockAll"] is True
+    api.post(f"{sandbox}/stop")
+    wait_for(api, fresh["id"], lambda r: r.json()["state"] == "stopped")
+    api.post(f"{sandbox}/start")
+    wait_for(api, fresh["id"], lambda r: r.json()["state"] == "started")
+    assert run(toolbox, fresh["id"], interfaces)["result"].split() == ["lo"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"networkAllowList": "10.0.0.0/8"}, {"networkBlockAll": "yes"}, {"bogus": 1}, [1, 2]],
+)
+def test_network_settings_refuse_what_cannot_be_honoured(
+    api: httpx.Client, fresh: dict[str, Any], body: object
+) -> None:
+    response = api.post(f"/sandbox/{fresh['id']}/network-settings", json=body)
+    assert response.status_code == 400
+    assert api.get(f"/sandbox/{fresh['id']}").json()["networkBlockAll"] is False

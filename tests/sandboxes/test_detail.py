@@ -181,3 +181,15 @@ def test_a_network_that_is_not_a_cidr_is_refused(
     )
     assert response.status_code == 400
     assert "is not a network" in response.content.decode()
+
+
+def test_blocking_all_network_is_saved_on_the_sandbox(
+    daytona_engine, make_sandbox, member_client
+) -> None:
+    sandbox = make_sandbox(owner="mel")
+    response = member_client.post(
+        reverse("sandbox_network", args=[sandbox["id"]]), {"network_block_all": "on"}, headers=HX
+    )
+    assert response.status_code == 200
+    saved = engine_call(daytona_engine, "GET", f"/sandbox/{sandbox['id']}").json()
+    assert saved["networkBlockAll"] is True
