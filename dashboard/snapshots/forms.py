@@ -32,6 +32,13 @@ class SnapshotFilterForm(forms.Form):
     )
     page = forms.IntegerField(required=False, min_value=1, max_value=100_000)
     limit = forms.TypedChoiceField(required=False, choices=PAGE_SIZES, coerce=int, empty_value=25)
+    refresh = forms.TypedChoiceField(
+        required=False,
+        choices=[("", "Off"), (10, "10 s"), (30, "30 s"), (60, "1 min"), (300, "5 min")],
+        coerce=int,
+        empty_value=None,
+        label="Auto-refresh",
+    )
 
     def query(self) -> dict:
         data = self.cleaned_data

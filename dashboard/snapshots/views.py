@@ -146,7 +146,9 @@ async def snapshot_list(request: HttpRequest) -> HttpResponse:
     # Poll only while a build or a removal is under way; then stop the poll.
     context["polling"] = any(_changing(r.snapshot) for r in context["rows"])
     partial = htmx_partial(request)
-    if partial and request.htmx.trigger == "results" and not context["polling"] and status == 200:
+    context["refresh"] = form.cleaned_data.get("refresh") if form.is_valid() else None
+    idle = not context["polling"] and not context["refresh"]
+    if partial and request.htmx.trigger == "results" and idle and status == 200:
         status = STOP_POLLING
     template = "snapshots/list.html#results" if partial else "snapshots/list.html"
     return await _render(request, template, context, status)

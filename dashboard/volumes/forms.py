@@ -11,6 +11,13 @@ class VolumeFilterForm(forms.Form):
 
     q = forms.CharField(required=False, max_length=255, label="Name, id or state")
     page = forms.IntegerField(required=False, min_value=1, max_value=100_000)
+    refresh = forms.TypedChoiceField(
+        required=False,
+        choices=[("", "Off"), (10, "10 s"), (30, "30 s"), (60, "1 min"), (300, "5 min")],
+        coerce=int,
+        empty_value=None,
+        label="Auto-refresh",
+    )
 
 
 class CreateVolumeForm(forms.Form):

@@ -164,7 +164,9 @@ async def volume_list(request: HttpRequest) -> HttpResponse:
     rows = context.get("rows", [])
     context["polling"] = any(state_tone(r.volume.state) == "changing" for r in rows)
     partial = htmx_partial(request)
-    if partial and request.htmx.trigger == "results" and not context["polling"] and status == 200:
+    context["refresh"] = form.cleaned_data.get("refresh") if form.is_valid() else None
+    idle = not context["polling"] and not context["refresh"]
+    if partial and request.htmx.trigger == "results" and idle and status == 200:
         status = STOP_POLLING
     template = "volumes/list.html#results" if partial else "volumes/list.html"
     return await _render(request, template, context, status)

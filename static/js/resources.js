@@ -31,6 +31,7 @@
     var target = refresh && document.querySelector(refresh.getAttribute("data-refresh"));
     if (target && window.htmx) {
       event.preventDefault();
+      boxes().forEach(function (b) { b.checked = false; });
       window.htmx.ajax("GET", window.location.pathname + window.location.search, { target: target, swap: "outerHTML", indicator: target });
     }
   });
@@ -69,6 +70,14 @@
     }
   });
   document.addEventListener("htmx:afterSettle", updateBulkBar);
+  // A timed reload would clear the rows someone is choosing: skip it while any is ticked.
+  // (A reload after a change, "*-changed", still goes through; Refresh clears the ticks first.)
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || elt.id !== "results" || !chosen().length) return;
+    var cause = event.detail.requestConfig && event.detail.requestConfig.triggeringEvent;
+    if (!cause || !/-changed$/.test(cause.type)) event.preventDefault();
+  });
   document.addEventListener("DOMContentLoaded", updateBulkBar);
 
   // The bulk form confirms with the names of what the chosen action touches. Only boxes

@@ -76,3 +76,15 @@ def test_an_unreachable_daytona_shows_a_banner_not_a_500(admin_client, settings)
     response = admin_client.get(reverse("snapshots"))
     assert response.status_code == 200
     assert b"Daytona is not answering" in response.content
+
+
+def test_auto_refresh_keeps_the_list_polling_at_the_chosen_pace(
+    daytona_engine, make_snapshot, admin_client
+) -> None:
+    make_snapshot()
+    response = admin_client.get(
+        reverse("snapshots"), {"refresh": "30"}, headers={**HX, "HX-Trigger": "results"}
+    )
+    assert response.status_code == 200  # not 286: the person asked for it
+    assert "every 30s" in response.content.decode()
+    assert admin_client.get(reverse("snapshots"), {"refresh": "7"}).status_code == 400

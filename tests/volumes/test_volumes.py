@@ -187,3 +187,12 @@ def test_only_admins_delete_volumes_in_bulk(daytona_engine, make_volume, request
 def test_a_bulk_delete_without_ids_is_a_400(daytona_engine, admin_client) -> None:
     response = admin_client.post(reverse("volumes_bulk"), {"verb": "delete"}, headers=HX)
     assert response.status_code == 400
+
+
+def test_auto_refresh_keeps_the_volume_list_polling(daytona_engine, make_volume, admin_client):
+    make_volume()
+    headers = {**HX, "HX-Trigger": "results"}
+    response = admin_client.get(reverse("volumes"), {"refresh": "60"}, headers=headers)
+    assert response.status_code == 200
+    assert "every 60s" in response.content.decode()
+    assert admin_client.get(reverse("volumes"), headers=headers).status_code == 286
