@@ -31,6 +31,18 @@ def invitation_url(request: HttpRequest, user: User) -> str:
     return request.build_absolute_uri(reverse("set_password", args=[uid, token]))
 
 
+def _audit(request: HttpRequest, action: str, person: User, **fields) -> None:
+    """One audit entry about `person`, in the same words for every team change."""
+    record_request(
+        request,
+        action,
+        target_kind="user",
+        target_id=str(person.pk),
+        target_name=person.username,
+        **fields,
+    )
+
+
 def _other_active_admins(user: User) -> int:
     # Locks the admin rows so two admins demoting each other at once cannot
     # both succeed and leave nobody in charge.
@@ -40,12 +52,10 @@ def _other_active_admins(user: User) -> int:
 
 def _refused(request: HttpRequest, action: str, person: User, error: TeamChangeRefused) -> None:
     # Recorded after the change's transaction has rolled back, so it survives it.
-    record_request(
+    _audit(
         request,
         action,
-        target_kind="user",
-        target_id=str(person.pk),
-        target_name=person.username,
+        person,
         outcome=Outcome.DENIED,
         error=str(error),
     )
@@ -56,12 +66,10 @@ def do_create_person(request: HttpRequest, person: User) -> Invitation:
     with transaction.atomic():
         person.set_unusable_password()
         person.save()
-        record_request(
+        _audit(
             request,
             "team.create",
-            target_kind="user",
-            target_id=str(person.pk),
-            target_name=person.username,
+            person,
             detail={"role": person.role},
         )
     return Invitation(person, invitation_url(request, person))
@@ -88,12 +96,10 @@ def _change_role(request: HttpRequest, person: User, role: str) -> None:
             )
         person.role = role
         person.save(update_fields=["role"])
-        record_request(
+        _audit(
             request,
             "team.role",
-            target_kind="user",
-            target_id=str(person.pk),
-            target_name=person.username,
+            person,
             detail={"old": old, "new": role},
         )
 
@@ -121,12 +127,10 @@ def _set_active(request: HttpRequest, person: User, active: bool, action: str) -
             )
         person.is_active = active
         person.save(update_fields=["is_active"])
-        record_request(
+        _audit(
             request,
             action,
-            target_kind="user",
-            target_id=str(person.pk),
-            target_name=person.username,
+            person,
         )
 
 
@@ -136,12 +140,10 @@ def do_invite(request: HttpRequest, person: User) -> Invitation:
         refused = TeamChangeRefused("Reactivate the account before inviting it.")
         _refused(request, "team.invite", person, refused)
         raise refused
-    record_request(
+    _audit(
         request,
         "team.invite",
-        target_kind="user",
-        target_id=str(person.pk),
-        target_name=person.username,
+        person,
     )
     return Invitation(person, invitation_url(request, person))
 
@@ -160,11 +162,9 @@ def do_set_quota(request: HttpRequest, person: User, values: dict[str, int | Non
         for name, value in new.items():
             setattr(person, name, value)
         person.save(update_fields=list(QUOTA_FIELDS))
-        record_request(
+        _audit(
             request,
             "team.quota",
-            target_kind="user",
-            target_id=str(person.pk),
-            target_name=person.username,
+            person,
             detail={"old": old, "new": new},
         )
