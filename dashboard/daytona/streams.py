@@ -90,6 +90,8 @@ class PtyStream:
         self._detached = False
         self.replay = "none"
         self.received = 0  # output frames so far: 0 when it broke at once
+        # Set by the first output or the end: the toolbox is (or is not) serving us.
+        self.settled = asyncio.Event()
 
     @classmethod
     async def open(cls, sandbox: Sandbox, pty_id: str, *, replay: str = "none") -> "PtyStream":
@@ -149,6 +151,7 @@ class PtyStream:
             try:
                 message = await self._ws.recv()
             except ConnectionClosed as closed:
+                self.settled.set()
                 if self._detached:  # our own close echoed back, not the shell's exit
                     raise PtyClosed(None, "detached") from None
                 self.exit = self.exit or _exit_from_close(closed)
@@ -159,10 +162,12 @@ class PtyStream:
                 raise PtyClosed(code, reason) from None
             if isinstance(message, bytes):
                 self.received += 1
+                self.settled.set()
                 return message
             control = _control(message)
             if control is None:
                 self.received += 1
+                self.settled.set()
                 return message.encode()
             if control.get("status") == "exited":
                 self.exit = _exit_from(control)

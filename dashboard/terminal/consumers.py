@@ -56,6 +56,7 @@ LOW_WATER = 256 << 10
 PING_SECONDS = 20.0
 CONTROL_MAX = 4096
 REATTACH_DELAYS = (0.0, 0.5, 2.0)
+SETTLE_SECONDS = 0.5
 RESET = b"\x1bc"  # RIS: a clean terminal before a redraw, so no old junk survives
 SESSION_ID = r"[A-Za-z0-9_-]{8,64}"
 
@@ -229,6 +230,14 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             stream = self.upstream
             if stream is None:
                 return
+            if stream.replay == "screen" and not stream.settled.is_set():
+                # Keys typed right after an attach wait (briefly) for the redraw: a
+                # connection the toolbox drops while redrawing would swallow them.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stream.settled.wait(), SETTLE_SECONDS)
+                if stream is not self.upstream or stream.closed:
+                    await self._reattach(stream)
+                    continue
             try:
                 await stream.send(data)
             except PtyClosed:
@@ -351,11 +360,28 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 await self._send_output(RESET)
                 # Only now may the pump read it: its first frame is the redraw.
                 self.upstream = stream
+                if replay == "none":
+                    await self._nudge_redraw()
                 return True
             self.upstream = None
             await self._error("Lost the connection to the sandbox's terminal.")
             await self.close(code=UPSTREAM_LOST)
             return False
+
+    async def _nudge_redraw(self) -> None:
+        """Without a redraw from the toolbox, make the program redraw itself.
+
+        A size change is a SIGWINCH, on which full-screen programs (vim, top, less)
+        repaint everything and shells their prompt; the size ends as it was.
+        """
+        try:
+            info = await toolbox.get_pty(self.sandbox, self.pty_id)
+            other = info.rows - 1 if info.rows > 1 else info.rows + 1
+            await toolbox.resize_pty(self.sandbox, self.pty_id, info.cols, other)
+            await asyncio.sleep(0.05)  # two quick signals can merge into one
+            await toolbox.resize_pty(self.sandbox, self.pty_id, info.cols, info.rows)
+        except daytona.DaytonaError as error:
+            log.info("terminal redraw nudge failed: %s", error.message)
 
     async def _shell_exited(self, exit: PtyExit) -> None:
         await self._end_shell(exit.code)
