@@ -35,6 +35,7 @@ from pathlib import Path
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosedError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -250,7 +251,16 @@ async def run(args, engine, web: str, cookie: str, sandbox_id: str, pid: int) ->
         await path.ws.send(b"\x03")
         await path.drain(0.5)
 
-    flood_direct = await flood(direct, args.flood_mb)
+    # Straight to the toolbox there is no flow control: a bench client starved of CPU
+    # is dropped as a slow consumer (1008). Try again on a fresh connection then.
+    for attempt in range(3):
+        try:
+            flood_direct = await flood(direct, args.flood_mb)
+            break
+        except ConnectionClosedError:
+            if attempt == 2:
+                raise
+            direct = await open_direct(engine.toolbox_url, engine.api_key, sandbox_id)
     flood_dashboard = await flood(dash, args.flood_mb)
     await dash.ws.close()
     await direct.ws.close()

@@ -91,6 +91,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.pump: asyncio.Task[None] | None = None
         self.keepalive: asyncio.Task[None] | None = None
+        self.watcher: asyncio.Task[None] | None = None
         self.lock = asyncio.Lock()
         self.window = asyncio.Event()
         self.window.set()
@@ -180,6 +181,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self._shell_exited(self.upstream.exit)
             return
         self.pump = asyncio.create_task(self._pump(), name=f"terminal-pump-{self.session}")
+        self._watch_redraw(self.upstream)
         self.keepalive = asyncio.create_task(
             self._keepalive(), name=f"terminal-ping-{self.session}"
         )
@@ -195,7 +197,11 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         await self._cleanup()
 
     async def _cleanup(self) -> None:
-        tasks = (getattr(self, "pump", None), getattr(self, "keepalive", None))
+        tasks = (
+            getattr(self, "pump", None),
+            getattr(self, "keepalive", None),
+            getattr(self, "watcher", None),
+        )
         for task in tasks:
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
@@ -203,7 +209,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             if task is not None and task is not asyncio.current_task():
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        self.pump = self.keepalive = None
+        self.pump = self.keepalive = self.watcher = None
         if self.upstream is not None:
             await self.upstream.close()
             self.upstream = None
@@ -362,11 +368,27 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 self.upstream = stream
                 if replay == "none":
                     await self._nudge_redraw()
+                else:
+                    self._watch_redraw(stream)
                 return True
             self.upstream = None
             await self._error("Lost the connection to the sandbox's terminal.")
             await self.close(code=UPSTREAM_LOST)
             return False
+
+    def _watch_redraw(self, stream: PtyStream) -> None:
+        """If the toolbox sends no redraw soon after an attach (Daytona's daemon does not
+        know `replay`), nudge the program into repainting."""
+
+        async def watch() -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stream.settled.wait(), SETTLE_SECONDS)
+            if not stream.settled.is_set() and stream is self.upstream:
+                await self._nudge_redraw()
+
+        if self.watcher is not None:
+            self.watcher.cancel()
+        self.watcher = asyncio.create_task(watch(), name=f"terminal-redraw-{self.session}")
 
     async def _nudge_redraw(self) -> None:
         """Without a redraw from the toolbox, make the program redraw itself.
