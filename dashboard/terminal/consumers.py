@@ -196,6 +196,14 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         await self._cleanup()
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections (a hop to a thread) before every
+        # message; a keystroke or an ack touches no database, so it skips that.
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+            return
+        await super().dispatch(message)
+
     async def _cleanup(self) -> None:
         tasks = (
             getattr(self, "pump", None),

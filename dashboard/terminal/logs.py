@@ -110,6 +110,14 @@ class LogsConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         await self._stop()
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections (a hop to a thread) before every
+        # message; a keystroke or an ack touches no database, so it skips that.
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+            return
+        await super().dispatch(message)
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
