@@ -54,6 +54,18 @@
     };
   }
 
+  // xterm.js colours 24-bit cells through style attributes, which the CSP blocks;
+  // the same declarations through the CSSOM are allowed (markup still cannot style
+  // anything). Only spans, which is what xterm.js draws cells with, are rerouted.
+  var setAttribute = Element.prototype.setAttribute;
+  Element.prototype.setAttribute = function (name, value) {
+    if (name === "style" && this.tagName === "SPAN") {
+      this.style.cssText = String(value);
+      return;
+    }
+    return setAttribute.call(this, name, value);
+  };
+
   var term = new Terminal({
     cursorBlink: true,
     fontFamily: window.getComputedStyle(document.body).getPropertyValue("--mono") || "monospace",

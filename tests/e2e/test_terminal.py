@@ -51,6 +51,9 @@ def test_the_terminal_types_survives_a_dropped_connection_and_finds_the_same_she
     page.goto(f"{asgi_live_server}/sandboxes/{sandbox['id']}/?tab=terminal")
     page.wait_for_selector("[data-term-status][data-state=open]", timeout=15000)
     page.click("[data-term-screen]")
+    # 24-bit colour: xterm.js styles such cells inline, which the CSP must not block.
+    page.keyboard.type("printf '\\033[38;2;255;120;0mtruecolor\\033[0m\\n'\n")
+    wait_for_screen(page, "truecolor\n")
     page.keyboard.type("echo hello-from-browser pid=$$.\n")
     pid = wait_for_screen(page, r"hello-from-browser pid=(\d+)\.").group(1)
     if SHOTS:
