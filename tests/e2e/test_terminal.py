@@ -131,3 +131,30 @@ def test_the_files_tab_uploads_with_progress_and_browses(page, asgi_live_server,
         page.click("[data-theme-toggle]")
         page.screenshot(path=f"{SHOTS}/files-dark.png")
     assert page.console_errors == []
+
+
+def test_the_log_follow_sticks_only_at_the_bottom_and_counts_new_lines(
+    page, asgi_live_server, sandbox
+) -> None:
+    make_user("mel", Role.MEMBER)
+    sign_in(page, asgi_live_server, "mel", PASSWORD)
+    page.goto(f"{asgi_live_server}/sandboxes/{sandbox['id']}/?tab=logs")
+    page.fill("#logs-command", "seq 1 200; sleep 2; seq 201 260")
+    page.click("[data-logs-run] button[type=submit]")
+    deadline = time.monotonic() + 10
+    while page.locator(".log-line").count() < 200:
+        assert time.monotonic() < deadline
+        page.wait_for_timeout(50)
+    # At the bottom: it follows.
+    assert page.evaluate(
+        "(() => { const v = document.querySelector('[data-logs-view]');"
+        " return v.scrollTop + v.clientHeight >= v.scrollHeight - 8; })()"
+    )
+    # Scrolled up: it stays put and counts what arrives.
+    page.evaluate("document.querySelector('[data-logs-view]').scrollTop = 0")
+    page.wait_for_selector("[data-logs-new]:not([hidden])", timeout=10000)
+    assert page.inner_text("[data-logs-new-text]") == "60 new lines"
+    assert page.evaluate("document.querySelector('[data-logs-view]').scrollTop") == 0
+    page.click("[data-logs-new]")
+    assert page.is_hidden("[data-logs-new]")
+    assert page.console_errors == []
