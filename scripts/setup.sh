@@ -52,7 +52,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   py="$(find_python)"
   say "creating $VENV with $("$py" --version)"
   "$py" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q --upgrade pip >"$VENV/pip-install.log" 2>&1 || true
 fi
 
 extras=""
