@@ -155,8 +155,27 @@ def debootstrap_command(suite: str, target: Path, mirror: str) -> list[str]:
     return ["debootstrap", "--variant=minbase", suite, str(target), mirror]
 
 
+def apt_mirror(apt_dir: Path = Path("/etc/apt")) -> str:
+    """The Debian mirror this machine's own apt uses, or "" when it names none."""
+    uris: list[str] = []
+    for sources in sorted(apt_dir.glob("sources.list.d/*.sources")):
+        for line in sources.read_text(errors="replace").splitlines():
+            if line.strip().lower().startswith("uris:"):
+                uris += line.split(":", 1)[1].split()
+    classic = apt_dir / "sources.list"
+    if classic.exists():
+        for line in classic.read_text(errors="replace").splitlines():
+            words = [w for w in line.split() if not w.startswith("[")]
+            if len(words) >= 2 and words[0] == "deb":
+                uris.append(words[1])
+    debian = [uri for uri in uris if uri.rstrip("/").endswith("/debian")]
+    return debian[0].rstrip("/") if debian else ""
+
+
 async def mirror_reachable(mirror: str, wait: float = MIRROR_TIMEOUT) -> str | None:
     """None when a TCP connection to the mirror opens, else why not."""
+    if not mirror:
+        return "no Debian mirror is configured: set SANDBAR_DEBIAN_MIRROR"
     parsed = urllib.parse.urlsplit(mirror)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         return f"{mirror} is not an http(s) URL"
@@ -191,7 +210,7 @@ class Snapshots:
         self.notify = notify
         self.defaults = defaults
         self.owner_uid = owner_uid
-        self.mirror = env_str("SANDBAR_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+        self.mirror = env_str("SANDBAR_DEBIAN_MIRROR", "") or apt_mirror()
         self._builds: dict[str, asyncio.Task[None]] = {}
         stamp = iso(now())
         cpu, mem, disk = defaults

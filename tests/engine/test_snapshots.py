@@ -435,3 +435,17 @@ def test_snapshots_volumes_and_their_sandboxes_survive_an_engine_restart(
             assert result["result"] == "layer\nvolume\n1.0\n"
     finally:
         server.stop()
+
+
+def test_the_default_mirror_is_the_one_apt_uses(tmp_path: Path) -> None:
+    from dashboard.engine.snapshots import apt_mirror
+
+    assert apt_mirror(tmp_path) == ""
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.invalid/debian/\nSuites: bookworm\n"
+    )
+    (tmp_path / "sources.list").write_text(
+        "deb [arch=amd64] http://other.invalid/debian bookworm main\n"
+    )
+    assert apt_mirror(tmp_path) == "http://mirror.invalid/debian"
