@@ -15,6 +15,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import struct
 import termios
 from collections import deque
@@ -336,16 +337,104 @@ class Terminal:
         return render_screen(self.replay_raw(), self.cols, self.rows)
 
 
+def pyte_graphics_names(kind: str) -> list[tuple[int, str]]:
+    """pyte's table of SGR colour codes (normal and bright) for foreground or background."""
+    from pyte import graphics
+
+    return [
+        *getattr(graphics, f"{kind}_ANSI").items(),
+        *getattr(graphics, f"{kind}_AIXTERM").items(),
+    ]
+
+
+# Programs such as vim and top draw on the alternate screen; when they exit, a
+# terminal shows the main screen again as it was. pyte has no alternate screen,
+# so the output is split here and only the screen in use at the end is redrawn.
+_ALT_SCREEN = re.compile(rb"\x1b\[\?(?:1049|1047|47)([hl])")
+_SGR_NAMES = {name: code for code, name in pyte_graphics_names("FG")}
+_SGR_BG_NAMES = {name: code for code, name in pyte_graphics_names("BG")}
+
+
+def split_screens(raw: bytes) -> tuple[bytes, bytes | None]:
+    """The main screen's output, and the alternate screen's if a program is still on it."""
+    main: list[bytes] = []
+    position, alternate_from = 0, None
+    for switch in _ALT_SCREEN.finditer(raw):
+        if switch.group(1) == b"h" and alternate_from is None:
+            main.append(raw[position : switch.start()])
+            alternate_from = switch.end()
+        elif switch.group(1) == b"l" and alternate_from is not None:
+            alternate_from = None
+            position = switch.end()
+    if alternate_from is None:
+        main.append(raw[position:])
+        return b"".join(main), None
+    return b"".join(main), raw[alternate_from:]
+
+
+def _colour(value: str, names: dict[str, int], extended: int) -> str:
+    if value == "default":
+        return ""
+    if value in names:
+        return str(names[value])
+    try:
+        red, green, blue = (int(value[i : i + 2], 16) for i in (0, 2, 4))
+    except ValueError:  # a colour pyte reports in a form we do not know: leave it out
+        return ""
+    return f"{extended};2;{red};{green};{blue}"
+
+
+def _sgr(char: object) -> str:
+    """The SGR sequence that sets a pyte character's colours and attributes."""
+    codes = ["0"]
+    for flag, code in (
+        ("bold", "1"),
+        ("italics", "3"),
+        ("underscore", "4"),
+        ("blink", "5"),
+        ("reverse", "7"),
+        ("strikethrough", "9"),
+    ):
+        if getattr(char, flag):
+            codes.append(code)
+    codes += [
+        c for c in (_colour(char.fg, _SGR_NAMES, 38), _colour(char.bg, _SGR_BG_NAMES, 48)) if c
+    ]
+    return "\x1b[" + ";".join(codes) + "m"
+
+
 def render_screen(raw: bytes, cols: int, rows: int) -> bytes:
     """Feed recent output through a terminal emulator and return a clean redraw of the
-    screen it ends on (text only, then the cursor), for a re-attaching client."""
+    screen it ends on (text with its colours and attributes, then the cursor), for a
+    re-attaching client."""
     import pyte  # only needed when a client asks for a redraw
 
-    screen = pyte.Screen(cols, rows)
-    pyte.ByteStream(screen).feed(raw)
-    body = "\r\n".join(line.rstrip() for line in screen.display).rstrip("\r\n")
-    cursor = f"\x1b[{screen.cursor.y + 1};{screen.cursor.x + 1}H"
-    return ("\x1b[H\x1b[2J" + body + cursor).encode()
+    class Screen(pyte.Screen):
+        def select_graphic_rendition(self, *attrs: int, **flags: object) -> None:
+            # `CSI ? Pm m` (private SGR, sent by vim) is not a rendition change.
+            if not flags.get("private"):
+                super().select_graphic_rendition(*attrs)
+
+    main, alternate = split_screens(raw)
+    screen = Screen(cols, rows)
+    pyte.ByteStream(screen).feed(alternate if alternate is not None else main)
+    default = _sgr(screen.default_char)
+    lines = []
+    for y in range(rows):
+        row, current, text = screen.buffer[y], default, []
+        for x in range(cols):
+            char = row[x]
+            style = _sgr(char)
+            if style != current:
+                text.append(style)
+                current = style
+            text.append(char.data)
+        line = "".join(text).rstrip()
+        lines.append(line + ("\x1b[0m" if current != default else ""))
+    body = "\r\n".join(lines).rstrip("\r\n")
+    cursor = f"\x1b[0m\x1b[{screen.cursor.y + 1};{screen.cursor.x + 1}H"
+    prefix = "\x1b[?1049h" if alternate is not None else ""
+    return (prefix + "\x1b[H\x1b[2J" + body + cursor).encode()
 
 
 class PtyManager:

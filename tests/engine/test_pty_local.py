@@ -130,3 +130,27 @@ def test_the_screen_redraw_shows_what_a_terminal_would() -> None:
 def test_sizes_out_of_range_are_refused(value: object) -> None:
     with pytest.raises(ptys.BadRequest):
         ptys.check_size(value, "cols", ptys.MAX_COLS)
+
+
+def test_the_redraw_keeps_colours_and_survives_vims_private_sgr() -> None:
+    raw = b"\x1b[?4m\x1b[1;31mred\x1b[0m plain \x1b[38;2;1;2;3mrgb"
+    redraw = ptys.render_screen(raw, 30, 2)
+    assert b"\x1b[0;1;31mred\x1b[0m plain " in redraw
+    assert b"\x1b[0;38;2;1;2;3mrgb" in redraw
+
+
+def test_a_program_on_the_alternate_screen_is_redrawn_there() -> None:
+    shell = b"$ ls\r\nnotes.txt\r\n$ vim\r\n"
+    on_vim = shell + b"\x1b[?1049h\x1b[H\x1b[2J~ vim screen"
+    redraw = ptys.render_screen(on_vim, 20, 4)
+    assert redraw.startswith(b"\x1b[?1049h")
+    assert b"~ vim screen" in redraw
+    assert b"notes.txt" not in redraw
+
+
+def test_after_a_full_screen_program_exits_the_shell_screen_comes_back() -> None:
+    raw = b"$ ls\r\nnotes.txt\r\n$ vim\x1b[?1049h\x1b[H\x1b[2J~ vim screen\x1b[?1049l\r\n$ "
+    redraw = ptys.render_screen(raw, 20, 4)
+    assert not redraw.startswith(b"\x1b[?1049h")
+    assert b"notes.txt" in redraw
+    assert b"vim screen" not in redraw
