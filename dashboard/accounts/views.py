@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
 
 from dashboard.accounts import ratelimit
 from dashboard.accounts.access import team_access
@@ -174,7 +175,7 @@ def add_person(request: HttpRequest) -> HttpResponse:
     return render(request, template, _team_context(request, form=form, **context))
 
 
-def _team_change(request: HttpRequest, pk: int, change) -> HttpResponse:
+def _team_change(request: HttpRequest, pk: int, change, done: str) -> HttpResponse:
     _require_team_admin(request)
     person = get_object_or_404(User, pk=pk)
     error = ""
@@ -188,10 +189,19 @@ def _team_change(request: HttpRequest, pk: int, change) -> HttpResponse:
     if not htmx_partial(request):
         if error:
             messages.error(request, error)
+        else:
+            messages.success(request, done.format(person=person.username))
         return redirect("team")
-    return render(
+    response = render(
         request, "accounts/team.html#team", _team_context(request, form=PersonForm(), **context)
     )
+    if not error:
+        trigger_client_event(
+            response,
+            "sandbar:toast",
+            {"message": done.format(person=person.username), "level": "success"},
+        )
+    return response
 
 
 def _bad_form(request: HttpRequest, form) -> HttpResponse:
@@ -214,7 +224,10 @@ def change_role(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _bad_form(request, form)
     return _team_change(
-        request, pk, lambda person: do_change_role(request, person, form.cleaned_data["role"])
+        request,
+        pk,
+        lambda person: do_change_role(request, person, form.cleaned_data["role"]),
+        "Saved the role of {person}.",
     )
 
 
@@ -224,14 +237,20 @@ def set_active(request: HttpRequest, pk: int) -> HttpResponse:
     form = ActiveForm(request.POST)
     if not form.is_valid():
         return _bad_form(request, form)
+    active = form.cleaned_data["active"]
     return _team_change(
-        request, pk, lambda person: do_set_active(request, person, form.cleaned_data["active"])
+        request,
+        pk,
+        lambda person: do_set_active(request, person, active),
+        "Reactivated {person}." if active else "Deactivated {person}; their sessions have ended.",
     )
 
 
 @require_POST
 def invite(request: HttpRequest, pk: int) -> HttpResponse:
-    return _team_change(request, pk, lambda person: do_invite(request, person))
+    return _team_change(
+        request, pk, lambda person: do_invite(request, person), "Made a new link for {person}."
+    )
 
 
 @require_POST
@@ -242,4 +261,9 @@ def set_quota(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _bad_form(request, form)
     values = {name: form.cleaned_data[name] for name in form.Meta.fields}
-    return _team_change(request, pk, lambda person: do_set_quota(request, person, values))
+    return _team_change(
+        request,
+        pk,
+        lambda person: do_set_quota(request, person, values),
+        "Saved the quota of {person}.",
+    )

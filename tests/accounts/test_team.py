@@ -177,3 +177,17 @@ def test_a_bad_quota_is_refused_and_nothing_changes(admin_client, member_user, v
     assert response.status_code == 400
     member_user.refresh_from_db()
     assert member_user.quota_cpu is None
+
+
+def test_a_change_through_htmx_announces_itself_with_a_toast(admin_client, member_user) -> None:
+    response = admin_client.post(
+        reverse("team_role", args=[member_user.pk]), {"role": "viewer"}, headers=HTMX
+    )
+    assert "Saved the role of mel." in response["HX-Trigger"]
+
+
+def test_a_change_without_htmx_says_so_on_the_next_page(admin_client, member_user) -> None:
+    response = admin_client.post(
+        reverse("team_active", args=[member_user.pk]), {"active": "false"}, follow=True
+    )
+    assert b"Deactivated mel; their sessions have ended." in response.content
