@@ -176,17 +176,24 @@ async def do_bulk_action(
 
     async def one(sandbox: daytona.Sandbox) -> BulkResult:
         async with gate:
-            try:
-                await do_action(request, sandbox.id, verb)
-            except daytona.DaytonaError as error:
-                return BulkResult(sandbox.id, sandbox.name, False, error.message)
-            except PermissionDenied:
-                return BulkResult(sandbox.id, sandbox.name, False, NOT_YOURS)
-            except Http404:
-                return BulkResult(sandbox.id, sandbox.name, False, "It no longer exists.")
-            return BulkResult(sandbox.id, sandbox.name, True)
+            return await do_bulk_item(request, verb, sandbox.id, sandbox.name)
 
     return list(await asyncio.gather(*(one(s) for s in sandboxes)))
+
+
+async def do_bulk_item(request: HttpRequest, verb: str, sandbox_id: str, name: str) -> BulkResult:
+    """One sandbox of a bulk action, audited on its own; a refusal is a result, not an error."""
+    try:
+        await do_action(request, sandbox_id, verb)
+    except daytona.NotFound:
+        return BulkResult(sandbox_id, name, False, "It no longer exists.")
+    except daytona.DaytonaError as error:
+        return BulkResult(sandbox_id, name, False, error.message)
+    except PermissionDenied:
+        return BulkResult(sandbox_id, name, False, NOT_YOURS)
+    except Http404:
+        return BulkResult(sandbox_id, name, False, "It no longer exists.")
+    return BulkResult(sandbox_id, name, True)
 
 
 async def do_create_sandbox(request: HttpRequest, data: dict) -> daytona.Sandbox:

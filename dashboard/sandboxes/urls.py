@@ -32,6 +32,7 @@ urlpatterns = [
     path("", views.sandbox_list, name="sandboxes"),
     path("new/", views.create, name="sandbox_create"),
     path("bulk/", views.bulk, name="sandboxes_bulk"),
+    path("bulk/item/", views.bulk_item, name="sandboxes_bulk_item"),
     path("<sandbox:sandbox_id>/", views.sandbox_detail, name="sandbox"),
     path("<sandbox:sandbox_id>/<verb:verb>/", views.sandbox_action, name="sandbox_action"),
     path("<sandbox:sandbox_id>/labels/", views.edit_labels, name="sandbox_labels"),

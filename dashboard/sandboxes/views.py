@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -529,6 +529,11 @@ async def bulk(request: HttpRequest) -> HttpResponse:
         "skipped": skipped,
         "missing": missing,
     }
+    if form.cleaned_data["confirmed"] and request.POST.get("steps") and (eligible or missing):
+        # The browser runs each sandbox as its own request and shows progress as they finish.
+        context["steps"] = [(s, await _bulk_token(user, verb, s)) for s in eligible]
+        context["total"] = len(eligible) + len(missing)
+        return await _render(request, "sandboxes/_bulk.html", context)
     if form.cleaned_data["confirmed"] and (eligible or missing):
         results = await actions.do_bulk_action(request, verb, eligible)
         # Confirmed, then deleted elsewhere before the click: a failure to report.
@@ -541,3 +546,35 @@ async def bulk(request: HttpRequest) -> HttpResponse:
         return _toast(response, f"{label}: {context['done']} of {len(results)} done.", level)
     context["once"] = uuid4().hex
     return await _render(request, "sandboxes/_bulk.html", context)
+
+
+BULK_ITEM_SECONDS = 600
+
+
+async def _bulk_token(user, verb: str, sandbox: daytona.Sandbox) -> str:
+    """A one-time token for one sandbox of a confirmed bulk action."""
+    token = uuid4().hex
+    item = {"user": user.pk, "verb": verb, "id": sandbox.id, "name": sandbox.name}
+    await cache.aset(f"sandbar:bulk:{token}", item, BULK_ITEM_SECONDS)
+    return token
+
+
+@require_POST
+async def bulk_item(request: HttpRequest) -> HttpResponse:
+    """Run one sandbox of a confirmed bulk action, named by its one-time token; JSON answer."""
+    user = await request.auser()
+    token = request.POST.get("token", "")[:64]
+    item = await cache.aget(f"sandbar:bulk:{token}") if token else None
+    if item is None:
+        message = "This bulk action has expired; select the sandboxes again."
+        return JsonResponse({"ok": False, "error": message}, status=410)
+    if item["user"] != user.pk:
+        raise PermissionDenied
+    result = {"id": item["id"], "name": item["name"]}
+    if not await cache.aadd(f"sandbar:once:bulk:{token}", 1, BULK_ITEM_SECONDS):
+        message = "Already sent: it runs once."
+        return JsonResponse(
+            {**result, "ok": False, "duplicate": True, "error": message}, status=409
+        )
+    outcome = await actions.do_bulk_item(request, item["verb"], item["id"], item["name"])
+    return JsonResponse({**result, "ok": outcome.ok, "error": outcome.error})

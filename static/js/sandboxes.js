@@ -113,10 +113,94 @@
       if (dialog && !dialog.open) dialog.showModal();
       var button = target.querySelector("button[type=submit], [data-close-dialog]");
       if (button) button.focus();
+      var run = target.querySelector("[data-bulk-run]");
+      if (run) runBulk(run);
     }
     if (target && target.id === "results") updateBulkBar();
   });
   document.addEventListener("htmx:afterSettle", function () { updateBulkBar(); });
+
+  // --- A confirmed bulk action: each sandbox is its own request (a one-time token each, so
+  // a repeat runs nothing), a few at a time; the bar counts them as they finish. ------------
+  var BULK_PARALLEL = 3;
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"]; } catch (e) { return ""; }
+  }
+  function runBulk(run) {
+    var url = run.getAttribute("data-url");
+    var label = run.getAttribute("data-label");
+    var total = parseInt(run.getAttribute("data-total"), 10) || 0;
+    var queue = Array.prototype.slice.call(run.querySelectorAll(".bulk-step[data-token]"));
+    var bar = run.querySelector("[data-bulk-bar]");
+    var ok = 0;
+    var failed = run.querySelectorAll(".bulk-step.failed").length;
+    var active = 0;
+
+    function show() {
+      var finished = ok + failed;
+      run.querySelector("[data-bulk-done]").textContent = String(ok);
+      var count = run.querySelector("[data-bulk-failed-count]");
+      count.hidden = failed === 0;
+      count.textContent = failed ? " · " + failed + " failed" : "";
+      bar.value = finished;
+      bar.textContent = finished + " of " + total;
+      bar.setAttribute("aria-valuetext", ok + " of " + total + " done" + (failed ? ", " + failed + " failed" : ""));
+    }
+    function settle(step, result) {
+      step.classList.remove("running");
+      step.classList.add(result.ok ? "ok" : "failed");
+      if (!result.ok) step.setAttribute("data-error", result.error || "Failed.");
+      step.querySelector(".bulk-step-state").textContent = result.ok ? "done" : "failed: " + (result.error || "Failed.");
+      if (result.ok) ok += 1; else failed += 1;
+      show();
+    }
+    function finish() {
+      var status = run.querySelector("[data-bulk-status]");
+      status.textContent = label + ": " + ok + " of " + total + " done" + (failed ? ", " + failed + " failed." : ".") +
+        (ok ? " Their rows update as Daytona finishes." : "");
+      var failures = Array.prototype.slice.call(run.querySelectorAll(".bulk-step.failed"));
+      if (failures.length) {
+        var box = run.querySelector("[data-bulk-failures]");
+        box.querySelector("[data-bulk-failures-title]").textContent = failures.length + " failed:";
+        var list = box.querySelector("ul");
+        failures.forEach(function (step) {
+          var li = document.createElement("li");
+          li.textContent = step.getAttribute("data-name") + ": " + step.getAttribute("data-error");
+          list.appendChild(li);
+        });
+        box.hidden = false;
+      }
+      run.setAttribute("data-bulk-finished", "");
+      if (sandbar.toast) sandbar.toast(label + ": " + ok + " of " + total + " done.", failed ? "error" : "success");
+      announce(status.textContent);
+    }
+    function next() {
+      if (!queue.length) { if (active === 0) finish(); return; }
+      var step = queue.shift();
+      active += 1;
+      step.classList.add("running");
+      step.querySelector(".bulk-step-state").textContent = "working";
+      var body = new URLSearchParams();
+      body.set("token", step.getAttribute("data-token"));
+      fetch(url, {
+        method: "POST",
+        body: body,
+        credentials: "same-origin",
+        headers: { "X-CSRFToken": csrfToken(), "Accept": "application/json" },
+      }).then(function (response) {
+        return response.json().catch(function () { return { ok: false, error: "The dashboard answered " + response.status + "." }; });
+      }).catch(function () {
+        return { ok: false, error: "No answer from the dashboard." };
+      }).then(function (result) {
+        settle(step, result);
+        active -= 1;
+        next();
+      });
+    }
+    show();
+    if (!queue.length) { finish(); return; }
+    for (var i = 0; i < BULK_PARALLEL; i += 1) next();
+  }
 
   function refreshList() {
     var results = document.getElementById("results");

@@ -53,3 +53,40 @@ def test_an_open_list_shows_a_sandbox_made_elsewhere_and_its_changes_without_a_r
         page.locator(f'#sb-{created["id"]}[data-state="stopped"]').wait_for(timeout=5000)
         api.delete(f"/sandbox/{created['id']}")
     assert page.console_errors == []
+
+
+def test_a_bulk_stop_shows_its_progress_with_counts_and_the_failure(
+    page, asgi_live_server, daytona_engine
+) -> None:
+    make_user("ada", Role.ADMIN)
+    sign_in(page, asgi_live_server, "ada", PASSWORD)
+    prefix = f"bulk-{uuid.uuid4().hex[:6]}"
+    with daytona_engine.client() as api:
+        made = [api.post("/sandbox", json={"name": f"{prefix}-{n}"}).json() for n in range(3)]
+    page.goto(f"{asgi_live_server}/sandboxes/?q={prefix}")
+    page.locator("#live-status.on").wait_for(timeout=5000)
+    page.check("[data-select-all]")
+    page.click("#bulk-bar [data-bulk=stop]")
+    dialog = page.locator("#bulk-dialog[open]")
+    dialog.wait_for()
+    assert dialog.locator("#bulk-title").inner_text() == "Stop 3 sandboxes?"
+    # Deleted elsewhere after the confirmation: that one fails, the others go on.
+    with daytona_engine.client() as api:
+        api.delete(f"/sandbox/{made[2]['id']}")
+    dialog.locator("button[type=submit]").click()
+    dialog.locator("[data-bulk-run][data-bulk-finished]").wait_for(timeout=10_000)
+    assert dialog.locator("#bulk-title").inner_text() == "Stop: 2 of 3 done · 1 failed"
+    assert dialog.locator("progress[data-bulk-bar]").get_attribute("aria-valuetext") == (
+        "2 of 3 done, 1 failed"
+    )
+    failures = dialog.locator("[data-bulk-failures]")
+    assert failures.is_visible()
+    # Gone before the click, it is known only by its id.
+    assert f"{made[2]['id']}: It no longer exists." in failures.inner_text()
+    for sandbox in made[:2]:
+        page.locator(f'#sb-{sandbox["id"]}[data-state="stopped"]').wait_for(timeout=10_000)
+    dialog.locator("[data-close-dialog]").click()
+    with daytona_engine.client() as api:
+        for sandbox in made[:2]:
+            api.delete(f"/sandbox/{sandbox['id']}")
+    assert page.console_errors == []
