@@ -110,6 +110,7 @@ async def _change(
     action: str,
     call: Callable[[daytona.Sandbox], Awaitable[daytona.Sandbox | None]],
     detail: dict | None = None,
+    footprint: Callable[[daytona.Sandbox], Footprint] | None = None,
 ) -> daytona.Sandbox:
     user = await request.auser()
     sandbox, access = await find_sandbox(user, sandbox_id)
@@ -117,7 +118,9 @@ async def _change(
         await _audit(request, action, sandbox, outcome=Outcome.DENIED, error=NOT_YOURS)
         raise PermissionDenied(NOT_YOURS)
     if action == "sandbox.start":
-        adding = Footprint("starting", sandbox.cpu, sandbox.memory, sandbox.disk)
+        footprint = lambda s: Footprint("starting", s.cpu, s.memory, s.disk)  # noqa: E731
+    if footprint is not None:
+        adding = footprint(sandbox)
         try:
             await _check_quota(user, adding, new=False, exclude=sandbox.id)
         except PersonalQuotaExceeded as refused:
@@ -327,3 +330,33 @@ async def do_set_network(
         "network_allow_list": network_allow_list,
     }
     return await _change(request, sandbox_id, "sandbox.settings", call, detail)
+
+
+async def do_resize_sandbox(
+    request: HttpRequest,
+    sandbox_id: str,
+    *,
+    cpu: int | None,
+    memory: int | None,
+    disk: int | None,
+) -> daytona.Sandbox:
+    """Change CPU, memory and disk, sending Daytona only what changed (it decides what may:
+    on Daytona disk only grows, and only while the sandbox is stopped)."""
+
+    def changed(sandbox: daytona.Sandbox) -> dict[str, int]:
+        wanted = {"cpu": cpu, "memory": memory, "disk": disk}
+        return {k: v for k, v in wanted.items() if v is not None and v != getattr(sandbox, k)}
+
+    def footprint(sandbox: daytona.Sandbox) -> Footprint:
+        new = {"cpu": sandbox.cpu, "memory": sandbox.memory, "disk": sandbox.disk}
+        new |= changed(sandbox)
+        return Footprint(sandbox.state, new["cpu"], new["memory"], new["disk"])
+
+    async def call(sandbox: daytona.Sandbox) -> daytona.Sandbox:
+        change = changed(sandbox)
+        if not change:
+            return sandbox
+        return await daytona.resize_sandbox(sandbox.id, **change)
+
+    detail = {"cpu": cpu, "memory": memory, "disk": disk}
+    return await _change(request, sandbox_id, "sandbox.resize", call, detail, footprint)

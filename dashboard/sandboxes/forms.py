@@ -276,6 +276,14 @@ class LifecycleForm(forms.Form):
     )
 
 
+class ResizeForm(forms.Form):
+    """A sandbox's CPU, memory and disk; empty keeps what it has."""
+
+    cpu = forms.IntegerField(required=False, min_value=1, max_value=64, label="vCPUs")
+    memory = forms.IntegerField(required=False, min_value=1, max_value=512, label="Memory GiB")
+    disk = forms.IntegerField(required=False, min_value=1, max_value=4096, label="Disk GiB")
+
+
 class CreateSandboxForm(LifecycleForm):
     """A new sandbox: everything Daytona's create takes that a person sets by hand."""
 

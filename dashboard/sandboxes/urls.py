@@ -38,4 +38,5 @@ urlpatterns = [
     path("<sandbox:sandbox_id>/labels/", views.edit_labels, name="sandbox_labels"),
     path("<sandbox:sandbox_id>/lifecycle/", views.edit_lifecycle, name="sandbox_lifecycle"),
     path("<sandbox:sandbox_id>/network/", views.edit_network, name="sandbox_network"),
+    path("<sandbox:sandbox_id>/resources/", views.edit_resources, name="sandbox_resources"),
 ]

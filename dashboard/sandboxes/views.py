@@ -36,6 +36,7 @@ from dashboard.sandboxes.forms import (
     LabelsForm,
     LifecycleForm,
     NetworkForm,
+    ResizeForm,
     SandboxFilterForm,
 )
 from dashboard.sandboxes.rows import sandbox_row
@@ -85,6 +86,7 @@ def _settings_context(sandbox: daytona.Sandbox, submitted: QueryDict | None = No
             "network_block_all": bool(submitted.get("network_block_all")),
             "network_allow_list": submitted.get("network_allow_list", ""),
         }
+        fields |= {k: submitted.get(k, "") for k in ("cpu", "memory", "disk")}
     else:
         rows = sorted((k, v) for k, v in sandbox.labels.items() if k != OWNER_LABEL)
         delete = sandbox.auto_delete_interval
@@ -95,6 +97,9 @@ def _settings_context(sandbox: daytona.Sandbox, submitted: QueryDict | None = No
             "public": sandbox.public,
             "network_block_all": sandbox.network_block_all,
             "network_allow_list": sandbox.network_allow_list,
+            "cpu": sandbox.cpu,
+            "memory": sandbox.memory,
+            "disk": sandbox.disk,
         }
     return {"label_rows": [*rows, ("", "")], "values": fields}
 
@@ -395,7 +400,9 @@ async def create(request: HttpRequest) -> HttpResponse:
     return await _render(request, template, context)
 
 
-async def _edit(request: HttpRequest, sandbox_id: str, form, change) -> HttpResponse:
+async def _edit(
+    request: HttpRequest, sandbox_id: str, form, change, part: str = ""
+) -> HttpResponse:
     """Shared by the settings forms: validate, change, answer with the overview."""
     user = await request.auser()
     try:
@@ -430,6 +437,7 @@ async def _edit(request: HttpRequest, sandbox_id: str, form, change) -> HttpResp
         "row": row_for(user, sandbox),
         "access": access,
         "settings_error": error,
+        "error_for": part if error else "",
         **_settings_context(sandbox, request.POST if error else None),
     }
     response = await _render(request, "sandboxes/detail.html#settings", context, status)
@@ -479,6 +487,19 @@ async def edit_network(request: HttpRequest, sandbox_id: str) -> HttpResponse:
         )
 
     return await _edit(request, sandbox_id, form, change)
+
+
+@require_POST
+async def edit_resources(request: HttpRequest, sandbox_id: str) -> HttpResponse:
+    """Resize: CPU, memory and disk (Daytona's refusal shows on the form, the input kept)."""
+    form = ResizeForm(request.POST)
+
+    async def change(data):
+        return await actions.do_resize_sandbox(
+            request, sandbox_id, cpu=data["cpu"], memory=data["memory"], disk=data["disk"]
+        )
+
+    return await _edit(request, sandbox_id, form, change, "resources")
 
 
 async def _selected(user, ids: list[str]) -> list[daytona.Sandbox]:

@@ -29,6 +29,7 @@ ROWS = [
     Row("post", "sandbox_labels", 302, 403, 302, 403, 302, data={"label_key": "a"}),
     Row("post", "sandbox_lifecycle", 302, 403, 302, 403, 302, data={"auto_stop": "20"}),
     Row("post", "sandbox_network", 302, 403, 302, 403, 302, data={"public": "on"}),
+    Row("post", "sandbox_resources", 302, 403, 302, 403, 302, data={"cpu": "2"}),
 ]
 WHO = ["anonymous", "viewer", "owner", "other_member", "admin"]
 
