@@ -23,6 +23,11 @@ urlpatterns = [
     path("bulk/", views.bulk, name="snapshots_bulk"),
     path("<snapshot:snapshot_id>/", views.snapshot_detail, name="snapshot"),
     path("<snapshot:snapshot_id>/log/", views.snapshot_log, name="snapshot_log"),
+    path(
+        "<snapshot:snapshot_id>/log/download/",
+        views.snapshot_log_download,
+        name="snapshot_log_download",
+    ),
     # One URL name per verb, so each is its own row in the authorization table.
     *(
         path(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -35,6 +35,10 @@ BULK_VERBS = [(verb, LABELS[verb][0]) for verb in actions.VERBS]
 # Tells the list to reload after a bulk action.
 CHANGED_EVENT = "snapshots-changed"
 BULK_LIMIT = 100
+# Build-log lines per batch the log viewer draws at once.
+LINES_PER_BATCH = 2000
+# Lines the viewer keeps in the page (MAX_LINES in static/js/logs.js).
+VIEWER_LINES = 5000
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,12 @@ async def snapshot_detail(request: HttpRequest, snapshot_id: str) -> HttpRespons
         context = {"error": error.message, "snapshot_id": snapshot_id, "access": access}
         return await _render(request, "snapshots/detail.html", context, 503)
     (log, log_error), users = await asyncio.gather(_log(snapshot), _users_of(snapshot))
+    following = snapshot.state not in FINAL_STATES and snapshot.state != "removing"
+    text = log.text if log else ""
+    if following:
+        # Whole lines only: the viewer asks for the rest from the start of the next.
+        text = text[: text.rfind("\n") + 1]
+    lines = text.splitlines(keepends=True)
     context = {
         "snapshot": snapshot,
         "snapshot_id": snapshot.id,
@@ -193,11 +203,75 @@ async def snapshot_detail(request: HttpRequest, snapshot_id: str) -> HttpRespons
         "access": access,
         "log": log,
         "log_error": log_error,
-        "offset": len(log.text) if log else 0,
-        "following": snapshot.state not in FINAL_STATES and snapshot.state != "removing",
+        "offset": len(text),
+        "following": following,
+        "viewer": True,
+        "lines": lines[-VIEWER_LINES:],
+        "line_count": len(lines),
+        "dropped": max(0, len(lines) - VIEWER_LINES),
         "users": users,
     }
     return await _render(request, "snapshots/detail.html", context)
+
+
+def _lines_batch(
+    request: HttpRequest,
+    snapshot: daytona.Snapshot,
+    text: str,
+    offset: int,
+    final: bool,
+    log_error: str,
+) -> HttpResponse:
+    """The build log since `offset` in the Logs viewer's batch shape (static/js/logs.js).
+
+    Only whole lines are sent while the build runs (a partial last line waits for its
+    newline), so `offset` always falls on a line start and `first` numbers the lines:
+    the page resumes with neither a gap nor a duplicate.
+    """
+    raw = request.GET.get("after", "0")
+    after = int(raw) if raw.isdigit() and len(raw) <= 12 else 0
+    reset = offset > len(text)
+    if reset:
+        offset, after = 0, 0
+    new = text[offset:]
+    if not final:
+        new = new[: new.rfind("\n") + 1]
+    lines = new.splitlines(keepends=True)[:LINES_PER_BATCH]
+    consumed = sum(len(line) for line in lines)
+    body = {
+        "type": "lines",
+        "first": after,
+        "lines": [[1, line] for line in lines],
+        "offset": offset + consumed,
+        "reset": reset,
+        "state": snapshot.state,
+        # More to read now: the page asks again at once instead of in a second.
+        "more": offset + consumed < len(text) and (final or "\n" in text[offset + consumed :]),
+        "final": final and offset + consumed >= len(text),
+        "error": log_error,
+    }
+    return JsonResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@require_GET
+async def snapshot_log_download(request: HttpRequest, snapshot_id: str) -> HttpResponse:
+    """The build log as a file (Daytona's last MiB of it, as the page shows)."""
+    access = snapshot_access(await request.auser())
+    if not access.see:
+        raise PermissionDenied
+    try:
+        snapshot = await daytona.get_snapshot(snapshot_id)
+    except daytona.NotFound:
+        raise Http404("No such snapshot: it may have been deleted.") from None
+    except daytona.DaytonaError as error:
+        return HttpResponse(error.message, status=503, content_type="text/plain")
+    log, log_error = await _log(snapshot)
+    if log is None:
+        return HttpResponse(log_error, status=404, content_type="text/plain")
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", snapshot.name or snapshot.id)
+    response = HttpResponse(log.text, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}-build.log"'
+    return response
 
 
 @require_GET
@@ -225,6 +299,11 @@ async def snapshot_log(request: HttpRequest, snapshot_id: str) -> HttpResponse:
     # A shorter log than before means it was cut to its tail: show it afresh.
     reset = offset > len(text)
     final = snapshot.state in FINAL_STATES or snapshot.state == "removing"
+    if request.GET.get("format") == "lines":
+        return _lines_batch(request, snapshot, text, offset, final, log_error)
+    if request.GET.get("head") == "1":
+        # The viewer draws the log itself and asks only for the state and its head.
+        offset = len(text)
     context = {
         "snapshot": snapshot,
         "row": row_for(access, snapshot),
@@ -235,6 +314,7 @@ async def snapshot_log(request: HttpRequest, snapshot_id: str) -> HttpResponse:
         "following": not final,
         "log_error": log_error,
         "oob": True,
+        "viewer": request.GET.get("head") == "1",
     }
     response = await _render(
         request, "snapshots/detail.html#follow", context, STOP_POLLING if final else 200

@@ -38,7 +38,7 @@ from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record
 from dashboard.daytona import toolbox
 from dashboard.daytona.streams import PtyClosed, PtyExit, PtyStream
-from dashboard.terminal.models import Shell
+from dashboard.terminal.models import Shell, prune_shells
 
 log = logging.getLogger(__name__)
 
@@ -449,6 +449,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def _new_shell(self) -> Shell:
+        prune_shells(self.sandbox.id)
         return Shell.objects.create(pty_id=self.pty_id, sandbox_id=self.sandbox.id, owner=self.user)
 
     @database_sync_to_async

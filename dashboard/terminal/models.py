@@ -1,7 +1,15 @@
 """Who started which shell: the toolbox knows PTYs, only the dashboard knows people."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+# Ended shells are kept this long, and at most this many per sandbox: enough to tell
+# a returning tab "the shell has ended", without the table growing forever.
+ENDED_SHELLS_KEPT_FOR = timedelta(days=30)
+ENDED_SHELLS_KEPT_PER_SANDBOX = 50
 
 
 class Shell(models.Model):
@@ -20,3 +28,20 @@ class Shell(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pty_id} in {self.sandbox_id}"
+
+
+def prune_shells(sandbox_id: str) -> int:
+    """Forget ended shells older than 30 days anywhere, and all but a sandbox's newest 50.
+
+    Open shells (not ended) are never pruned: their PTY may still be running.
+    Returns how many records went.
+    """
+    ended = Shell.objects.filter(ended_at__isnull=False)
+    gone, _ = ended.filter(ended_at__lt=timezone.now() - ENDED_SHELLS_KEPT_FOR).delete()
+    keep = list(
+        ended.filter(sandbox_id=sandbox_id)
+        .order_by("-ended_at", "-pk")
+        .values_list("pk", flat=True)[:ENDED_SHELLS_KEPT_PER_SANDBOX]
+    )
+    extra, _ = ended.filter(sandbox_id=sandbox_id).exclude(pk__in=keep).delete()
+    return gone + extra

@@ -2,6 +2,8 @@
 // Lines arrive in numbered batches over one WebSocket (dashboard/terminal/logs.py);
 // each batch is acknowledged once drawn, so a flood slows the server, not the page.
 // The page keeps at most MAX_LINES lines; the full log is a download.
+// A snapshot's build log uses the same viewer, fed by polling its log endpoint
+// (data-logs-poll) for batches of the same shape, with no command to run.
 (function () {
   "use strict";
 
@@ -13,11 +15,12 @@
   var NO_RETRY = { 4400: true, 4403: true, 4404: true, 4409: true };
 
   var sandboxId = root.dataset.sandbox;
+  var pollUrl = root.dataset.logsPoll || "";
   var view = root.querySelector("[data-logs-view]");
   var title = root.querySelector("[data-logs-title]");
   var stateEl = root.querySelector("[data-logs-state]");
   var form = root.querySelector("[data-logs-run]");
-  var input = form.querySelector("input[name=command]");
+  var input = form ? form.querySelector("input[name=command]") : null;
   var search = root.querySelector("[data-logs-search]");
   var matches = root.querySelector("[data-logs-matches]");
   var stderrOnly = root.querySelector("[data-logs-stderr-only]");
@@ -297,7 +300,7 @@
     setState("Following", "live");
   }
 
-  form.addEventListener("submit", function (event) {
+  if (form) form.addEventListener("submit", function (event) {
     event.preventDefault();
     var command = input.value.trim();
     if (!command) return;
@@ -320,9 +323,93 @@
     } else if (event.target.closest("[data-logs-retry]")) {
       attempt = 0;
       banner.hidden = true;
-      connect();
+      if (pollUrl) poll(); else connect();
     }
   });
 
-  connect();
+  // -- polling a build log --------------------------------------------------------
+  var pollTimer = null;
+  var lastState = root.dataset.logsState || "";
+
+  function refreshHead() {
+    // The state, the page's head and the toast come from the server's own partial.
+    var target = document.getElementById("log-follow");
+    if (!target || !window.htmx) return;
+    window.htmx.ajax("GET", pollUrl + "?head=1&offset=" + current.offset, { target: target, swap: "outerHTML" });
+  }
+
+  function pollFailed() {
+    if (attempt >= BACKOFF.length) {
+      bannerText.textContent = "The build log keeps failing to load.";
+      banner.hidden = false;
+      setState("Disconnected", "down");
+      return;
+    }
+    var seconds = BACKOFF[attempt];
+    attempt += 1;
+    setState("Retrying in " + seconds + " s", "down");
+    pollTimer = window.setTimeout(poll, seconds * 1000);
+  }
+
+  function poll() {
+    window.clearTimeout(pollTimer);
+    var url = pollUrl + "?format=lines&offset=" + current.offset + "&after=" + current.count;
+    window.fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" }).then(function (response) {
+      var json = (response.headers.get("Content-Type") || "").indexOf("application/json") === 0;
+      if (response.status === 286 || (response.ok && !json)) {
+        // The snapshot is gone: the head refresh says so.
+        current.ended = true;
+        setState("Stopped", "down");
+        refreshHead();
+        return null;
+      }
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      return response.json();
+    }).then(function (message) {
+      if (!message) return;
+      attempt = 0;
+      banner.hidden = true;
+      if (message.reset) { clearView(); current.count = 0; }
+      if (message.lines.length) {
+        appendLines(message.lines);
+        current.count += message.lines.length;
+      }
+      current.offset = message.offset;
+      var changed = message.state !== lastState;
+      lastState = message.state;
+      if (message.final) {
+        current.ended = true;
+        var failed = message.state === "error" || message.state === "build_failed";
+        setState(failed ? "Build failed" : "Build ended", failed ? "failed" : "ok");
+        refreshHead();
+        return;
+      }
+      setState("Following", "live");
+      if (changed) refreshHead();
+      pollTimer = window.setTimeout(poll, message.more ? 0 : 1000);
+    }).catch(pollFailed);
+  }
+
+  if (pollUrl) {
+    // The server drew the log so far as plain lines: give them their colours.
+    view.querySelectorAll(".log-line").forEach(function (row) {
+      var text = row.textContent;
+      row.textContent = "";
+      appendAnsi(row, text);
+    });
+    shown = view.querySelectorAll(".log-line").length;
+    dropped = parseInt(root.dataset.logsDropped || "0", 10);
+    if (dropped) trimmedNote();
+    current = {
+      count: parseInt(root.dataset.logsCount || "0", 10),
+      offset: parseInt(root.dataset.logsOffset || "0", 10),
+      ended: root.dataset.logsFollowing !== "true",
+    };
+    download.href = root.dataset.logUrl;
+    download.hidden = false;
+    view.scrollTop = view.scrollHeight;
+    if (!current.ended) { setState("Following", "live"); poll(); }
+  } else {
+    connect();
+  }
 })();

@@ -1,4 +1,4 @@
-// Snapshots, volumes and limits: confirmations, refresh, and the build log viewer.
+// Snapshots, volumes and limits: confirmations, refresh and bulk actions.
 // No inline scripts anywhere (the CSP forbids them): everything hangs off data-* attributes.
 (function () {
   "use strict";
@@ -116,14 +116,7 @@
     dialog.querySelector("[data-confirm-cancel]").focus();
   });
 
-  // --- The build log: stay at the end while following, unless the reader scrolled up. ----
-  function stickToEnd() {
-    var log = document.getElementById("build-log");
-    var stick = document.querySelector("[data-log-stick]");
-    if (log && (!stick || stick.checked)) log.scrollTop = log.scrollHeight;
-  }
-  document.addEventListener("htmx:oobAfterSwap", stickToEnd);
-  document.addEventListener("DOMContentLoaded", stickToEnd);
+  // --- The build log is the Logs tab's viewer (static/js/logs.js), sticky follow included. --
 
   // A state that changes under a reader is said aloud, not only shown.
   document.addEventListener("htmx:oobAfterSwap", function (event) {

@@ -204,6 +204,8 @@
       sendResize(true);
       if (!readonly) term.focus();
       if (message.reattached) window.sandbar.announce("Terminal reconnected to the same shell.");
+      // "Open shells" was drawn before this shell existed: list it now.
+      document.body.dispatchEvent(new CustomEvent("terminal-changed"));
     } else if (message.type === "ping") {
       sendJson({ type: "pong" });
     } else if (message.type === "exit") {

@@ -158,3 +158,33 @@ def test_the_log_follow_sticks_only_at_the_bottom_and_counts_new_lines(
     page.click("[data-logs-new]")
     assert page.is_hidden("[data-logs-new]")
     assert page.console_errors == []
+
+
+def test_open_shells_lists_the_tabs_own_shell_once_it_starts_and_drops_it_when_it_ends(
+    page, asgi_live_server, sandbox
+) -> None:
+    make_user("mel", Role.MEMBER)
+    sign_in(page, asgi_live_server, "mel", PASSWORD)
+    # Hold the terminal's connection until "Open shells" has been drawn without it.
+    held = []
+
+    def hold(route) -> None:
+        held.append(route)
+
+    page.route_web_socket(re.compile(r"/ws/sandboxes/.*/terminal/"), hold)
+    page.goto(f"{asgi_live_server}/sandboxes/{sandbox['id']}/?tab=terminal")
+    page.wait_for_selector("#shells:has-text('No open shells')", timeout=10000)
+    deadline = time.monotonic() + 10
+    while not held:
+        assert time.monotonic() < deadline, "the terminal never connected"
+        page.wait_for_timeout(50)
+    held[0].connect_to_server()
+    page.wait_for_selector("[data-term-status][data-state=open]", timeout=15000)
+    # The list was drawn before the shell existed; the connection refreshes it.
+    page.wait_for_selector("#shells .shells-table td:has-text('(you)')", timeout=5000)
+    assert page.locator("#shells .shells-table tbody tr").count() == 1
+    page.click("[data-term-screen]")
+    page.keyboard.type("exit 3\n")
+    page.wait_for_selector("[data-term-status][data-state=exited]", timeout=10000)
+    page.wait_for_selector("#shells:has-text('No open shells')", timeout=5000)
+    assert page.console_errors == []
