@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -20,6 +27,7 @@ from dashboard import daytona
 from dashboard.accounts.access import Access, snapshot_access
 from dashboard.core.http import htmx_partial
 from dashboard.core.templatetags.sandbar import state_tone
+from dashboard.daytona import streams
 from dashboard.daytona.snapshots import FINAL_STATES
 from dashboard.snapshots import actions
 from dashboard.snapshots.forms import CreateSnapshotForm, SnapshotFilterForm
@@ -255,21 +263,19 @@ def _lines_batch(
 
 @require_GET
 async def snapshot_log_download(request: HttpRequest, snapshot_id: str) -> HttpResponse:
-    """The build log as a file (Daytona's last MiB of it, as the page shows)."""
+    """The whole build log as a file, streamed through Sandbar in constant memory."""
     access = snapshot_access(await request.auser())
     if not access.see:
         raise PermissionDenied
     try:
         snapshot = await daytona.get_snapshot(snapshot_id)
+        chunks = await streams.build_log(snapshot.id)
     except daytona.NotFound:
-        raise Http404("No such snapshot: it may have been deleted.") from None
+        raise Http404("No such snapshot or build log: it may have been deleted.") from None
     except daytona.DaytonaError as error:
         return HttpResponse(error.message, status=503, content_type="text/plain")
-    log, log_error = await _log(snapshot)
-    if log is None:
-        return HttpResponse(log_error, status=404, content_type="text/plain")
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", snapshot.name or snapshot.id)
-    response = HttpResponse(log.text, content_type="text/plain; charset=utf-8")
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", snapshot.name or snapshot.id)[:120]
+    response = StreamingHttpResponse(chunks, content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}-build.log"'
     return response
 

@@ -2,9 +2,11 @@
 lines, the viewer polls for batches of whole lines (the viewer's `lines` shape), and the
 full log is a download. The API key stays on the server: the browser only talks to us."""
 
+import asyncio
 import re
 
 import pytest
+from django.test import AsyncClient
 from django.urls import reverse
 
 from dashboard.snapshots import views
@@ -116,12 +118,16 @@ def test_the_head_refresh_carries_the_state_but_not_the_log(
     assert "hx-get" not in html.split('id="log-follow"')[1].split(">")[0]
 
 
-def test_the_full_log_downloads(daytona_engine, make_snapshot, viewer_client) -> None:
-    snapshot = make_snapshot(name="dl-snap-1")
-    whole = _whole(daytona_engine, snapshot["id"])
-    response = viewer_client.get(reverse("snapshot_log_download", args=[snapshot["id"]]))
-    assert response.status_code == 200
-    assert response.content.decode() == whole
+@pytest.mark.django_db(transaction=True)
+async def test_the_full_log_downloads_as_a_stream(daytona_engine, make_snapshot, viewer_user):
+    snapshot = await asyncio.to_thread(make_snapshot, name="dl-snap-1")
+    whole = await asyncio.to_thread(_whole, daytona_engine, snapshot["id"])
+    client = AsyncClient()
+    await client.aforce_login(viewer_user)
+    response = await client.get(reverse("snapshot_log_download", args=[snapshot["id"]]))
+    assert response.status_code == 200 and response.streaming
+    body = b"".join([chunk async for chunk in response.streaming_content])
+    assert body.decode() == whole
     assert response["Content-Type"].startswith("text/plain")
     assert re.search(
         r'attachment; filename="dl-snap-1-build\.log"', response["Content-Disposition"]
