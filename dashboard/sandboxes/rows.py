@@ -9,9 +9,10 @@ standard library's, which Django's own wraps) before it is joined in.
 """
 
 import itertools
+import re
 import secrets
 from functools import lru_cache
-from html import escape
+from html import escape as _escape
 from urllib.parse import quote
 
 from django.templatetags.static import static
@@ -22,6 +23,14 @@ from django.utils.safestring import SafeString
 
 from dashboard.accounts.access import OWNER_LABEL
 from dashboard.core.templatetags.sandbar import SPRITE, state_tone
+
+_UNSAFE = re.compile("[&<>\"']").search
+
+
+def escape(text: str) -> str:
+    """`html.escape`, skipping its five replacements for the usual string that needs none."""
+    return _escape(text) if _UNSAFE(text) else text
+
 
 ACTIONS = {
     "start": ("Start", "play"),
@@ -109,14 +118,20 @@ def ago(moment, now) -> str:
     return "now"
 
 
+@lru_cache(maxsize=4096)
+def _stamp(moment, zone) -> str:
+    """The fixed part of a time cell (a sandbox's times repeat on every load of the list)."""
+    local = moment.astimezone(zone)
+    return (
+        f'<time datetime="{moment.isoformat()}" title="{local.strftime("%Y-%m-%d %H:%M:%S %Z")}">'
+    )
+
+
 def _when(moment, now=None, zone=None) -> str:
     if moment is None:
         return NOTHING
-    local = moment.astimezone(zone or timezone.get_current_timezone())
-    return (
-        f'<time datetime="{moment.isoformat()}" title="{local.strftime("%Y-%m-%d %H:%M:%S %Z")}">'
-        f"{ago(moment, now or timezone.now())}</time>"
-    )
+    stamp = _stamp(moment, zone or timezone.get_current_timezone())
+    return f"{stamp}{ago(moment, now or timezone.now())}</time>"
 
 
 @lru_cache(maxsize=1)
