@@ -190,6 +190,16 @@ class PtyStream:
                 raise PtyClosed(code, "input could not be delivered") from None
 
     @property
+    def pending(self) -> int:
+        """Frames already received and queued here: reading them now does not wait."""
+        messages = getattr(self._ws, "recv_messages", None)
+        frames = getattr(messages, "frames", None)
+        try:
+            return len(frames) if frames is not None else 0
+        except TypeError:
+            return 0
+
+    @property
     def closed(self) -> bool:
         """Whether the connection has ended (for any reason)."""
         return self._ws.close_code is not None

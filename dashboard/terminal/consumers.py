@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
 
@@ -59,6 +60,9 @@ REATTACH_DELAYS = (0.0, 0.5, 2.0)
 SETTLE_SECONDS = 0.5
 RESET = b"\x1bc"  # RIS: a clean terminal before a redraw, so no old junk survives
 SESSION_ID = r"[A-Za-z0-9_-]{8,64}"
+# Output frames already queued from the toolbox go out as one, up to this size: a flood
+# costs one browser frame per 64 KiB instead of one per toolbox read.
+COALESCE = 64 << 10
 
 
 def pty_id_for(session: str) -> str:
@@ -187,8 +191,15 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Channels' own loop (await_many_dispatch) makes a task and an asyncio.wait per
+        # message to serve a channel layer too; without one, a plain loop does the same.
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
         try:
-            await super().__call__(scope, receive, send)
+            with contextlib.suppress(StopConsumer):
+                while True:
+                    await self.dispatch(await receive())
         finally:
             # Also when the server cancels us (shutdown): no pump or socket may outlive us.
             await self._cleanup()
@@ -321,6 +332,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                     if not await self._reattach(stream):
                         return
                     continue
+                if stream.pending and len(data) < COALESCE:
+                    data = await self._gather(stream, data)
                 if stream is not self.upstream:
                     continue  # read from a connection just replaced by a redraw: stale
                 if self.window.is_set():
@@ -333,6 +346,20 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         except Exception:
             log.exception("terminal pump failed")
             await self.close(code=UPSTREAM_LOST)
+
+    @staticmethod
+    async def _gather(stream: PtyStream, data: bytes) -> bytes:
+        """`data` and the output frames already queued after it, up to COALESCE bytes."""
+        parts = [data]
+        size = len(data)
+        while size < COALESCE and stream.pending:
+            try:
+                more = await stream.recv()
+            except (StopAsyncIteration, PtyClosed):
+                break  # the next recv() reports the end again, after this output
+            parts.append(more)
+            size += len(more)
+        return b"".join(parts)
 
     async def _resume(self) -> None:
         """The browser caught up: if output was dropped meanwhile, redraw the screen."""
