@@ -46,11 +46,6 @@ def connection_settings(request: HttpRequest) -> HttpResponse:
     )
 
 
-def area_pending(request: HttpRequest, area: str) -> HttpResponse:
-    """An area of the dashboard whose pages have not been built yet."""
-    return render(request, "core/pending.html", {"area": area})
-
-
 @login_not_required
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """A forged or stale CSRF token: say so plainly instead of Django's debug page."""
