@@ -11,7 +11,8 @@ PYVER="$(cat .python-version)"
 say() { printf '\033[1;36m==>\033[0m %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------
-apt_pkgs=(bubblewrap slirp4netns passt uidmap e2fsprogs iproute2)
+# The engine's needs (dashboard/engine/setup_host.sh checks the host further).
+apt_pkgs=(bubblewrap slirp4netns util-linux e2fsprogs mount procps iproute2 debootstrap)
 [ "$mode" = test ] && apt_pkgs+=(chromium fonts-dejavu-core)
 missing=()
 for pkg in "${apt_pkgs[@]}"; do

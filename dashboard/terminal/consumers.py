@@ -29,7 +29,6 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
 
 from dashboard import daytona
@@ -39,6 +38,7 @@ from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record
 from dashboard.daytona import toolbox
 from dashboard.daytona.streams import PtyClosed, PtyExit, PtyStream
+from dashboard.terminal.base import RelayConsumer
 from dashboard.terminal.models import Shell, prune_shells
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def _size(query: dict[str, list[str]], key: str, default: int) -> int:
     return value if 1 <= value <= toolbox.MAX_PTY_SIZE else default
 
 
-class TerminalConsumer(AsyncWebsocketConsumer):
+class TerminalConsumer(RelayConsumer):
     """Relays a browser terminal to a toolbox PTY, with reattach, flow control and audit."""
 
     # No groups here: without a channel layer each message is one wait, not two.
@@ -206,14 +206,6 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         await self._cleanup()
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels closes stale database connections (a hop to a thread) before every
-        # message; a keystroke or an ack touches no database, so it skips that.
-        if message["type"] == "websocket.receive":
-            await self.websocket_receive(message)
-            return
-        await super().dispatch(message)
 
     async def _cleanup(self) -> None:
         tasks = (

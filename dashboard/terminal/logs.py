@@ -21,13 +21,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 
 from dashboard import daytona
 from dashboard.accounts.access import sandbox_access, terminal_access
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record
 from dashboard.daytona import streams, toolbox
+from dashboard.terminal.base import RelayConsumer
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ async def lines_of(
         yield rests
 
 
-class LogsConsumer(AsyncWebsocketConsumer):
+class LogsConsumer(RelayConsumer):
     """Runs commands in a sandbox session and streams their output, resumable by line."""
 
     # No groups here: without a channel layer each message is one wait, not two.
@@ -109,14 +109,6 @@ class LogsConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         await self._stop()
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels closes stale database connections (a hop to a thread) before every
-        # message; a keystroke or an ack touches no database, so it skips that.
-        if message["type"] == "websocket.receive":
-            await self.websocket_receive(message)
-            return
-        await super().dispatch(message)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
