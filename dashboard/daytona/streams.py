@@ -334,16 +334,21 @@ async def follow_command(
 # -- file download ------------------------------------------------------------------
 
 
-async def download(sandbox: Sandbox, path: str) -> AsyncIterator[bytes]:
-    """A file's bytes in bounded chunks (raises before the first chunk if it cannot be read)."""
-    url = await toolbox_base(sandbox) + "/files/download"
+async def _stream_get(
+    url: str, *, headers: dict[str, str], what: str, params: dict[str, str] | None = None
+) -> AsyncIterator[bytes]:
+    """GET `url` and hand back its body in bounded chunks; errors raise before the first.
+
+    A client of its own, not the pooled one: a download is read on the caller's event
+    loop for as long as the browser takes, and must not hold the shared pool.
+    """
     client = httpx.AsyncClient(timeout=httpx.Timeout(30, read=120))
     try:
-        request = client.build_request("GET", url, params={"path": path}, headers=auth_headers())
+        request = client.build_request("GET", url, params=params, headers=headers)
         try:
             response = await client.send(request, stream=True)
         except httpx.TransportError as error:
-            raise Unavailable(f"The sandbox cannot be reached ({type(error).__name__}).") from None
+            raise Unavailable(f"{what} cannot be reached ({type(error).__name__}).") from None
         if response.is_error:
             await response.aread()
             raise _error_for(response)
@@ -360,6 +365,12 @@ async def download(sandbox: Sandbox, path: str) -> AsyncIterator[bytes]:
             await client.aclose()
 
     return chunks()
+
+
+async def download(sandbox: Sandbox, path: str) -> AsyncIterator[bytes]:
+    """A file's bytes in bounded chunks (raises before the first chunk if it cannot be read)."""
+    url = await toolbox_base(sandbox) + "/files/download"
+    return await _stream_get(url, params={"path": path}, headers=auth_headers(), what="The sandbox")
 
 
 async def build_log(snapshot_id: str) -> AsyncIterator[bytes]:
@@ -372,30 +383,5 @@ async def build_log(snapshot_id: str) -> AsyncIterator[bytes]:
     url = found.get("url") if isinstance(found, dict) else None
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise Unavailable("Daytona did not say where this snapshot's build log is.")
-    client = httpx.AsyncClient(timeout=httpx.Timeout(30, read=120))
-    try:
-        headers = {"Authorization": f"Bearer {_api_key()}", "Accept": "*/*"}
-        try:
-            response = await client.send(
-                client.build_request("GET", url, headers=headers), stream=True
-            )
-        except httpx.TransportError as error:
-            raise Unavailable(
-                f"The build log cannot be reached ({type(error).__name__})."
-            ) from None
-        if response.is_error:
-            await response.aread()
-            raise _error_for(response)
-    except BaseException:
-        await client.aclose()
-        raise
-
-    async def chunks() -> AsyncIterator[bytes]:
-        try:
-            async for chunk in response.aiter_bytes(64 << 10):
-                yield chunk
-        finally:
-            await response.aclose()
-            await client.aclose()
-
-    return chunks()
+    headers = {"Authorization": f"Bearer {_api_key()}", "Accept": "*/*"}
+    return await _stream_get(url, headers=headers, what="The build log")
