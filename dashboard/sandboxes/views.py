@@ -13,14 +13,14 @@ from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect
 
 from dashboard import daytona
 from dashboard.accounts.access import OWNER_LABEL, sandbox_access
-from dashboard.core.http import htmx_partial
+from dashboard.core.http import arender, htmx_partial, toast
 from dashboard.sandboxes import actions
 from dashboard.sandboxes.actions import applies
 from dashboard.sandboxes.forms import (
@@ -102,17 +102,6 @@ def _settings_context(sandbox: daytona.Sandbox, submitted: QueryDict | None = No
             "disk": sandbox.disk,
         }
     return {"label_rows": [*rows, ("", "")], "values": fields}
-
-
-async def _render(
-    request: HttpRequest, template: str, context: dict, status: int = 200
-) -> HttpResponse:
-    # Rendering reads the session (messages, CSRF): keep it off the event loop.
-    return await sync_to_async(render)(request, template, context, status=status)
-
-
-def _toast(response: HttpResponse, message: str, level: str = "info") -> HttpResponse:
-    return trigger_client_event(response, "sandbar:toast", {"message": message, "level": level})
 
 
 def _status_for(error: daytona.DaytonaError) -> int:
@@ -243,7 +232,7 @@ async def sandbox_list(request: HttpRequest) -> HttpResponse:
     context["filtered"] = bool(context["chips"])
     context |= _filter_values(form)
     template = "sandboxes/list.html#results" if htmx_partial(request) else "sandboxes/list.html"
-    return await _render(request, template, context, status)
+    return await arender(request, template, context, status)
 
 
 @require_GET
@@ -256,10 +245,10 @@ async def sandbox_detail(request: HttpRequest, sandbox_id: str) -> HttpResponse:
     try:
         sandbox, access = await actions.find_sandbox(user, sandbox_id)
     except daytona.NotFound:
-        return await _render(request, "sandboxes/gone.html", {"sandbox_id": sandbox_id}, 404)
+        return await arender(request, "sandboxes/gone.html", {"sandbox_id": sandbox_id}, 404)
     except daytona.DaytonaError as error:
         context = {"error": error.message, "sandbox_id": sandbox_id}
-        return await _render(request, "sandboxes/unavailable.html", context, 503)
+        return await arender(request, "sandboxes/unavailable.html", context, 503)
     context = {
         "sandbox": sandbox,
         "row": row_for(user, sandbox),
@@ -271,7 +260,7 @@ async def sandbox_detail(request: HttpRequest, sandbox_id: str) -> HttpResponse:
     template = "sandboxes/detail.html"
     if htmx_partial(request) and request.GET.get("part") == "head":
         template = "sandboxes/_head.html"
-    return await _render(request, template, context)
+    return await arender(request, template, context)
 
 
 async def _duplicate(request: HttpRequest) -> bool:
@@ -294,7 +283,7 @@ async def _fragment(request: HttpRequest, sandbox: daytona.Sandbox, status: int 
     user = await request.auser()
     context = {"row": row_for(user, sandbox), "sandbox": sandbox}
     if request.POST.get("view") == "page":
-        return await _render(request, "sandboxes/_head.html", context, status)
+        return await arender(request, "sandboxes/_head.html", context, status)
     return HttpResponse(sandbox_row(context["row"]), status=status)
 
 
@@ -309,7 +298,7 @@ async def sandbox_action(request: HttpRequest, sandbox_id: str, verb: str) -> Ht
         sandbox = await _refreshed(user, sandbox_id)
         if not htmx_partial(request) or sandbox is None:
             return redirect("sandbox", sandbox_id)
-        return _toast(await _fragment(request, sandbox, 409), "Already sent: it runs once.")
+        return toast(await _fragment(request, sandbox, 409), "Already sent: it runs once.")
     try:
         sandbox = await actions.do_action(request, sandbox_id, verb)
     except daytona.NotFound:
@@ -317,7 +306,7 @@ async def sandbox_action(request: HttpRequest, sandbox_id: str, verb: str) -> Ht
         if not htmx_partial(request):
             await sync_to_async(messages.error)(request, message)
             return redirect("sandboxes")
-        return _toast(HttpResponse(message, status=404), message, "error")
+        return toast(HttpResponse(message, status=404), message, "error")
     except daytona.DaytonaError as error:
         message = f"{label} failed: {error.message}"
         if not htmx_partial(request):
@@ -326,8 +315,8 @@ async def sandbox_action(request: HttpRequest, sandbox_id: str, verb: str) -> Ht
         current = await _refreshed(user, sandbox_id)
         status = _status_for(error)
         if current is None or status >= 500:
-            return _toast(HttpResponse(message, status=status), message, "error")
-        return _toast(await _fragment(request, current, status), message, "error")
+            return toast(HttpResponse(message, status=status), message, "error")
+        return toast(await _fragment(request, current, status), message, "error")
     message = f"{doing} {sandbox.name}…"
     if not htmx_partial(request):
         await sync_to_async(messages.success)(request, message)
@@ -338,7 +327,7 @@ async def sandbox_action(request: HttpRequest, sandbox_id: str, verb: str) -> Ht
     if verb == "delete" and request.POST.get("view") == "page":
         await sync_to_async(messages.success)(request, f"Deleting {sandbox.name}.")
         return HttpResponseClientRedirect(reverse("sandboxes"))
-    return _toast(await _fragment(request, sandbox), message, "success")
+    return toast(await _fragment(request, sandbox), message, "success")
 
 
 async def _create_choices() -> tuple[list[daytona.Snapshot], list[daytona.Volume], str]:
@@ -397,7 +386,7 @@ async def create(request: HttpRequest) -> HttpResponse:
         "volume_rows": form.volume_rows or [("", "")],
     }
     template = "sandboxes/create.html#form" if htmx_partial(request) else "sandboxes/create.html"
-    return await _render(request, template, context)
+    return await arender(request, template, context)
 
 
 async def _edit(
@@ -440,8 +429,8 @@ async def _edit(
         "error_for": part if error else "",
         **_settings_context(sandbox, request.POST if error else None),
     }
-    response = await _render(request, "sandboxes/detail.html#settings", context, status)
-    return _toast(response, error or "Saved.", "error" if error else "success")
+    response = await arender(request, "sandboxes/detail.html#settings", context, status)
+    return toast(response, error or "Saved.", "error" if error else "success")
 
 
 @require_POST
@@ -522,16 +511,16 @@ async def bulk(request: HttpRequest) -> HttpResponse:
     form = BulkForm(request.POST)
     if not form.is_valid():
         message = "Choose an action and at least one sandbox."
-        return _toast(HttpResponse(message, status=400), message, "error")
+        return toast(HttpResponse(message, status=400), message, "error")
     verb = form.cleaned_data["verb"]
     label = ACTION_LABELS[verb][0]
     if form.cleaned_data["confirmed"] and await _duplicate(request):
         message = "Already sent: it runs once."
-        return _toast(HttpResponse(message, status=409), message, "warning")
+        return toast(HttpResponse(message, status=409), message, "warning")
     try:
         chosen = await _selected(user, form.cleaned_data["ids"])
     except daytona.DaytonaError as error:
-        return _toast(HttpResponse(error.message, status=503), error.message, "error")
+        return toast(HttpResponse(error.message, status=503), error.message, "error")
     eligible, skipped = [], []
     for sandbox in chosen:
         row = row_for(user, sandbox)
@@ -554,7 +543,7 @@ async def bulk(request: HttpRequest) -> HttpResponse:
         # The browser runs each sandbox as its own request and shows progress as they finish.
         context["steps"] = [(s, await _bulk_token(user, verb, s)) for s in eligible]
         context["total"] = len(eligible) + len(missing)
-        return await _render(request, "sandboxes/_bulk.html", context)
+        return await arender(request, "sandboxes/_bulk.html", context)
     if form.cleaned_data["confirmed"] and (eligible or missing):
         results = await actions.do_bulk_action(request, verb, eligible)
         # Confirmed, then deleted elsewhere before the click: a failure to report.
@@ -562,11 +551,11 @@ async def bulk(request: HttpRequest) -> HttpResponse:
         context["results"] = results
         context["failed"] = [r for r in results if not r.ok]
         context["done"] = len(results) - len(context["failed"])
-        response = await _render(request, "sandboxes/_bulk.html", context)
+        response = await arender(request, "sandboxes/_bulk.html", context)
         level = "error" if context["failed"] else "success"
-        return _toast(response, f"{label}: {context['done']} of {len(results)} done.", level)
+        return toast(response, f"{label}: {context['done']} of {len(results)} done.", level)
     context["once"] = uuid4().hex
-    return await _render(request, "sandboxes/_bulk.html", context)
+    return await arender(request, "sandboxes/_bulk.html", context)
 
 
 BULK_ITEM_SECONDS = 600

@@ -18,14 +18,14 @@ from django.http import (
     QueryDict,
     StreamingHttpResponse,
 )
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from dashboard import daytona
 from dashboard.accounts.access import Access, snapshot_access
-from dashboard.core.http import htmx_partial
+from dashboard.core.http import arender, htmx_partial, toast
 from dashboard.core.templatetags.sandbar import state_tone
 from dashboard.daytona import streams
 from dashboard.daytona.snapshots import FINAL_STATES
@@ -62,17 +62,6 @@ class Row:
 def row_for(access: Access, snapshot: daytona.Snapshot, problem: str = "") -> Row:
     verbs = tuple(v for v in actions.VERBS if actions.applies(v, snapshot))
     return Row(snapshot, access.act, verbs, problem)
-
-
-async def _render(
-    request: HttpRequest, template: str, context: dict, status: int = 200
-) -> HttpResponse:
-    # Rendering reads the session (messages, CSRF): keep it off the event loop.
-    return await sync_to_async(render)(request, template, context, status=status)
-
-
-def _toast(response: HttpResponse, message: str, level: str = "info") -> HttpResponse:
-    return trigger_client_event(response, "sandbar:toast", {"message": message, "level": level})
 
 
 def _status_for(error: daytona.DaytonaError) -> int:
@@ -163,7 +152,7 @@ async def snapshot_list(request: HttpRequest) -> HttpResponse:
     if partial and request.htmx.trigger == "results" and idle and status == 200:
         status = STOP_POLLING
     template = "snapshots/list.html#results" if partial else "snapshots/list.html"
-    return await _render(request, template, context, status)
+    return await arender(request, template, context, status)
 
 
 async def _users_of(snapshot: daytona.Snapshot) -> list[daytona.Sandbox] | None:
@@ -196,7 +185,7 @@ async def snapshot_detail(request: HttpRequest, snapshot_id: str) -> HttpRespons
         raise Http404("No such snapshot: it may have been deleted.") from None
     except daytona.DaytonaError as error:
         context = {"error": error.message, "snapshot_id": snapshot_id, "access": access}
-        return await _render(request, "snapshots/detail.html", context, 503)
+        return await arender(request, "snapshots/detail.html", context, 503)
     (log, log_error), users = await asyncio.gather(_log(snapshot), _users_of(snapshot))
     following = snapshot.state not in FINAL_STATES and snapshot.state != "removing"
     text = log.text if log else ""
@@ -219,7 +208,7 @@ async def snapshot_detail(request: HttpRequest, snapshot_id: str) -> HttpRespons
         "dropped": max(0, len(lines) - VIEWER_LINES),
         "users": users,
     }
-    return await _render(request, "snapshots/detail.html", context)
+    return await arender(request, "snapshots/detail.html", context)
 
 
 def _lines_batch(
@@ -294,12 +283,12 @@ async def snapshot_log(request: HttpRequest, snapshot_id: str) -> HttpResponse:
         snapshot = await daytona.get_snapshot(snapshot_id)
     except daytona.NotFound:
         response = HttpResponse("This snapshot was deleted.", status=STOP_POLLING)
-        return _toast(response, "This snapshot was deleted.", "warning")
+        return toast(response, "This snapshot was deleted.", "warning")
     except daytona.DaytonaError as error:
         # Keep following: Daytona may answer again on the next look.
         context = {"snapshot_id": snapshot_id, "offset": offset, "following": True}
         context["log_error"] = error.message
-        return await _render(request, "snapshots/detail.html#follow", context)
+        return await arender(request, "snapshots/detail.html#follow", context)
     log, log_error = await _log(snapshot)
     text = log.text if log else ""
     # A shorter log than before means it was cut to its tail: show it afresh.
@@ -322,14 +311,14 @@ async def snapshot_log(request: HttpRequest, snapshot_id: str) -> HttpResponse:
         "oob": True,
         "viewer": request.GET.get("head") == "1",
     }
-    response = await _render(
+    response = await arender(
         request, "snapshots/detail.html#follow", context, STOP_POLLING if final else 200
     )
     if final:
         if snapshot.state in ("error", "build_failed"):
             message = f"{snapshot.name}: build failed. {snapshot.error_reason}".strip()
-            return _toast(response, message, "error")
-        return _toast(response, f"{snapshot.name} is {snapshot.state}.", "success")
+            return toast(response, message, "error")
+        return toast(response, f"{snapshot.name} is {snapshot.state}.", "success")
     return response
 
 
@@ -357,7 +346,7 @@ async def create(request: HttpRequest) -> HttpResponse:
             return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     # A refused form re-renders with 200: it is a page to correct, not an error.
     template = "snapshots/create.html#form" if htmx_partial(request) else "snapshots/create.html"
-    return await _render(request, template, {"form": form})
+    return await arender(request, template, {"form": form})
 
 
 async def _fragment(
@@ -367,7 +356,7 @@ async def _fragment(
     page = request.POST.get("view") == "page"
     template = "snapshots/_head.html" if page else "snapshots/_row.html"
     context = {"row": row_for(access, snapshot, problem), "snapshot": snapshot}
-    return await _render(request, template, context, status)
+    return await arender(request, template, context, status)
 
 
 @require_POST
@@ -386,9 +375,9 @@ async def snapshot_action(request: HttpRequest, snapshot_id: str, verb: str) -> 
         if not htmx_partial(request):
             await sync_to_async(messages.error)(request, message)
             return redirect("snapshots")
-        return _toast(HttpResponse(message, status=404), message, "error")
+        return toast(HttpResponse(message, status=404), message, "error")
     except daytona.DaytonaError as error:
-        return _toast(HttpResponse(error.message, status=503), error.message, "error")
+        return toast(HttpResponse(error.message, status=503), error.message, "error")
     problem = ""
     if not actions.applies(verb, snapshot):
         reason = "the shared system snapshot" if snapshot.general else snapshot.state
@@ -401,14 +390,14 @@ async def snapshot_action(request: HttpRequest, snapshot_id: str, verb: str) -> 
             try:
                 snapshot = await daytona.get_snapshot(snapshot_id)
             except daytona.DaytonaError:
-                return _toast(HttpResponse(problem, status=status), problem, "error")
+                return toast(HttpResponse(problem, status=status), problem, "error")
     if problem:
         if not htmx_partial(request):
             await sync_to_async(messages.error)(request, problem)
             return redirect("snapshot", snapshot.id)
         status = 400 if status >= 500 else status
         response = await _fragment(request, access, snapshot, status, problem)
-        return _toast(response, problem, "error")
+        return toast(response, problem, "error")
     message = f"{done} {snapshot.name}."
     if not htmx_partial(request):
         await sync_to_async(messages.success)(request, message)
@@ -418,8 +407,8 @@ async def snapshot_action(request: HttpRequest, snapshot_id: str, verb: str) -> 
             await sync_to_async(messages.success)(request, message)
             return HttpResponseClientRedirect(reverse("snapshots"))
         # The row goes away: an empty answer replaces it.
-        return _toast(HttpResponse(""), message, "success")
-    return _toast(await _fragment(request, access, result or snapshot, 200), message, "success")
+        return toast(HttpResponse(""), message, "success")
+    return toast(await _fragment(request, access, result or snapshot, 200), message, "success")
 
 
 @dataclass(frozen=True)
@@ -459,7 +448,7 @@ async def bulk(request: HttpRequest) -> HttpResponse:
         await actions.refuse(request, f"snapshot.{verb or 'bulk'}"[:64], " ".join(ids)[:255])
     if verb not in actions.VERBS or not ids:
         message = "Choose an action and at least one snapshot."
-        return _toast(HttpResponse(message, status=400), message, "error")
+        return toast(HttpResponse(message, status=400), message, "error")
     label = LABELS[verb][0]
     # One at a time, as Daytona's dashboard does: a refusal never hides behind another.
     results = [await _bulk_one(request, i, verb) for i in ids]
@@ -472,6 +461,6 @@ async def bulk(request: HttpRequest) -> HttpResponse:
         await sync_to_async(level)(request, f"{summary} {details}".strip())
         return redirect("snapshots")
     context = {"label": label, "results": results, "failed": failed, "done": done}
-    response = await _render(request, "snapshots/_bulk_report.html", context)
+    response = await arender(request, "snapshots/_bulk_report.html", context)
     trigger_client_event(response, CHANGED_EVENT)
-    return _toast(response, summary, "error" if failed else "success")
+    return toast(response, summary, "error" if failed else "success")

@@ -7,7 +7,6 @@ from datetime import datetime
 
 from asgiref.sync import sync_to_async
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard import daytona
@@ -15,16 +14,10 @@ from dashboard.accounts.access import sandbox_access, terminal_access
 from dashboard.accounts.models import Role
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record_request
+from dashboard.core.http import arender
 from dashboard.daytona import streams, toolbox
 from dashboard.terminal.consumers import pty_id_for
 from dashboard.terminal.models import Shell
-
-
-async def _render(
-    request: HttpRequest, template: str, context: dict, status: int = 200
-) -> HttpResponse:
-    # Rendering reads the session (messages, CSRF): keep it off the event loop.
-    return await sync_to_async(render)(request, template, context, status=status)
 
 
 @dataclass(frozen=True)
@@ -96,18 +89,18 @@ async def terminal_page(request: HttpRequest, sandbox_id: str) -> HttpResponse:
         raise Http404("No such sandbox.") from None
     except daytona.DaytonaError as error:
         context = {"error": error.message, "sandbox_id": sandbox_id}
-        return await _render(request, "sandboxes/unavailable.html", context, 503)
+        return await arender(request, "sandboxes/unavailable.html", context, 503)
     if not sandbox_access(user, sandbox.labels).see:
         raise Http404("No such sandbox.")
     context = {"sandbox": sandbox, "can_terminal": terminal_access(user, sandbox.labels).act}
-    return await _render(request, "terminal/full.html", context)
+    return await arender(request, "terminal/full.html", context)
 
 
 @require_GET
 async def shells(request: HttpRequest, sandbox_id: str) -> HttpResponse:
     """The sandbox's open shells (HTMX fragment)."""
     sandbox = await _sandbox(await request.auser(), sandbox_id)
-    return await _render(request, "terminal/_shells.html", await _shells_context(request, sandbox))
+    return await arender(request, "terminal/_shells.html", await _shells_context(request, sandbox))
 
 
 @require_POST
@@ -141,7 +134,7 @@ async def close_shell(request: HttpRequest, sandbox_id: str, session: str) -> Ht
         )  # fmt: skip
     context = await _shells_context(request, sandbox)
     context["shells_error"] = context_error or context["shells_error"]
-    return await _render(request, "terminal/_shells.html", context)
+    return await arender(request, "terminal/_shells.html", context)
 
 
 @require_GET
@@ -160,7 +153,7 @@ async def commands(request: HttpRequest, sandbox_id: str) -> HttpResponse:
                 for s in sessions
                 for c in reversed(s.commands)
             ][:100]
-    return await _render(request, "terminal/_commands.html", context)
+    return await arender(request, "terminal/_commands.html", context)
 
 
 @require_GET

@@ -10,13 +10,13 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
 from dashboard import daytona
 from dashboard.accounts.access import Access, volume_access
-from dashboard.core.http import htmx_partial
+from dashboard.core.http import arender, htmx_partial, toast
 from dashboard.core.templatetags.sandbar import state_tone
 from dashboard.volumes import actions
 from dashboard.volumes.forms import CreateVolumeForm, VolumeFilterForm
@@ -69,16 +69,6 @@ class Row:
             names = ", ".join(m.sandbox_name for m in self.mounts[:3])
             return f"Mounted by {names}; delete those sandboxes first"
         return ""
-
-
-async def _render(
-    request: HttpRequest, template: str, context: dict, status: int = 200
-) -> HttpResponse:
-    return await sync_to_async(render)(request, template, context, status=status)
-
-
-def _toast(response: HttpResponse, message: str, level: str = "info") -> HttpResponse:
-    return trigger_client_event(response, "sandbar:toast", {"message": message, "level": level})
 
 
 async def _mounts() -> dict[str, tuple[Mount, ...]] | None:
@@ -169,7 +159,7 @@ async def volume_list(request: HttpRequest) -> HttpResponse:
     if partial and request.htmx.trigger == "results" and idle and status == 200:
         status = STOP_POLLING
     template = "volumes/list.html#results" if partial else "volumes/list.html"
-    return await _render(request, template, context, status)
+    return await arender(request, template, context, status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -193,13 +183,13 @@ async def create(request: HttpRequest) -> HttpResponse:
             if not htmx_partial(request):
                 await sync_to_async(messages.success)(request, message)
                 return redirect("volumes")
-            response = await _render(
+            response = await arender(
                 request, "volumes/list.html#create", {"create_form": CreateVolumeForm()}
             )
             trigger_client_event(response, CHANGED_EVENT)
-            return _toast(response, message, "success")
+            return toast(response, message, "success")
     template = "volumes/list.html#create" if htmx_partial(request) else "volumes/create.html"
-    return await _render(request, template, {"create_form": form})
+    return await arender(request, template, {"create_form": form})
 
 
 @require_POST
@@ -215,9 +205,9 @@ async def delete(request: HttpRequest, volume_id: str) -> HttpResponse:
         if not htmx_partial(request):
             await sync_to_async(messages.error)(request, message)
             return redirect("volumes")
-        return _toast(HttpResponse(message, status=404), message, "error")
+        return toast(HttpResponse(message, status=404), message, "error")
     except daytona.DaytonaError as error:
-        return _toast(HttpResponse(error.message, status=503), error.message, "error")
+        return toast(HttpResponse(error.message, status=503), error.message, "error")
     status = 200
     try:
         await actions.do_delete_volume(request, volume)
@@ -234,10 +224,10 @@ async def delete(request: HttpRequest, volume_id: str) -> HttpResponse:
         await sync_to_async(level)(request, problem or f"Deleting {volume.name}.")
         return redirect("volumes")
     if not problem:
-        return _toast(HttpResponse(""), f"Deleted the volume {volume.name}.", "success")
+        return toast(HttpResponse(""), f"Deleted the volume {volume.name}.", "success")
     row = row_for(access, volume, await _mounts(), problem)
-    response = await _render(request, "volumes/_row.html", {"row": row}, status)
-    return _toast(response, problem, "error")
+    response = await arender(request, "volumes/_row.html", {"row": row}, status)
+    return toast(response, problem, "error")
 
 
 @require_POST
@@ -249,7 +239,7 @@ async def bulk(request: HttpRequest) -> HttpResponse:
         await actions.refuse(request, "volume.delete", " ".join(ids)[:255])
     if request.POST.get("verb") != "delete" or not ids:
         message = "Choose at least one volume to delete."
-        return _toast(HttpResponse(message, status=400), message, "error")
+        return toast(HttpResponse(message, status=400), message, "error")
     results = []
     for volume_id in ids:
         name = volume_id
@@ -272,6 +262,6 @@ async def bulk(request: HttpRequest) -> HttpResponse:
         await sync_to_async(level)(request, f"{summary} {details}".strip())
         return redirect("volumes")
     context = {"label": "Delete", "results": results, "failed": failed, "done": done}
-    response = await _render(request, "snapshots/_bulk_report.html", context)
+    response = await arender(request, "snapshots/_bulk_report.html", context)
     trigger_client_event(response, CHANGED_EVENT)
-    return _toast(response, summary, "error" if failed else "success")
+    return toast(response, summary, "error" if failed else "success")
