@@ -11,6 +11,7 @@ import secrets
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -57,6 +58,30 @@ def instance_lock(config: EngineConfig) -> Iterator[None]:
         yield
 
 
+def uvicorn_config(config: EngineConfig, app: Any) -> uvicorn.Config:
+    """How the engine is served.
+
+    The event loop is the standard library's, never uvloop (which uvicorn would pick
+    when it is installed): uvloop's pipe transports close their descriptor twice, once
+    in libuv and once through the file object they were given (MagicStack/uvloop#763).
+    The engine reads every command's output through such pipes while worker threads
+    open disk images, loop devices and directories, so the second close now and then
+    hit a descriptor another thread had just been given: a client's socket (dropped
+    connections), a disk image or loop device (failed starts, mounts left behind), a
+    terminal (``File descriptor N is used by transport``, ``[Errno 17] File exists``).
+    """
+    return uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        loop="asyncio",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
 def serve(config: EngineConfig) -> None:
     """Run the engine in the foreground until SIGINT or SIGTERM."""
     from dashboard.engine.app import create_app
@@ -68,17 +93,7 @@ def serve(config: EngineConfig) -> None:
         engine = Engine(config)
         app = create_app(engine, api_key)
         log.info("engine API at %s (key in %s)", config.api_url, key_path(config))
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=config.host,
-                port=config.port,
-                lifespan="on",
-                log_level="warning",
-                access_log=False,
-                timeout_graceful_shutdown=10,
-            )
-        )
+        server = uvicorn.Server(uvicorn_config(config, app))
         server.run()
         if not server.started:
             raise SystemExit(1)
