@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import io
 import logging
 import os
 import shutil
@@ -817,10 +818,12 @@ class Runtime:
                 stdin=True,
                 pass_fds=(read_end,),
             )
-        except Exception as error:  # spares are an optimisation: never fatal
+        except BaseException as error:  # spares are an optimisation: never fatal
+            os.close(write_end)
+            if not isinstance(error, Exception):
+                raise  # cancelled by a stop: the pipe is closed, nothing else to undo
             if not isinstance(error, RuntimeError_):
                 log.exception("could not prepare a spare process")
-            os.close(write_end)
             running.spares_work = False
             return
         finally:
@@ -859,6 +862,7 @@ class Runtime:
         master: int | None = None
         reader: asyncio.StreamReader | None = None
         transport: asyncio.ReadTransport | None = None
+        out_file: io.FileIO | None = None
         out_r, out_w = os.pipe() if not pty else (-1, -1)
         try:
             if pty:
@@ -892,14 +896,19 @@ class Runtime:
                     os.close(out_w)
                 loop = asyncio.get_running_loop()
                 reader = asyncio.StreamReader(limit=1 << 20)
+                # From here the file object owns out_r: closing the number again by hand
+                # could close a descriptor that has been given the same number since.
+                out_file = os.fdopen(out_r, "rb", 0)
                 transport, _ = await loop.connect_read_pipe(
-                    lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(out_r, "rb", 0)
+                    lambda: asyncio.StreamReaderProtocol(reader), out_file
                 )
         except OSError as error:
             if master is not None:
                 os.close(master)
-            if out_r >= 0 and transport is None:
-                with contextlib.suppress(OSError):
+            if transport is None:
+                if out_file is not None:
+                    out_file.close()
+                elif out_r >= 0:
                     os.close(out_r)
             running.cgroup.remove_exec_dir(exec_dir)
             raise RuntimeError_(f"could not start a process in the sandbox: {error}") from error
