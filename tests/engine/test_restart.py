@@ -82,3 +82,57 @@ def test_a_crashed_engine_restarts_its_sandboxes(own_engine: EngineServer) -> No
 
 def auth(server: EngineServer) -> dict[str, str]:
     return {"Authorization": f"Bearer {server.api_key}"}
+
+
+def mounts_under(directory: Path) -> list[str]:
+    """Mount points at or below ``directory``, as this process sees them."""
+    prefix = str(directory)
+    with open("/proc/self/mountinfo") as mountinfo:
+        points = [line.split()[4] for line in mountinfo]
+    return sorted(p for p in points if p == prefix or p.startswith(prefix + "/"))
+
+
+def test_a_crashed_engine_cleans_up_after_itself_and_leaves_other_engines_alone(
+    own_engine: EngineServer, engine: EngineServer, sandbox: Any, toolbox: httpx.Client
+) -> None:
+    others = Path("/run/sandbar") / EngineConfig(data_dir=engine.data_dir).instance_id
+    assert run(toolbox, sandbox.id, "echo before")["result"] == "before\n"
+    others_mounts = mounts_under(others)
+    assert others_mounts
+    with own_engine.client() as api:
+        volume = api.post("/volumes", json={"name": "crash-volume"}).json()
+        mount = {"volumeId": volume["id"], "mountPath": "/data"}
+        dto = create(api, autoStopInterval=0, volumes=[mount])
+    with httpx.Client(base_url=own_engine.toolbox_url, headers=auth(own_engine)) as own_toolbox:
+        run(own_toolbox, dto["id"], "echo kept > /data/file && sync")
+
+    own_engine.stop(signal.SIGKILL)  # its disk, volume and pool mounts stay behind
+    mine = Path("/run/sandbar") / EngineConfig(data_dir=own_engine.data_dir).instance_id
+    assert mounts_under(mine)
+    own_engine.start()
+
+    assert state(own_engine, dto["id"])["state"] == "started"
+    with httpx.Client(base_url=own_engine.toolbox_url, headers=auth(own_engine)) as own_toolbox:
+        assert run(own_toolbox, dto["id"], "cat /data/file")["result"] == "kept\n"
+    own_engine.stop()
+    assert mounts_under(mine) == []
+    assert host_traces(own_engine) == []
+    # The other engine's sandbox never noticed.
+    assert mounts_under(others) == others_mounts
+    assert run(toolbox, sandbox.id, "echo after")["result"] == "after\n"
+
+
+def test_stopped_and_deleted_sandboxes_leave_no_directory_under_run(
+    engine: EngineServer, api: httpx.Client, toolbox: httpx.Client
+) -> None:
+    run_dir = Path("/run/sandbar") / EngineConfig(data_dir=engine.data_dir).instance_id
+    dto = create(api, autoStopInterval=0)  # usually a warm sandbox from the pool
+    run(toolbox, dto["id"], "true")
+    api.post(f"/sandbox/{dto['id']}/stop")
+    api.delete(f"/sandbox/{dto['id']}")
+    items = api.get("/sandbox", params={"limit": 200}).json()["items"]
+    with_volumes = {f"{item['id']}.volumes" for item in items if item.get("volumes")}
+    # Only a sandbox that binds volumes has a .volumes directory (warm ones have none).
+    volume_dirs = {p.name for p in run_dir.iterdir() if p.name.endswith(".volumes")}
+    assert volume_dirs - with_volumes == set()
+    assert [p.name for p in run_dir.iterdir() if p.name.split(".")[0] == dto["id"]] == []

@@ -84,12 +84,11 @@ class RootLayer:
                 os.symlink(target, self.merged / name)
 
     def unmount(self) -> None:
-        """Unmount the overlay (lazily if something still holds it)."""
-        if not is_mounted(self.merged):
-            return
-        target = str(self.merged).encode()
-        if _libc.umount2(target, 0) != 0:
-            _libc.umount2(target, MNT_DETACH)
+        """Unmount the overlay (lazily if something still holds it) and remove its mount point."""
+        if is_mounted(self.merged):
+            target = str(self.merged).encode()
+            if _libc.umount2(target, 0) != 0:
+                _libc.umount2(target, MNT_DETACH)
         with contextlib.suppress(OSError):
             self.merged.rmdir()
 

@@ -62,6 +62,8 @@ def bind_volumes(directory: Path, mounts: Sequence[Mount], owner_uid: int) -> li
     Returns the paths to hand to bubblewrap, in the order of ``mounts``.
     """
     unbind_volumes(directory)
+    if not mounts:
+        return []  # nothing to bind: leave no empty directory behind under /run
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o711)  # noqa: S103 -- traverse only
     paths: list[str] = []
