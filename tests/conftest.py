@@ -1,9 +1,9 @@
 import pytest
 from django.conf import settings
-from django.test import Client
 
 from dashboard.accounts.models import Role, User
 from tests.engine_server import *  # noqa: F403
+from tests.served_client import ServedClient
 
 PASSWORD = "a-long-test-password-1"
 ROLES = [Role.ADMIN, Role.MEMBER, Role.VIEWER]
@@ -60,25 +60,31 @@ def users(admin_user, member_user, viewer_user) -> dict[str, User]:
     return {Role.ADMIN: admin_user, Role.MEMBER: member_user, Role.VIEWER: viewer_user}
 
 
-def client_for(user: User | None) -> Client:
-    client = Client()
+@pytest.fixture
+def client() -> ServedClient:
+    """pytest-django's `client`, served through the ASGI path as in production."""
+    return ServedClient()
+
+
+def client_for(user: User | None) -> ServedClient:
+    client = ServedClient()
     if user is not None:
         client.force_login(user)
     return client
 
 
 @pytest.fixture
-def admin_client(admin_user) -> Client:
+def admin_client(admin_user) -> ServedClient:
     return client_for(admin_user)
 
 
 @pytest.fixture
-def member_client(member_user) -> Client:
+def member_client(member_user) -> ServedClient:
     return client_for(member_user)
 
 
 @pytest.fixture
-def viewer_client(viewer_user) -> Client:
+def viewer_client(viewer_user) -> ServedClient:
     return client_for(viewer_user)
 
 

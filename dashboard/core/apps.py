@@ -5,3 +5,6 @@ class CoreConfig(AppConfig):
     name = "dashboard.core"
     label = "core"
     verbose_name = "Core"
+
+    def ready(self) -> None:
+        from dashboard.core import checks  # noqa: F401  (registers the deploy checks)

@@ -4,7 +4,10 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django_htmx.http import trigger_client_event
+
+from dashboard.core.middleware import session_loaded
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -23,12 +26,31 @@ def htmx_partial(request: HttpRequest) -> bool:
     return bool(htmx) and not htmx.boosted
 
 
+def _renders_here(request: HttpRequest) -> bool:
+    """Whether rendering for `request` can no longer query: its session is loaded and its
+    user resolved (every signed-in page, through `request.auser()`)."""
+    return session_loaded(request) and hasattr(request, "_cached_user")
+
+
 async def arender(
     request: HttpRequest, template: str, context: dict, status: int = 200
 ) -> HttpResponse:
-    """`render` from an async view: rendering reads the session (messages, CSRF), so it
-    runs off the event loop."""
+    """`render` from an async view.
+
+    Rendering reads the session (messages), the user and the CSRF cookie. Once those
+    are in memory it renders right here on the event loop; otherwise in a thread,
+    where loading them may query.
+    """
+    if _renders_here(request):
+        return render(request, template, context, status=status)
     return await sync_to_async(render)(request, template, context, status=status)
+
+
+async def arender_to_string(request: HttpRequest, template: str, context: dict) -> str:
+    """`render_to_string` from an async view, on the same terms as `arender`."""
+    if _renders_here(request):
+        return render_to_string(template, context, request)
+    return await sync_to_async(render_to_string)(template, context, request)
 
 
 def toast(response: HttpResponse, message: str, level: str = "info") -> HttpResponse:

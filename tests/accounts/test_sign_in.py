@@ -1,10 +1,10 @@
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from dashboard.accounts.models import Role
 from dashboard.audit.models import AuditEntry, Outcome
 from tests.conftest import PASSWORD, make_user
+from tests.served_client import ServedClient as Client
 
 
 @pytest.fixture
