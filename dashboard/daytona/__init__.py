@@ -8,6 +8,7 @@ from dashboard.daytona.client import (
     NotFound,
     QuotaExceeded,
     Unavailable,
+    started,
 )
 from dashboard.daytona.events import follow_sandbox_events
 from dashboard.daytona.models import (
@@ -113,6 +114,7 @@ __all__ = [
     "set_public",
     "snapshot_sandbox",
     "start_sandbox",
+    "started",
     "stop_sandbox",
     "usage",
 ]

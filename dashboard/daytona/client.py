@@ -12,7 +12,8 @@ import asyncio
 import atexit
 import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
 from typing import Any
 
 import httpx
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 _RETRY_STATUSES = {502, 503, 504}
 _RETRY_DELAYS = (0.1, 0.4)
 _USER_AGENT = "sandbar"
+# Set by `started`: told (on the client's loop) when a request leaves for Daytona.
+_on_sent: ContextVar[Callable[[], None] | None] = ContextVar("daytona_on_sent", default=None)
 
 
 class DaytonaError(Exception):
@@ -194,6 +197,8 @@ async def _send(
     attempts = len(_RETRY_DELAYS) + 1 if idempotent else 1
     for attempt in range(attempts):
         retry = attempt < attempts - 1
+        if (on_sent := _on_sent.get()) is not None:
+            on_sent()
         try:
             response = await runner.http.request(
                 method, url, params=params, json=json, headers=headers, timeout=seconds
@@ -223,6 +228,32 @@ async def _send(
 async def _on_runner[T](coro: Coroutine[Any, Any, T]) -> T:
     runner = _get_runner()
     return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, runner.loop))
+
+
+async def started[T](call: Coroutine[Any, Any, T]) -> "asyncio.Task[T]":
+    """Start `call` (one or more requests to Daytona) and return, as a task, once its
+    first request is on its way; the caller works on while Daytona answers.
+
+    Waiting for the request to leave matters: the client runs in another thread, and
+    work started right away on this one would hold the interpreter lock the client
+    needs to send, so the two would take turns instead of overlapping.
+    """
+    loop = asyncio.get_running_loop()
+    sent = loop.create_future()
+
+    def signal() -> None:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(lambda: sent.done() or sent.set_result(None))
+
+    token = _on_sent.set(signal)
+    try:
+        task = asyncio.ensure_future(call)  # it runs in a copy of this context
+    finally:
+        _on_sent.reset(token)
+    await asyncio.wait([sent, task], return_when=asyncio.FIRST_COMPLETED)
+    if not sent.done():
+        sent.cancel()
+    return task
 
 
 async def request(

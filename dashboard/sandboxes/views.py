@@ -15,12 +15,13 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from dashboard import daytona
 from dashboard.accounts.access import OWNER_LABEL, sandbox_access
-from dashboard.core.http import arender, htmx_partial, toast
+from dashboard.core.http import arender, arender_to_string, htmx_partial, toast
 from dashboard.sandboxes import actions
 from dashboard.sandboxes.actions import applies
 from dashboard.sandboxes.forms import (
@@ -39,7 +40,7 @@ from dashboard.sandboxes.forms import (
     ResizeForm,
     SandboxFilterForm,
 )
-from dashboard.sandboxes.rows import sandbox_row
+from dashboard.sandboxes.rows import sandbox_row, sandbox_rows
 
 # What each action is called on a button, and what is said while it runs.
 ACTION_LABELS = {
@@ -204,35 +205,50 @@ def _filter_values(form: SandboxFilterForm) -> dict:
     }
 
 
+# Where the results go in the page rendered before they are known.
+RESULTS_MARK = SafeString("<!--sandbar:results-->")
+
+
 @require_GET
 async def sandbox_list(request: HttpRequest) -> HttpResponse:
-    """Every sandbox the team has, filtered, sorted and paged as the URL says."""
+    """Every sandbox the team has, filtered, sorted and paged as the URL says.
+
+    The page around the results is rendered while Daytona answers, so it costs
+    nothing; the results are rendered into it when the answer is in.
+    """
     user = await request.auser()
     access = sandbox_access(user)
     if not access.see:
         raise PermissionDenied
     form = SandboxFilterForm(request.GET)
+    search = await daytona.started(_search(form)) if form.is_valid() else None
     context: dict = {"form": form, "access": access, "rows": [], "error": "", "chips": []}
-    status = 200
-    if form.is_valid():
+    context["sorts"] = _sort_links(form, request.GET)
+    context |= _filter_values(form)
+    page = None
+    if not htmx_partial(request):
+        page = await arender(request, "sandboxes/list.html", {**context, "results": RESULTS_MARK})
+    status = 200 if search else 400
+    if search:
         try:
-            page = await _search(form)
+            found = await search
         except daytona.BadRequest as error:
             form.add_error(None, error.message)
             status = 400
         except daytona.DaytonaError as error:
             context["error"] = error.message
         else:
-            context["rows"] = [row_for(user, s) for s in page.items]
-            context["pager"] = _pager(form, request.GET, page.next_cursor)
+            context["rows"] = [row_for(user, s) for s in found.items]
+            context["rows_html"] = sandbox_rows(context["rows"])
+            context["pager"] = _pager(form, request.GET, found.next_cursor)
         context["chips"] = form.chips(request.GET)
-    else:
-        status = 400
-    context["sorts"] = _sort_links(form, request.GET)
     context["filtered"] = bool(context["chips"])
-    context |= _filter_values(form)
-    template = "sandboxes/list.html#results" if htmx_partial(request) else "sandboxes/list.html"
-    return await arender(request, template, context, status)
+    results = await arender_to_string(request, "sandboxes/list.html#results", context)
+    if page is None:
+        return HttpResponse(results, status=status)
+    page.content = page.content.replace(RESULTS_MARK.encode(), results.encode(), 1)
+    page.status_code = status
+    return page
 
 
 @require_GET

@@ -103,6 +103,20 @@
     else if (xhr.status === 404) toast("Not found: it may have been deleted.", "error");
     else if (xhr.status >= 500) toast("The server failed (" + xhr.status + "). Try again in a moment.", "error");
   });
+  // An element marked data-once sends a token of its own with each request, the same
+  // token however often it fires: the server runs one request per token, so a double
+  // click (or a retried request) acts once. (getRandomValues: plain-HTTP pages too.)
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.hasAttribute || !elt.hasAttribute("data-once")) return;
+    if (!elt.dataset.once) {
+      var bytes = window.crypto.getRandomValues(new Uint8Array(16));
+      elt.dataset.once = Array.prototype.map.call(bytes, function (b) {
+        return (b < 16 ? "0" : "") + b.toString(16);
+      }).join("");
+    }
+    event.detail.parameters.once = elt.dataset.once;
+  });
   document.addEventListener("htmx:sendError", function () {
     toast("Sandbar cannot be reached. Check your connection.", "error");
   });

@@ -1,8 +1,10 @@
 """The Daytona client: against the real engine, and with a fake transport only for the
 failures the engine cannot produce (timeouts, 5xx, malformed replies)."""
 
+import asyncio
 import json
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -238,3 +240,32 @@ def test_a_wrong_key_is_forbidden_on_the_engine(daytona_engine, settings) -> Non
     settings.DAYTONA_API_KEY = "wrong"
     with pytest.raises(daytona.Forbidden):
         daytona_call(daytona.list_sandboxes())
+
+
+async def test_started_returns_once_the_request_is_sent_and_the_task_gives_the_answer(
+    daytona_engine,
+) -> None:
+    sent_before_return: list[bool] = []
+    original = client._send
+
+    async def watched(*args, **kwargs):
+        await asyncio.sleep(0.1)  # a caller that did not wait would be gone by now
+        sent_before_return.append(True)
+        return await original(*args, **kwargs)
+
+    client._send = watched
+    try:
+        task = await daytona.started(daytona.list_sandboxes(daytona.SandboxQuery(limit=1)))
+        assert sent_before_return == [True]
+        page = await task
+    finally:
+        client._send = original
+    assert isinstance(page, daytona.SandboxPage)
+
+
+async def test_started_hands_back_a_call_that_fails_before_sending(settings) -> None:
+    settings.DAYTONA_API_KEY = ""
+    settings.DAYTONA_API_KEY_FILE = Path("/nonexistent/sandbar-key")
+    task = await daytona.started(daytona.list_sandboxes())
+    with pytest.raises(daytona.Unavailable, match="No Daytona API key"):
+        await task

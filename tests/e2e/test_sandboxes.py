@@ -24,7 +24,10 @@ def test_a_member_creates_a_sandbox_sees_it_started_and_stops_it_live(
     assert head.locator("h1").inner_text() == name
     assert head.locator(".badge").inner_text() == "started"
     page.locator("#live-status.on").wait_for(timeout=5000)
-    page.click("#sandbox-head button[data-verb=stop]")
+    with page.expect_request(re.compile(r"/stop/$")) as stop:
+        page.click("#sandbox-head button[data-verb=stop]")
+    # The page's script gives the button a one-time token (a double click acts once).
+    assert re.search(r"(^|&)once=[0-9a-f]{32}(&|$)", stop.value.post_data), stop.value.post_data
     # The action answers at once; the live push brings the final state.
     page.locator('#sandbox-head[data-state="stopped"]').wait_for(timeout=10_000)
     page.goto(f"{asgi_live_server}/sandboxes/?q={name}")

@@ -40,3 +40,50 @@ def test_a_row_escapes_everything_daytona_sends(db) -> None:
     html = sandbox_row(Row(sandbox, can_act=True, verbs=("delete",)))
     assert "<img" not in html
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
+
+
+def _sandbox(**fields) -> daytona.Sandbox:
+    return daytona.Sandbox.from_api({"id": "sb-1", "name": "web", "state": "started", **fields})
+
+
+def test_a_row_built_again_shows_every_change_it_is_built_from(db) -> None:
+    # Rows are kept once built (dashboard.sandboxes.rows._parts): a change to anything a
+    # row shows must make a new one, never serve the old.
+    first = sandbox_row(Row(_sandbox(), can_act=True, verbs=("stop",)))
+    assert sandbox_row(Row(_sandbox(), can_act=True, verbs=("stop",))) == first
+    changes = [
+        Row(_sandbox(state="stopped"), can_act=True, verbs=("start",)),
+        Row(_sandbox(), can_act=False, verbs=("stop",)),
+        Row(_sandbox(name="api"), can_act=True, verbs=("stop",)),
+        Row(_sandbox(labels={"team": "web"}), can_act=True, verbs=("stop",)),
+        Row(_sandbox(cpu=4), can_act=True, verbs=("stop",)),
+        Row(_sandbox(state="error", errorReason="disk full"), can_act=True, verbs=("delete",)),
+        Row(_sandbox(desiredState="stopped"), can_act=True, verbs=("stop",)),
+    ]
+    built = [sandbox_row(row) for row in changes]
+    assert first not in built and len(set(built)) == len(built)
+    assert "disk full" in built[5] and "team=web" in built[3] and "disabled" in built[1]
+
+
+def test_the_time_cells_are_current_even_for_a_row_kept_from_before(db) -> None:
+    created = timezone.now() - timedelta(minutes=5)
+    row = Row(_sandbox(createdAt=created.isoformat()), can_act=True, verbs=("stop",))
+    assert "5 minutes ago" in sandbox_row(row, now=created + timedelta(minutes=5))
+    assert "2 hours ago" in sandbox_row(row, now=created + timedelta(hours=2))
+
+
+def test_kept_rows_are_bounded(db, monkeypatch) -> None:
+    from dashboard.sandboxes import rows
+
+    monkeypatch.setattr(rows, "PARTS_KEPT", 3)
+    monkeypatch.setattr(rows, "_parts", {})
+    for index in range(10):
+        sandbox_row(Row(_sandbox(name=f"n{index}"), can_act=True, verbs=("stop",)))
+        assert len(rows._parts) <= 3
+
+
+def test_action_buttons_carry_no_server_token_but_ask_the_page_for_one(db) -> None:
+    # The token that makes a double click act once comes from static/js/app.js
+    # (data-once), so a kept row is never a spent token.
+    html = sandbox_row(Row(_sandbox(), can_act=True, verbs=("stop", "delete")))
+    assert html.count("data-once") == 2 and "once&quot;" not in html and '"once"' not in html

@@ -39,14 +39,6 @@ def without_owner(labels: dict[str, str]) -> list[tuple[str, str]]:
 
 
 @register.simple_tag
-def sandbox_row(row) -> str:
-    """The list's row for one sandbox (built in Python: see `dashboard.sandboxes.rows`)."""
-    from dashboard.sandboxes.rows import sandbox_row as render
-
-    return render(row)
-
-
-@register.simple_tag
 def sandbox_actions(row, view: str = "page") -> str:
     """The action buttons the sandbox's state allows."""
     from dashboard.sandboxes.rows import actions
