@@ -100,6 +100,8 @@ class PtyStream:
         self.received = 0  # output frames so far: 0 when it broke at once
         # Set by the first output or the end: the toolbox is (or is not) serving us.
         self.settled = asyncio.Event()
+        # The client library's queue of received frames, looked up once (see `pending`).
+        self._frames = getattr(getattr(connection, "recv_messages", None), "frames", None)
 
     @classmethod
     async def open(cls, sandbox: Sandbox, pty_id: str, *, replay: str = "none") -> "PtyStream":
@@ -182,18 +184,20 @@ class PtyStream:
 
     async def send(self, data: bytes) -> None:
         """Send keystrokes, split into frames the daemon accepts."""
-        for start in range(0, len(data), INPUT_FRAME):
-            try:
+        try:
+            if 0 < len(data) <= INPUT_FRAME:  # a keystroke: no slicing, no loop
+                await self._ws.send(data)
+                return
+            for start in range(0, len(data), INPUT_FRAME):
                 await self._ws.send(data[start : start + INPUT_FRAME])
-            except ConnectionClosed as closed:
-                code = closed.rcvd.code if closed.rcvd else None
-                raise PtyClosed(code, "input could not be delivered") from None
+        except ConnectionClosed as closed:
+            code = closed.rcvd.code if closed.rcvd else None
+            raise PtyClosed(code, "input could not be delivered") from None
 
     @property
     def pending(self) -> int:
         """Frames already received and queued here: reading them now does not wait."""
-        messages = getattr(self._ws, "recv_messages", None)
-        frames = getattr(messages, "frames", None)
+        frames = self._frames
         try:
             return len(frames) if frames is not None else 0
         except TypeError:

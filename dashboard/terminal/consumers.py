@@ -38,7 +38,7 @@ from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record
 from dashboard.daytona import toolbox
 from dashboard.daytona.streams import PtyClosed, PtyExit, PtyStream
-from dashboard.terminal.base import RelayConsumer
+from dashboard.terminal.base import RelayConsumer, frame_send
 from dashboard.terminal.models import Shell, prune_shells
 
 log = logging.getLogger(__name__)
@@ -196,10 +196,19 @@ class TerminalConsumer(RelayConsumer):
         self.scope = scope
         self.channel_layer = None
         self.base_send = send
+        self.frame_send = frame_send(send)
         try:
             with contextlib.suppress(StopConsumer):
                 while True:
-                    await self.dispatch(await receive())
+                    message = await receive()
+                    # Keys go straight to the shell: each layer of Channels' dispatch
+                    # (and each await) is time added to every echo.
+                    if message["type"] == "websocket.receive" and message.get("text") is None:
+                        data = message.get("bytes")
+                        if data is not None:
+                            await self._input(data)
+                            continue
+                    await self.dispatch(message)
         finally:
             # Also when the server cancels us (shutdown): no pump or socket may outlive us.
             await self._cleanup()
@@ -366,7 +375,7 @@ class TerminalConsumer(RelayConsumer):
         self.unacked += len(data)
         if self.unacked >= HIGH_WATER:
             self.window.clear()
-        await self.send(bytes_data=data)
+        await self.frame_send({"type": "websocket.send", "bytes": data})
 
     async def _reattach(self, old: PtyStream) -> bool:
         """Replace a toolbox connection (dropped, or stale after a pause) with a fresh one that

@@ -233,3 +233,17 @@ async def test_a_screen_the_toolbox_cannot_redraw_still_reattaches(make_sandbox,
     await again.keys("echo back-$((3*3))\r")
     await again.until_output(b"back-9")
     await again.ws.disconnect()
+
+
+async def test_output_frames_go_to_the_server_from_under_the_session_wrappers() -> None:
+    from channels.sessions import InstanceSessionWrapper
+
+    from dashboard.terminal.base import frame_send
+
+    async def server_send(message: dict) -> None:
+        pass
+
+    outer = InstanceSessionWrapper({"cookies": {}}, server_send)
+    inner = InstanceSessionWrapper(dict(outer.scope), outer.send)
+    assert frame_send(inner.send) is server_send
+    assert frame_send(server_send) is server_send
