@@ -220,9 +220,13 @@ def start_dashboard(work: Path, engine, port: int) -> subprocess.Popen[bytes]:
         "DJANGO_SETTINGS_MODULE": "dashboard.settings",
         "LOG_LEVEL": "WARNING",
     }
+    # The server options of `manage.py up` (what `make run` starts), so the figures are
+    # those of the real thing: uvloop (uvicorn's default with uvloop installed), the
+    # sans-I/O websockets protocol; only the log level differs, to keep the output short.
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "dashboard.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--lifespan", "off"],
+         "--port", str(port), "--ws", "websockets-sansio", "--lifespan", "off",
+         "--no-server-header", "--timeout-graceful-shutdown", "5", "--log-level", "warning"],
         cwd=ROOT, env=env,
     )  # fmt: skip
     deadline = time.monotonic() + 30
