@@ -12,9 +12,10 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from dashboard.daytona import client as daytona_client  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": django_http,
         # Origin checked against ALLOWED_HOSTS: another site cannot open a
@@ -24,3 +25,21 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+
+async def application(scope, receive, send) -> None:
+    """The router. A server that sends lifespan events (uvicorn, as `manage.py up` runs
+    it) gets a Daytona client on its own loop for its lifetime (see
+    `dashboard.daytona.client`); without them, calls cross to the client thread."""
+    if scope["type"] != "lifespan":
+        await router(scope, receive, send)
+        return
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            daytona_client.serve_from_this_loop()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await daytona_client.release_this_loop()
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,11 +1,13 @@
-"""HTTP to Daytona: one pooled httpx.AsyncClient per process, errors with Daytona's message.
+"""HTTP to Daytona: pooled httpx.AsyncClients, errors with Daytona's message.
 
-The client lives on its own event loop in a daemon thread. Django runs async
-views on the server's loop under ASGI but on a fresh, short-lived loop per
-request under the test client and `async_to_sync`; an AsyncClient is bound to
-the loop that opened its connections, so a single loop of our own is the one
-way every caller (views, consumers, the shared poller, management commands)
-shares one pool safely.
+An AsyncClient is bound to the event loop that opened its connections. Under the
+ASGI server, views and consumers run on the server's one long-lived loop, and
+`serve_from_this_loop` (called by `dashboard.asgi` when the server starts) gives
+that loop a client of its own: calls go straight out. Every other caller (the test
+client and `async_to_sync`, which make a fresh, short-lived loop per call,
+management commands) shares one client on a loop of our own in a daemon thread,
+and crosses to it for each call. Crossing costs two thread switches, which on a
+busy machine can take milliseconds each; hence the server's own client.
 """
 
 import asyncio
@@ -83,12 +85,7 @@ class _Runner:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.http = httpx.AsyncClient(
-            transport=self.transport,
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
-            headers={"User-Agent": _USER_AGENT, "Accept": "application/json"},
-            follow_redirects=False,
-        )
+        self.http = _new_client(self.transport)
         self.loop.call_soon(self.ready.set)
         self.loop.run_forever()
 
@@ -108,6 +105,54 @@ class _Runner:
 
 _runner: _Runner | None = None
 _runner_lock = threading.Lock()
+_transport: httpx.AsyncBaseTransport | None = None
+
+
+def _new_client(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=transport,
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        headers={"User-Agent": _USER_AGENT, "Accept": "application/json"},
+        follow_redirects=False,
+    )
+
+
+# The server loops (one in production; each test server has its own) and their clients.
+_homes: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+
+
+def serve_from_this_loop() -> None:
+    """Make the running loop (an ASGI server's) call Daytona with a client of its own."""
+    loop = asyncio.get_running_loop()
+    if loop not in _homes:
+        _homes[loop] = _new_client(_transport)
+
+
+async def release_this_loop() -> None:
+    """Close the running loop's client (its ASGI server is shutting down)."""
+    http = _homes.pop(asyncio.get_running_loop(), None)
+    if http is not None:
+        await http.aclose()
+
+
+def _at_home() -> httpx.AsyncClient | None:
+    """The running loop's own client, if it is a server loop."""
+    if not _homes:
+        return None
+    try:
+        return _homes.get(asyncio.get_running_loop())
+    except RuntimeError:
+        return None
+
+
+def _http() -> httpx.AsyncClient:
+    """The client for the running loop: the server's own, or the client thread's."""
+    home = _at_home()
+    if home is not None:
+        return home
+    runner = _get_runner()
+    assert runner.http is not None
+    return runner.http
 
 
 def _get_runner() -> _Runner:
@@ -119,12 +164,18 @@ def _get_runner() -> _Runner:
 
 
 def use_transport(transport: httpx.AsyncBaseTransport | None) -> None:
-    """Replace the process's client with one over `transport` (None: the network). For tests."""
-    global _runner
+    """Replace the process's clients with ones over `transport` (None: the network). For tests."""
+    global _runner, _transport
     with _runner_lock:
+        _transport = transport
         old, _runner = _runner, _Runner(transport)
     if old is not None:
         old.close()
+    for loop, http in list(_homes.items()):
+        # Each server loop gets a client over the new transport; the old one is closed there.
+        if loop.is_running():
+            _homes[loop] = _new_client(transport)
+            asyncio.run_coroutine_threadsafe(http.aclose(), loop)
 
 
 @atexit.register
@@ -189,8 +240,7 @@ async def _send(
     json: Any,
     seconds: float,
 ) -> Any:
-    runner = _get_runner()
-    assert runner.http is not None
+    http = _http()
     url = settings.DAYTONA_API_URL + path
     headers = {"Authorization": f"Bearer {_api_key()}"}
     idempotent = method == "GET"
@@ -200,7 +250,7 @@ async def _send(
         if (on_sent := _on_sent.get()) is not None:
             on_sent()
         try:
-            response = await runner.http.request(
+            response = await http.request(
                 method, url, params=params, json=json, headers=headers, timeout=seconds
             )
         except httpx.TimeoutException:
@@ -226,6 +276,9 @@ async def _send(
 
 
 async def _on_runner[T](coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` where a client lives: right here on the server's loop, else on ours."""
+    if _at_home() is not None:
+        return await coro
     runner = _get_runner()
     return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, runner.loop))
 
@@ -234,9 +287,9 @@ async def started[T](call: Coroutine[Any, Any, T]) -> "asyncio.Task[T]":
     """Start `call` (one or more requests to Daytona) and return, as a task, once its
     first request is on its way; the caller works on while Daytona answers.
 
-    Waiting for the request to leave matters: the client runs in another thread, and
-    work started right away on this one would hold the interpreter lock the client
-    needs to send, so the two would take turns instead of overlapping.
+    Waiting for the request to leave matters: work started right away would hold the
+    loop (or, when the client runs in its thread, the interpreter lock it needs to
+    send), so the two would take turns instead of overlapping.
     """
     loop = asyncio.get_running_loop()
     sent = loop.create_future()

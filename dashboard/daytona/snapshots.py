@@ -12,7 +12,7 @@ from dashboard.daytona.client import (
     Unavailable,
     _api_key,
     _error_for,
-    _get_runner,
+    _http,
     _on_runner,
     request,
 )
@@ -80,14 +80,13 @@ class BuildLog:
 
 
 async def _read_log(url: str, seconds: float) -> tuple[bytes, bool]:
-    runner = _get_runner()
-    assert runner.http is not None
+    http = _http()
     headers = {"Authorization": f"Bearer {_api_key()}", "Accept": "*/*"}
     kept = bytearray()
     truncated = False
     try:
         # Without follow, Daytona sends the whole file and ends the response.
-        async with runner.http.stream("GET", url, headers=headers, timeout=seconds) as response:
+        async with http.stream("GET", url, headers=headers, timeout=seconds) as response:
             if response.is_error:
                 await response.aread()
                 raise _error_for(response)

@@ -19,7 +19,7 @@ from dashboard.daytona.client import (
     Unavailable,
     _api_key,
     _error_for,
-    _get_runner,
+    _http,
     _on_runner,
     request,
 )
@@ -61,10 +61,9 @@ async def _send(
     data: Any,
     seconds: float,
 ) -> httpx.Response:
-    runner = _get_runner()
-    assert runner.http is not None
+    http = _http()
     try:
-        response = await runner.http.request(
+        response = await http.request(
             method,
             url,
             params=params,

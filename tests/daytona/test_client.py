@@ -269,3 +269,19 @@ async def test_started_hands_back_a_call_that_fails_before_sending(settings) -> 
     task = await daytona.started(daytona.list_sandboxes())
     with pytest.raises(daytona.Unavailable, match="No Daytona API key"):
         await task
+
+
+async def test_calls_from_the_servers_loop_go_out_on_its_own_client(
+    daytona_engine, monkeypatch
+) -> None:
+    # dashboard.asgi binds the server's loop; its calls must not cross to the thread.
+    client.serve_from_this_loop()
+    try:
+        monkeypatch.setattr(client, "_get_runner", lambda: pytest.fail("crossed threads"))
+        page = await daytona.list_sandboxes(daytona.SandboxQuery(limit=1))
+        task = await daytona.started(daytona.list_sandboxes(daytona.SandboxQuery(limit=1)))
+        assert isinstance(page, daytona.SandboxPage)
+        assert isinstance(await task, daytona.SandboxPage)
+    finally:
+        await client.release_this_loop()
+    assert client._at_home() is None

@@ -38,7 +38,7 @@ def asgi_live_server(django_db_setup) -> Iterator[str]:
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        lifespan="off",
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="e2e-uvicorn", daemon=True)

@@ -59,7 +59,7 @@ class Command(BaseCommand):
                     "--ws",
                     "websockets-sansio",
                     "--lifespan",
-                    "off",
+                    "on",
                     "--no-server-header",
                     "--timeout-graceful-shutdown",
                     "5",
