@@ -239,6 +239,7 @@ async def _send(
     params: list[tuple[str, str]] | None,
     json: Any,
     seconds: float,
+    raw: bool = False,
 ) -> Any:
     http = _http()
     url = settings.DAYTONA_API_URL + path
@@ -268,6 +269,8 @@ async def _send(
             raise _error_for(response)
         if response.status_code == 204 or not response.content:
             return None
+        if raw:
+            return response.content
         try:
             return response.json()
         except ValueError:
@@ -316,7 +319,10 @@ async def request(
     params: list[tuple[str, str]] | None = None,
     json: Any = None,
     time_limit: float | None = None,
+    raw: bool = False,
 ) -> Any:
-    """One call to the Daytona API at `path` (under DAYTONA_API_URL); the decoded JSON or None."""
+    """One call to the Daytona API at `path` (under DAYTONA_API_URL); the decoded JSON
+    (with `raw`, the body's bytes) or None."""
     seconds = float(time_limit if time_limit is not None else settings.DAYTONA_TIMEOUT)
-    return await _on_runner(_send(method, path, params=params, json=json, seconds=seconds))
+    call = _send(method, path, params=params, json=json, seconds=seconds, raw=raw)
+    return await _on_runner(call)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from dashboard.daytona.client import Unavailable
 
 # States in which Daytona is still working towards the desired state.
@@ -225,6 +227,36 @@ class SandboxPage:
     next_cursor: str | None
 
     @classmethod
+    def from_json(cls, body: bytes) -> "SandboxPage":
+        """A page from Daytona's JSON, each sandbox parsed once per distinct JSON of it.
+
+        A list mostly brings back the sandboxes of the last load, unchanged: parsing a
+        hundred of them again cost more than the rest of the page's own work. The
+        page is split into each sandbox's JSON text (not parsed), and a sandbox whose
+        text was seen before is the object parsed then (they are frozen, and shared:
+        never change one). Anything unexpected takes the tolerant path below.
+        """
+        try:
+            page = _page_decoder.decode(body)
+        except msgspec.MsgspecError:
+            try:
+                return cls.from_api(msgspec.json.decode(body))
+            except msgspec.DecodeError:
+                raise Unavailable("Daytona answered with something that is not JSON.") from None
+        items = []
+        for raw in page.items:
+            text = bytes(raw)
+            sandbox = _parsed.get(text)
+            if sandbox is None:
+                sandbox = Sandbox.from_api(msgspec.json.decode(text))
+                if len(_parsed) >= PARSED_KEPT:
+                    _parsed.clear()
+                _parsed[text] = sandbox
+            items.append(sandbox)
+        cursor = page.nextCursor
+        return cls(items=items, next_cursor=str(cursor) if cursor else None)
+
+    @classmethod
     def from_api(cls, data: Any) -> "SandboxPage":
         data = _object(data, "sandbox list")
         items = data.get("items")
@@ -235,6 +267,19 @@ class SandboxPage:
             items=[Sandbox.from_api(item) for item in items],
             next_cursor=str(cursor) if cursor else None,
         )
+
+
+class _PageOfJson(msgspec.Struct):
+    """A sandbox list as Daytona sends it, each item left as its JSON text."""
+
+    items: list[msgspec.Raw]
+    nextCursor: str | int | None = None  # Daytona's name
+
+
+_page_decoder = msgspec.json.Decoder(_PageOfJson)
+# Sandboxes parsed, by their JSON text; bounded, so memory stays flat.
+_parsed: dict[bytes, Sandbox] = {}
+PARSED_KEPT = 4096
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from dashboard.daytona.client import request
+from dashboard.daytona.client import Unavailable, request
 from dashboard.daytona.models import Sandbox, SandboxPage, VolumeMount
 
 # Daytona answers a create from a snapshot only once the sandbox started (up to 30 s).
@@ -87,9 +87,11 @@ def _path(sandbox_id: str, *rest: str) -> str:
 
 async def list_sandboxes(query: SandboxQuery | None = None) -> SandboxPage:
     """One page of sandboxes matching `query`, with the cursor of the next page."""
-    return SandboxPage.from_api(
-        await request("GET", "/sandbox", params=(query or SandboxQuery()).params())
-    )
+    params = (query or SandboxQuery()).params()
+    body = await request("GET", "/sandbox", params=params, raw=True)
+    if body is None:
+        raise Unavailable("Daytona sent a malformed sandbox list.")
+    return SandboxPage.from_json(body)
 
 
 async def list_all_sandboxes(

@@ -102,6 +102,41 @@ def test_a_malformed_list_is_unavailable_not_a_crash(fake, body) -> None:
     assert seen[0].url.params.get_list("states") == ["started"]
 
 
+def test_a_list_that_is_not_json_is_unavailable(fake) -> None:
+    fake(lambda r: httpx.Response(200, text="<html>proxy login</html>"))
+    with pytest.raises(daytona.Unavailable, match="not JSON"):
+        daytona_call(daytona.list_sandboxes())
+
+
+def test_a_list_parses_each_sandbox_once_per_distinct_json_of_it() -> None:
+    from dashboard.daytona.models import SandboxPage
+
+    def page(*items: dict, cursor=None) -> bytes:
+        return json.dumps({"items": list(items), "nextCursor": cursor}).encode()
+
+    one = {"id": "a1", "name": "web", "state": "started", "labels": {"team": "x"}}
+    two = {"id": "b2", "name": "api", "state": "stopped", "cpu": 2, "extra": {"new": 1}}
+    first = SandboxPage.from_json(page(one, two, cursor="c2"))
+    again = SandboxPage.from_json(page(two, {**one, "state": "stopping"}))
+    assert first.next_cursor == "c2" and again.next_cursor is None
+    assert again.items[0] is first.items[1]  # the same text: the same object
+    changed = again.items[1]
+    assert changed is not first.items[0]
+    assert (changed.id, changed.state, changed.labels) == ("a1", "stopping", {"team": "x"})
+    assert first.items[1].cpu == 2
+
+
+def test_parsed_sandboxes_kept_are_bounded(monkeypatch) -> None:
+    from dashboard.daytona import models
+
+    monkeypatch.setattr(models, "PARSED_KEPT", 5)
+    monkeypatch.setattr(models, "_parsed", {})
+    for index in range(12):
+        body = json.dumps({"items": [{"id": f"s{index}"}]}).encode()
+        assert models.SandboxPage.from_json(body).items[0].id == f"s{index}"
+        assert len(models._parsed) <= 5
+
+
 def test_unknown_fields_are_ignored_and_missing_ones_defaulted(fake) -> None:
     fake(lambda r: httpx.Response(200, json={"id": "x1", "cpu": 1.0, "labels": None}))
     sandbox = daytona_call(daytona.get_sandbox("x1"))
