@@ -98,8 +98,8 @@ def test_pages_follow_daytonas_cursor_forwards_and_back(
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"min_cpu": "lots"}, "Enter a whole number."),
-        ({"limit": "7"}, "Select a valid choice."),
+        ({"min_cpu": "lots"}, "CPU from: Enter a whole number."),
+        ({"limit": "7"}, "Page size: Select a valid choice."),
         ({"states": "melting"}, "Select a valid choice."),
         ({"cursor": "<script>"}, "This page link is not valid"),
         ({"labels": "no-equals-sign"}, "Write labels as key=value"),
