@@ -527,8 +527,12 @@ class Engine:
     async def _tick_one(self, record: SandboxRecord, moment: datetime) -> None:
         if record.state == "started":
             if not self.runtime.is_running(record.id):
-                await self.runtime.stop(record.id, force=True)
-                self._set_error(record, "the sandbox's processes exited unexpectedly")
+                # Under the sandbox's lock: a stop may be killing it right now, on purpose.
+                async with self._transition(record):
+                    record = self.find(record.id)
+                    if record.state == "started" and not self.runtime.is_running(record.id):
+                        await self.runtime.stop(record.id, force=True)
+                        self._set_error(record, "the sandbox's processes exited unexpectedly")
                 return
             idle = moment - parse_iso(record.last_activity_at)
             if record.id in self._busy:

@@ -89,6 +89,8 @@ class RunningSandbox:
     spare_task: asyncio.Task[None] | None = None
     spares_work: bool = True
     closed: bool = False
+    # Set while a stop is under way; a second stop waits for it instead of repeating it.
+    stopping: asyncio.Future[None] | None = None
 
     def helper_pids(self) -> set[int]:
         """Pids that make up the sandbox itself rather than its workload."""
@@ -657,10 +659,24 @@ class Runtime:
         return process, exit_w
 
     async def stop(self, sandbox_id: str, *, force: bool = False) -> None:
-        """Stop the sandbox: SIGTERM its workload (unless forced), then kill the tree."""
+        """Stop the sandbox: SIGTERM its workload (unless forced), then kill the tree.
+
+        Two stops of one sandbox at once (an API call and the timer that notices a
+        dead sandbox) share one: the second waits for the first to finish.
+        """
         running = self.running.get(sandbox_id)
         if running is None:
             return
+        if running.stopping is not None:
+            await asyncio.shield(running.stopping)
+            return
+        running.stopping = asyncio.get_running_loop().create_future()
+        try:
+            await self._stop(sandbox_id, running, force)
+        finally:
+            running.stopping.set_result(None)
+
+    async def _stop(self, sandbox_id: str, running: RunningSandbox, force: bool) -> None:
         running.closed = True
         if running.spare_task is not None:
             running.spare_task.cancel()
@@ -694,7 +710,7 @@ class Runtime:
         for fd in (running.userns_fd, running.root_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        del self.running[sandbox_id]
+        self.running.pop(sandbox_id, None)
         unbind_volumes(self.volumes_dir(sandbox_id))
         self.root_layer(sandbox_id).unmount()
         running.disk.unmount()
