@@ -234,7 +234,8 @@ class SandboxPage:
         hundred of them again cost more than the rest of the page's own work. The
         page is split into each sandbox's JSON text (not parsed), and a sandbox whose
         text was seen before is the object parsed then (they are frozen, and shared:
-        never change one). Anything unexpected takes the tolerant path below.
+        never change one; at most 2,048 kept). Anything unexpected takes the tolerant path
+        below.
         """
         try:
             page = _page_decoder.decode(body)
@@ -279,7 +280,7 @@ class _PageOfJson(msgspec.Struct):
 _page_decoder = msgspec.json.Decoder(_PageOfJson)
 # Sandboxes parsed, by their JSON text; bounded, so memory stays flat.
 _parsed: dict[bytes, Sandbox] = {}
-PARSED_KEPT = 4096
+PARSED_KEPT = 2048
 
 
 @dataclass(frozen=True)

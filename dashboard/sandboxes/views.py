@@ -223,11 +223,17 @@ async def sandbox_list(request: HttpRequest) -> HttpResponse:
     form = SandboxFilterForm(request.GET)
     search = await daytona.started(_search(form)) if form.is_valid() else None
     context: dict = {"form": form, "access": access, "rows": [], "error": "", "chips": []}
-    context["sorts"] = _sort_links(form, request.GET)
-    context |= _filter_values(form)
     page = None
-    if not htmx_partial(request):
-        page = await arender(request, "sandboxes/list.html", {**context, "results": RESULTS_MARK})
+    try:
+        context["sorts"] = _sort_links(form, request.GET)
+        context |= _filter_values(form)
+        if not htmx_partial(request):
+            around = {**context, "results": RESULTS_MARK}
+            page = await arender(request, "sandboxes/list.html", around)
+    except BaseException:
+        if search is not None:
+            search.cancel()  # nobody is left to wait for Daytona's answer
+        raise
     status = 200 if search else 400
     if search:
         try:

@@ -159,3 +159,32 @@ def test_a_member_gets_actions_on_their_own_sandbox_and_disabled_ones_on_others(
 def test_a_viewer_gets_no_new_sandbox_button(daytona_engine, viewer_client) -> None:
     html = viewer_client.get(URL).content.decode()
     assert reverse("sandbox_create") not in html
+
+
+async def test_a_page_that_fails_to_render_does_not_leave_the_daytona_call_running(
+    daytona_engine, member_user, monkeypatch, rf
+) -> None:
+    from dashboard.sandboxes import views
+
+    tasks = []
+    real_started = views.daytona.started
+
+    async def kept(call):
+        task = await real_started(call)
+        tasks.append(task)
+        return task
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("template broke")
+
+    async def auser():
+        return member_user
+
+    monkeypatch.setattr(views.daytona, "started", kept)
+    monkeypatch.setattr(views, "arender", broken)
+    request = rf.get(URL)
+    request.auser = auser
+    with pytest.raises(RuntimeError, match="template broke"):
+        await views.sandbox_list(request)
+    assert len(tasks) == 1
+    assert tasks[0].cancelling() or tasks[0].cancelled()
