@@ -452,6 +452,12 @@ async def _edit(
         **_settings_context(sandbox, request.POST if error else None),
     }
     response = await arender(request, "sandboxes/detail.html#settings", context, status)
+    if not error:
+        # The overview card shows some of what changed (resources): swapped out of band.
+        facts = {**context, "oob": True}
+        response.content += (
+            await arender_to_string(request, "sandboxes/detail.html#facts", facts)
+        ).encode()
     return toast(response, error or "Saved.", "error" if error else "success")
 
 

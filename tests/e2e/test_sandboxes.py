@@ -93,3 +93,24 @@ def test_a_bulk_stop_shows_its_progress_with_counts_and_the_failure(
         for sandbox in made[:2]:
             api.delete(f"/sandbox/{sandbox['id']}")
     assert page.console_errors == []
+
+
+def test_a_resize_shows_the_new_resources_in_the_overview_at_once(
+    page, asgi_live_server, daytona_engine
+) -> None:
+    make_user("mel", Role.MEMBER)
+    sign_in(page, asgi_live_server, "mel", PASSWORD)
+    with daytona_engine.client() as api:
+        body = {"name": f"e2e-{uuid.uuid4().hex[:8]}", "labels": {"sandbar.owner": "mel"}}
+        created = api.post("/sandbox", json=body).json()
+    try:
+        page.goto(f"{asgi_live_server}/sandboxes/{created['id']}/")
+        assert "1 vCPU" in page.locator("#facts").inner_text()
+        page.fill("#resize-cpu", "2")
+        page.click("#resize-form button[type=submit]")
+        page.locator('#facts .res-chip:has-text("2 vCPU")').wait_for(timeout=10_000)
+        assert page.locator("#resize-cpu").input_value() == "2"
+        assert page.console_errors == []
+    finally:
+        with daytona_engine.client() as api:
+            api.delete(f"/sandbox/{created['id']}")

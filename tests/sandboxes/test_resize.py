@@ -27,6 +27,10 @@ def test_cpu_and_memory_grow_on_a_running_sandbox(
     assert "Saved." in response["HX-Trigger"]
     html = response.content.decode()
     assert 'name="cpu" min="1" max="64" value="2"' in html
+    # The overview card's resources line is swapped too (out of band).
+    facts = '<section class="card" id="facts" aria-labelledby="facts-title" hx-swap-oob="true">'
+    assert facts in html
+    assert '<span class="res-chip">2 vCPU</span> <span class="res-chip">2 GiB memory</span>' in html
     now = on_engine(daytona_engine, sandbox["id"])
     assert (now["cpu"], now["memory"], now["state"]) == (2, 2, "started")
     entry = AuditEntry.objects.get(action="sandbox.resize", target_id=sandbox["id"])
@@ -50,6 +54,7 @@ def test_the_disk_of_a_running_sandbox_is_refused_by_daytona_and_the_input_kept(
     assert "disk can only be resized while the sandbox is stopped" in html
     assert f'name="disk" min="1" max="4096" value="{bigger}"' in html
     assert f'name="cpu" min="1" max="64" value="{sandbox["cpu"]}"' in html
+    assert 'id="facts"' not in html  # nothing changed: the overview stays
     assert on_engine(daytona_engine, sandbox["id"])["disk"] == sandbox["disk"]
     entry = AuditEntry.objects.get(action="sandbox.resize", target_id=sandbox["id"])
     assert entry.outcome == "failure"
