@@ -25,53 +25,18 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from serving import free_port, serve_dashboard
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 TARGET_RATIO = 1.3
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def serve_dashboard(web: Path, engine, port: int) -> subprocess.Popen[bytes]:
-    """uvicorn with `manage.py up`'s options (only the log level differs), in its own
-    process so that the client timing it does not share its interpreter."""
-    env = {
-        **os.environ,
-        "SANDBAR_DATA_DIR": str(web),
-        "DAYTONA_API_URL": engine.api_url,
-        "DAYTONA_API_KEY": engine.api_key,
-        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
-        "PYTHONPATH": str(ROOT),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "pages_app:application", "--app-dir", str(ROOT / "bench"),
-         "--host", "127.0.0.1", "--port", str(port), "--ws", "websockets-sansio",
-         "--lifespan", "on", "--no-server-header", "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the dashboard did not start")
 
 
 async def seed(api_url: str, key: str, count: int) -> None:
@@ -128,7 +93,7 @@ def main() -> int:
         browser.force_login(admin)
         cookie = browser.cookies["sessionid"].value
         port = free_port()
-        dashboard = serve_dashboard(work / "web", engine, port)
+        dashboard = serve_dashboard(work / "web", engine, port, app="pages_app:application")
         params = {"limit": "100", "sort": "lastActivityAt", "order": "desc"}
 
         async def measure() -> tuple[list[float], list[float], list[float]]:

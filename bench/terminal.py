@@ -24,9 +24,7 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,18 +32,13 @@ import uuid
 from pathlib import Path
 
 import httpx
+from serving import free_port, serve_dashboard
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 FLOOD_DONE = b"FLOOD-42-DONE"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def rss_mb(pid: int) -> float:
@@ -211,35 +204,6 @@ async def logs_direct(toolbox: str, key: str, sandbox_id: str, lines: int) -> fl
     return lines / elapsed
 
 
-def start_dashboard(work: Path, engine, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "SANDBAR_DATA_DIR": str(work / "web"),
-        "DAYTONA_API_URL": engine.api_url,
-        "DAYTONA_API_KEY": engine.api_key,
-        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
-        "LOG_LEVEL": "WARNING",
-    }
-    # The server options of `manage.py up` (what `make run` starts), so the figures are
-    # those of the real thing: uvloop (uvicorn's default with uvloop installed), the
-    # sans-I/O websockets protocol; only the log level differs, to keep the output short.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "dashboard.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--ws", "websockets-sansio", "--lifespan", "off",
-         "--no-server-header", "--timeout-graceful-shutdown", "5", "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the dashboard did not start")
-
-
 async def run(args, engine, web: str, cookie: str, sandbox_id: str, pid: int) -> dict:
     dash = await open_dashboard(web, cookie, sandbox_id)
     direct = await open_direct(engine.toolbox_url, engine.api_key, sandbox_id)
@@ -331,7 +295,7 @@ def main() -> int:
         cookie = client.cookies["sessionid"].value
 
         port = free_port()
-        dashboard = start_dashboard(work, engine, port)
+        dashboard = serve_dashboard(work / "web", engine, port)
         web = f"127.0.0.1:{port}"
         result = asyncio.run(run(args, engine, web, cookie, sandbox["id"], dashboard.pid))
     finally:
