@@ -6,6 +6,13 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.sessions import InstanceSessionWrapper
 
+from dashboard import daytona
+from dashboard.accounts.access import sandbox_access, terminal_access
+
+NOT_ALLOWED = 4403
+NOT_FOUND = 4404
+UNAVAILABLE = 4503
+
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -23,6 +30,40 @@ def frame_send(send: Send) -> Send:
 
 class RelayConsumer(AsyncWebsocketConsumer):
     """A WebSocket consumer whose incoming frames never touch the database."""
+
+    user: Any
+    sandbox: daytona.Sandbox
+
+    async def _open_sandbox(self, sandbox_id: str, not_allowed: str) -> bool:
+        """Sets self.sandbox if the user may use its toolbox; else refuses and says False."""
+        try:
+            self.sandbox = await daytona.get_sandbox(sandbox_id)
+        except daytona.NotFound:
+            await self._refuse(NOT_FOUND, "No such sandbox.")
+            return False
+        except daytona.DaytonaError as error:
+            await self._refuse(UNAVAILABLE, error.message)
+            return False
+        if not sandbox_access(self.user, self.sandbox.labels).see:
+            await self._refuse(NOT_FOUND, "No such sandbox.")
+            return False
+        if not terminal_access(self.user, self.sandbox.labels).act:
+            await self._not_allowed()
+            await self._refuse(NOT_ALLOWED, not_allowed)
+            return False
+        return True
+
+    async def _not_allowed(self) -> None:
+        """Called before refusing someone who may see the sandbox but not use it."""
+
+    async def _refuse(self, code: int, message: str) -> None:
+        # Accepted only to say why: a refused handshake reaches the browser as a bare 1006.
+        await self.accept()
+        await self._error(message)
+        await self.close(code=code)
+
+    async def _error(self, message: str) -> None:
+        raise NotImplementedError
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections (a hop to a thread) before every

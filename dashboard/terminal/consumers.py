@@ -32,24 +32,20 @@ from channels.exceptions import StopConsumer
 from django.utils import timezone
 
 from dashboard import daytona
-from dashboard.accounts.access import sandbox_access, terminal_access
 from dashboard.accounts.models import Role
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record
 from dashboard.daytona import toolbox
 from dashboard.daytona.streams import PtyClosed, PtyExit, PtyStream
-from dashboard.terminal.base import RelayConsumer, frame_send
+from dashboard.terminal.base import NOT_ALLOWED, NOT_FOUND, UNAVAILABLE, RelayConsumer, frame_send
 from dashboard.terminal.models import Shell, prune_shells
 
 log = logging.getLogger(__name__)
 
 BAD_REQUEST = 4400
-NOT_ALLOWED = 4403
-NOT_FOUND = 4404
 NOT_STARTED = 4409
 EXITED = 4410
 UPSTREAM_LOST = 4502
-UNAVAILABLE = 4503
 RETRY_CODES = (UPSTREAM_LOST, UNAVAILABLE)
 
 HIGH_WATER = 2 << 20  # per terminal: what may sit in buffers towards a slow browser
@@ -114,22 +110,8 @@ class TerminalConsumer(RelayConsumer):
         self.pty_id = pty_id_for(self.session)
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         cols, rows = _size(query, "cols", 80), _size(query, "rows", 24)
-        try:
-            self.sandbox = await daytona.get_sandbox(kwargs["sandbox_id"])
-        except daytona.NotFound:
-            await self._refuse(NOT_FOUND, "No such sandbox.")
-            return
-        except daytona.DaytonaError as error:
-            await self._refuse(UNAVAILABLE, error.message)
-            return
-        if not sandbox_access(self.user, self.sandbox.labels).see:
-            await self._refuse(NOT_FOUND, "No such sandbox.")
-            return
-        if not terminal_access(self.user, self.sandbox.labels).act:
-            await self._audit("terminal.open", Outcome.DENIED, "not allowed")
-            await self._refuse(
-                NOT_ALLOWED, "Only the sandbox's owner or an admin may open a shell."
-            )
+        denied = "Only the sandbox's owner or an admin may open a shell."
+        if not await self._open_sandbox(kwargs["sandbox_id"], denied):
             return
         if self.sandbox.state != "started":
             message = f"The sandbox is {self.sandbox.state}; start it to use the terminal."
@@ -460,11 +442,8 @@ class TerminalConsumer(RelayConsumer):
     async def _error(self, message: str) -> None:
         await self._send_json({"type": "error", "message": message})
 
-    async def _refuse(self, code: int, message: str) -> None:
-        # Accepted only to say why: a refused handshake reaches the browser as a bare 1006.
-        await self.accept()
-        await self._error(message)
-        await self.close(code=code)
+    async def _not_allowed(self) -> None:
+        await self._audit("terminal.open", Outcome.DENIED, "not allowed")
 
     async def _accept_and_exit(self, exit: PtyExit) -> None:
         await self.accept()

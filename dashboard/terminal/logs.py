@@ -23,7 +23,6 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from dashboard import daytona
-from dashboard.accounts.access import sandbox_access, terminal_access
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record
 from dashboard.daytona import streams, toolbox
@@ -31,11 +30,8 @@ from dashboard.terminal.base import RelayConsumer
 
 log = logging.getLogger(__name__)
 
-BAD_REQUEST = 4400
-NOT_ALLOWED = 4403
-NOT_FOUND = 4404
+BAD_REQUEST = 4400  # also base.NOT_ALLOWED, NOT_FOUND and UNAVAILABLE
 NOT_STARTED = 4409
-UNAVAILABLE = 4503
 
 BATCH_LINES = 2000
 WINDOW = 8  # batches in flight before the follow waits for the page
@@ -84,23 +80,9 @@ class LogsConsumer(RelayConsumer):
         if self.user is None or not self.user.is_authenticated:
             await self.close()
             return
-        try:
-            self.sandbox = await daytona.get_sandbox(
-                self.scope["url_route"]["kwargs"]["sandbox_id"]
-            )
-        except daytona.NotFound:
-            await self._refuse(NOT_FOUND, "No such sandbox.")
-            return
-        except daytona.DaytonaError as error:
-            await self._refuse(UNAVAILABLE, error.message)
-            return
-        if not sandbox_access(self.user, self.sandbox.labels).see:
-            await self._refuse(NOT_FOUND, "No such sandbox.")
-            return
-        if not terminal_access(self.user, self.sandbox.labels).act:
-            await self._refuse(
-                NOT_ALLOWED, "Only the sandbox's owner or an admin may read its logs."
-            )
+        sandbox_id = self.scope["url_route"]["kwargs"]["sandbox_id"]
+        denied = "Only the sandbox's owner or an admin may read its logs."
+        if not await self._open_sandbox(sandbox_id, denied):
             return
         if self.sandbox.state != "started":
             await self._refuse(NOT_STARTED, f"The sandbox is {self.sandbox.state}; start it first.")
@@ -239,11 +221,6 @@ class LogsConsumer(RelayConsumer):
 
     async def _error(self, message: str, retry: bool = False) -> None:
         await self._send({"type": "error", "message": message, "retry": retry})
-
-    async def _refuse(self, code: int, message: str) -> None:
-        await self.accept()
-        await self._error(message)
-        await self.close(code=code)
 
     @database_sync_to_async
     def _audit(self, command: str, command_id: str, outcome: str, error: str = "") -> None:
