@@ -29,6 +29,37 @@
   }
   window.sandbar.toast = toast;
 
+  // --- Destructive actions confirm in a dialog (#confirm-dialog) that names what goes. ----
+  // sandbar.confirm(detail, text, action) opens it for an htmx:confirm whose default the
+  // caller has prevented; Confirm issues the request, Cancel drops it.
+  var pendingConfirm = null;
+  function openConfirm(detail, text, action) {
+    var dialog = document.getElementById("confirm-dialog");
+    dialog.querySelector("[data-confirm-text]").textContent = text;
+    dialog.querySelector("[data-confirm-ok]").textContent = action;
+    pendingConfirm = detail;
+    dialog.showModal();
+    dialog.querySelector("[data-confirm-cancel]").focus();
+  }
+  window.sandbar.confirm = openConfirm;
+
+  document.addEventListener("htmx:confirm", function (event) {
+    var el = event.detail.elt;
+    if (!el || !el.hasAttribute || !el.hasAttribute("data-confirm")) return;
+    var dialog = document.getElementById("confirm-dialog");
+    if (!dialog || !dialog.showModal) return; // no dialog: the server still checks everything
+    event.preventDefault();
+    openConfirm(event.detail, el.getAttribute("data-confirm"), el.getAttribute("data-confirm-action") || "Confirm");
+  });
+
+  document.addEventListener("click", function (event) {
+    var ok = event.target.closest("[data-confirm-ok]");
+    if (!ok && !event.target.closest("[data-confirm-cancel]")) return;
+    document.getElementById("confirm-dialog").close();
+    if (ok && pendingConfirm) pendingConfirm.issueRequest(true);
+    pendingConfirm = null;
+  });
+
   function currentTheme() {
     var set = document.documentElement.dataset.theme;
     if (set) return set;

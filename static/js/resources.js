@@ -3,30 +3,9 @@
 (function () {
   "use strict";
 
-  // --- Destructive actions confirm in a dialog that names what goes. ----------------------
-  var pending = null;
-  document.addEventListener("htmx:confirm", function (event) {
-    var el = event.detail.elt;
-    if (!el || !el.hasAttribute || !el.hasAttribute("data-confirm")) return;
-    var dialog = document.getElementById("confirm-dialog");
-    if (!dialog || !dialog.showModal) return; // no dialog: the server still checks everything
-    event.preventDefault();
-    dialog.querySelector("[data-confirm-text]").textContent = el.getAttribute("data-confirm");
-    dialog.querySelector("[data-confirm-ok]").textContent = el.getAttribute("data-confirm-action") || "Confirm";
-    pending = event.detail;
-    dialog.showModal();
-    dialog.querySelector("[data-confirm-cancel]").focus();
-  });
+  // Destructive actions confirm in a dialog that names what goes (static/js/app.js).
 
   document.addEventListener("click", function (event) {
-    var ok = event.target.closest("[data-confirm-ok]");
-    var cancel = event.target.closest("[data-confirm-cancel]");
-    if (ok || cancel) {
-      document.getElementById("confirm-dialog").close();
-      if (ok && pending) pending.issueRequest(true);
-      pending = null;
-      return;
-    }
     var refresh = event.target.closest("[data-refresh]");
     var target = refresh && document.querySelector(refresh.getAttribute("data-refresh"));
     if (target && window.htmx) {
@@ -106,14 +85,10 @@
     var what = targets.length + " " + noun + (targets.length === 1 ? "" : "s");
     var text = bulkVerb.label + " " + what + ": " + names.join(", ") + "?";
     if (bulkVerb.verb === "delete") text += " This cannot be undone.";
-    dialog.querySelector("[data-confirm-text]").textContent = text;
-    dialog.querySelector("[data-confirm-ok]").textContent = bulkVerb.label + " " + what;
-    pending = event.detail;
     dialog.addEventListener("close", function () {
       boxes().forEach(function (b) { b.disabled = false; });
     }, { once: true });
-    dialog.showModal();
-    dialog.querySelector("[data-confirm-cancel]").focus();
+    window.sandbar.confirm(event.detail, text, bulkVerb.label + " " + what);
   });
 
   // --- The build log is the Logs tab's viewer (static/js/logs.js), sticky follow included. --

@@ -7,31 +7,9 @@
 
   function announce(text) { if (sandbar.announce) sandbar.announce(text); }
 
-  // --- Confirmation for destructive actions: a dialog that names what happens. -----------
-  var pendingConfirm = null;
-  document.addEventListener("htmx:confirm", function (event) {
-    var el = event.detail.elt;
-    if (!el || !el.hasAttribute || !el.hasAttribute("data-confirm")) return;
-    var dialog = document.getElementById("confirm-dialog");
-    if (!dialog || !dialog.showModal) return; // falls back to no dialog: the server still checks
-    event.preventDefault();
-    dialog.querySelector("[data-confirm-text]").textContent = el.getAttribute("data-confirm");
-    dialog.querySelector("[data-confirm-ok]").textContent = el.getAttribute("data-confirm-action") || "Confirm";
-    pendingConfirm = event.detail;
-    dialog.showModal();
-    dialog.querySelector("[data-confirm-cancel]").focus();
-  });
+  // Destructive actions confirm in a dialog that names what happens (static/js/app.js).
 
   document.addEventListener("click", function (event) {
-    var ok = event.target.closest("[data-confirm-ok]");
-    var cancel = event.target.closest("[data-confirm-cancel]");
-    if (ok || cancel) {
-      var dialog = document.getElementById("confirm-dialog");
-      dialog.close();
-      if (ok && pendingConfirm) pendingConfirm.issueRequest(true);
-      pendingConfirm = null;
-      return;
-    }
     var close = event.target.closest("[data-close-dialog]");
     if (close) {
       var box = close.closest("dialog");
