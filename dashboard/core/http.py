@@ -2,11 +2,13 @@
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django_htmx.http import trigger_client_event
 
+from dashboard import daytona
 from dashboard.core.middleware import session_loaded
 
 
@@ -56,3 +58,19 @@ async def arender_to_string(request: HttpRequest, template: str, context: dict) 
 def toast(response: HttpResponse, message: str, level: str = "info") -> HttpResponse:
     """Have the page show `message` as a toast when this HTMX response arrives."""
     return trigger_client_event(response, "sandbar:toast", {"message": message, "level": level})
+
+
+async def lookup_failed(
+    request: HttpRequest, error: daytona.DaytonaError, gone: str, list_url: str
+) -> HttpResponse:
+    """The answer when the object an action is on cannot be fetched from Daytona.
+
+    Gone: a fragment request gets a 404 and the `gone` toast; a page goes back to
+    `list_url` with `gone` as its message. Daytona failing: a 503 and its message.
+    """
+    if isinstance(error, daytona.NotFound):
+        if not htmx_partial(request):
+            await sync_to_async(messages.error)(request, gone)
+            return redirect(list_url)
+        return toast(HttpResponse(gone, status=404), gone, "error")
+    return toast(HttpResponse(error.message, status=503), error.message, "error")

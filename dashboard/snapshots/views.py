@@ -25,7 +25,7 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from dashboard import daytona
 from dashboard.accounts.access import Access, snapshot_access
-from dashboard.core.http import arender, htmx_partial, toast
+from dashboard.core.http import arender, htmx_partial, lookup_failed, toast
 from dashboard.core.templatetags.sandbar import state_tone
 from dashboard.daytona import streams
 from dashboard.daytona.snapshots import FINAL_STATES
@@ -370,14 +370,9 @@ async def snapshot_action(request: HttpRequest, snapshot_id: str, verb: str) -> 
         await actions.refuse(request, f"snapshot.{verb}", snapshot_id)
     try:
         snapshot = await daytona.get_snapshot(snapshot_id)
-    except daytona.NotFound:
-        message = "This snapshot no longer exists: it was deleted elsewhere."
-        if not htmx_partial(request):
-            await sync_to_async(messages.error)(request, message)
-            return redirect("snapshots")
-        return toast(HttpResponse(message, status=404), message, "error")
     except daytona.DaytonaError as error:
-        return toast(HttpResponse(error.message, status=503), error.message, "error")
+        gone = "This snapshot no longer exists: it was deleted elsewhere."
+        return await lookup_failed(request, error, gone, "snapshots")
     problem = ""
     if not actions.applies(verb, snapshot):
         reason = "the shared system snapshot" if snapshot.general else snapshot.state

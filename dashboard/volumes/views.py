@@ -16,7 +16,7 @@ from django_htmx.http import trigger_client_event
 
 from dashboard import daytona
 from dashboard.accounts.access import Access, volume_access
-from dashboard.core.http import arender, htmx_partial, toast
+from dashboard.core.http import arender, htmx_partial, lookup_failed, toast
 from dashboard.core.templatetags.sandbar import state_tone
 from dashboard.volumes import actions
 from dashboard.volumes.forms import CreateVolumeForm, VolumeFilterForm
@@ -200,14 +200,9 @@ async def delete(request: HttpRequest, volume_id: str) -> HttpResponse:
         await actions.refuse(request, "volume.delete", volume_id)
     try:
         volume = await daytona.get_volume(volume_id)
-    except daytona.NotFound:
-        message = "This volume no longer exists: it was deleted elsewhere."
-        if not htmx_partial(request):
-            await sync_to_async(messages.error)(request, message)
-            return redirect("volumes")
-        return toast(HttpResponse(message, status=404), message, "error")
     except daytona.DaytonaError as error:
-        return toast(HttpResponse(error.message, status=503), error.message, "error")
+        gone = "This volume no longer exists: it was deleted elsewhere."
+        return await lookup_failed(request, error, gone, "volumes")
     status = 200
     try:
         await actions.do_delete_volume(request, volume)

@@ -196,3 +196,17 @@ def test_auto_refresh_keeps_the_volume_list_polling(daytona_engine, make_volume,
     assert response.status_code == 200
     assert "every 60s" in response.content.decode()
     assert admin_client.get(reverse("volumes"), headers=headers).status_code == 286
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_deleting_a_volume_gone_elsewhere_says_so(daytona_engine, admin_client, htmx) -> None:
+    url = reverse("volume_delete", args=[str(uuid.uuid4())])
+    response = admin_client.post(url, headers=HX if htmx else {}, follow=not htmx)
+    gone = "This volume no longer exists: it was deleted elsewhere."
+    if htmx:
+        assert response.status_code == 404
+        assert response.content.decode() == gone
+        assert "sandbar:toast" in response["HX-Trigger"]
+    else:
+        assert response.redirect_chain[-1][0] == reverse("volumes")
+        assert gone in response.content.decode()
