@@ -21,10 +21,11 @@ from django.http import (
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect
 
 from dashboard import daytona
 from dashboard.accounts.access import Access, snapshot_access
+from dashboard.core.bulk import BulkResult, bulk_ids, bulk_report
 from dashboard.core.http import arender, htmx_partial, lookup_failed, toast
 from dashboard.core.templatetags.sandbar import state_tone
 from dashboard.daytona import streams
@@ -42,7 +43,6 @@ STOP_POLLING = 286
 BULK_VERBS = [(verb, LABELS[verb][0]) for verb in actions.VERBS]
 # Tells the list to reload after a bulk action.
 CHANGED_EVENT = "snapshots-changed"
-BULK_LIMIT = 100
 # Build-log lines per batch the log viewer draws at once.
 LINES_PER_BATCH = 2000
 # Lines the viewer keeps in the page (MAX_LINES in static/js/logs.js).
@@ -406,18 +406,6 @@ async def snapshot_action(request: HttpRequest, snapshot_id: str, verb: str) -> 
     return toast(await _fragment(request, access, result or snapshot, 200), message, "success")
 
 
-@dataclass(frozen=True)
-class BulkResult:
-    name: str
-    ok: bool
-    error: str = ""
-
-
-def _bulk_ids(request: HttpRequest) -> list[str]:
-    ids = [i for i in request.POST.getlist("ids") if re.fullmatch(r"[A-Za-z0-9._-]{1,255}", i)]
-    return list(dict.fromkeys(ids))[:BULK_LIMIT]
-
-
 async def _bulk_one(request: HttpRequest, snapshot_id: str, verb: str) -> BulkResult:
     try:
         snapshot = await daytona.get_snapshot(snapshot_id)
@@ -438,7 +426,7 @@ async def _bulk_one(request: HttpRequest, snapshot_id: str, verb: str) -> BulkRe
 @require_POST
 async def bulk(request: HttpRequest) -> HttpResponse:
     """One action over the selected snapshots, one after another; a report of refusals."""
-    verb, ids = request.POST.get("verb", ""), _bulk_ids(request)
+    verb, ids = request.POST.get("verb", ""), bulk_ids(request)
     if not snapshot_access(await request.auser()).act:
         await actions.refuse(request, f"snapshot.{verb or 'bulk'}"[:64], " ".join(ids)[:255])
     if verb not in actions.VERBS or not ids:
@@ -447,15 +435,4 @@ async def bulk(request: HttpRequest) -> HttpResponse:
     label = LABELS[verb][0]
     # One at a time, as Daytona's dashboard does: a refusal never hides behind another.
     results = [await _bulk_one(request, i, verb) for i in ids]
-    failed = [r for r in results if not r.ok]
-    done = len(results) - len(failed)
-    summary = f"{label}: {done} of {len(results)} done."
-    if not htmx_partial(request):
-        level = messages.error if failed else messages.success
-        details = "; ".join(f"{r.name}: {r.error}" for r in failed)
-        await sync_to_async(level)(request, f"{summary} {details}".strip())
-        return redirect("snapshots")
-    context = {"label": label, "results": results, "failed": failed, "done": done}
-    response = await arender(request, "snapshots/_bulk_report.html", context)
-    trigger_client_event(response, CHANGED_EVENT)
-    return toast(response, summary, "error" if failed else "success")
+    return await bulk_report(request, label, results, "snapshots", CHANGED_EVENT)

@@ -1,7 +1,6 @@
 """The volumes area: the list (with which sandboxes mount each), create and delete."""
 
 import asyncio
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -16,6 +15,7 @@ from django_htmx.http import trigger_client_event
 
 from dashboard import daytona
 from dashboard.accounts.access import Access, volume_access
+from dashboard.core.bulk import BulkResult, bulk_ids, bulk_report
 from dashboard.core.http import arender, htmx_partial, lookup_failed, toast
 from dashboard.core.templatetags.sandbar import state_tone
 from dashboard.volumes import actions
@@ -28,14 +28,6 @@ CHANGED_EVENT = "volumes-changed"
 # Up to this many sandboxes, each is read to learn which volumes it mounts.
 MOUNT_SCAN = 50
 MOUNT_READS = 8
-BULK_LIMIT = 100
-
-
-@dataclass(frozen=True)
-class BulkResult:
-    name: str
-    ok: bool
-    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -228,8 +220,7 @@ async def delete(request: HttpRequest, volume_id: str) -> HttpResponse:
 @require_POST
 async def bulk(request: HttpRequest) -> HttpResponse:
     """Delete the selected volumes, one after another; a report of refusals."""
-    ids = [i for i in request.POST.getlist("ids") if re.fullmatch(r"[A-Za-z0-9._-]{1,255}", i)]
-    ids = list(dict.fromkeys(ids))[:BULK_LIMIT]
+    ids = bulk_ids(request)
     if not volume_access(await request.auser()).act:
         await actions.refuse(request, "volume.delete", " ".join(ids)[:255])
     if request.POST.get("verb") != "delete" or not ids:
@@ -248,15 +239,4 @@ async def bulk(request: HttpRequest) -> HttpResponse:
             results.append(BulkResult(name, False, error.message))
         else:
             results.append(BulkResult(name, True))
-    failed = [r for r in results if not r.ok]
-    done = len(results) - len(failed)
-    summary = f"Delete: {done} of {len(results)} done."
-    if not htmx_partial(request):
-        level = messages.error if failed else messages.success
-        details = "; ".join(f"{r.name}: {r.error}" for r in failed)
-        await sync_to_async(level)(request, f"{summary} {details}".strip())
-        return redirect("volumes")
-    context = {"label": "Delete", "results": results, "failed": failed, "done": done}
-    response = await arender(request, "snapshots/_bulk_report.html", context)
-    trigger_client_event(response, CHANGED_EVENT)
-    return toast(response, summary, "error" if failed else "success")
+    return await bulk_report(request, "Delete", results, "volumes", CHANGED_EVENT)
