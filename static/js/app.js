@@ -122,6 +122,48 @@
     });
   });
 
+  // Lists with ticks (#results rows, data-verbs on each) and a bulk bar (#bulk-bar): the
+  // bar counts the chosen rows and enables each action only if some of them can take it.
+  function boxes() { return Array.prototype.slice.call(document.querySelectorAll('#results input[name="ids"]')); }
+  function chosen() { return boxes().filter(function (b) { return b.checked; }); }
+  function able(verb) {
+    return chosen().filter(function (b) { return (" " + b.getAttribute("data-verbs") + " ").indexOf(" " + verb + " ") >= 0; });
+  }
+  function updateBulkBar() {
+    var bar = document.getElementById("bulk-bar");
+    if (!bar) return;
+    var picked = chosen();
+    bar.hidden = picked.length === 0;
+    bar.querySelector("[data-bulk-count]").textContent = String(picked.length);
+    bar.querySelectorAll("[data-bulk]").forEach(function (button) {
+      var count = able(button.getAttribute("data-bulk")).length;
+      button.disabled = count === 0;
+      button.title = count === 0 ? "None of the selected can do this now (state or permission)" : count + " of " + picked.length + " can";
+    });
+    var all = document.querySelector("[data-select-all]");
+    if (all) {
+      var total = boxes().length;
+      all.checked = total > 0 && picked.length === total;
+      all.indeterminate = picked.length > 0 && picked.length < total;
+    }
+  }
+  function clearSelection() {
+    boxes().forEach(function (b) { b.checked = false; });
+    updateBulkBar();
+  }
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target.matches && target.matches("[data-select-all]")) {
+      boxes().forEach(function (b) { b.checked = target.checked; });
+      updateBulkBar();
+    } else if (target.matches && target.matches('#results input[name="ids"]')) {
+      updateBulkBar();
+    }
+  });
+  document.addEventListener("htmx:afterSettle", updateBulkBar);
+  document.addEventListener("DOMContentLoaded", updateBulkBar);
+  window.sandbar.selection = { boxes: boxes, chosen: chosen, able: able, update: updateBulkBar, clear: clearSelection };
+
   // HTMX: a server event "sandbar:toast" shows a toast; failures never pass silently.
   document.addEventListener("sandbar:toast", function (event) {
     var detail = event.detail || {};

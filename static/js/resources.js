@@ -15,40 +15,9 @@
     }
   });
 
-  // --- Selection and the bulk bar. ---------------------------------------------------------
-  function boxes() { return Array.prototype.slice.call(document.querySelectorAll('#results input[name="ids"]')); }
-  function chosen() { return boxes().filter(function (b) { return b.checked; }); }
-  function able(verb) {
-    return chosen().filter(function (b) { return (" " + b.getAttribute("data-verbs") + " ").indexOf(" " + verb + " ") >= 0; });
-  }
-  function updateBulkBar() {
-    var bar = document.getElementById("bulk-bar");
-    if (!bar) return;
-    var picked = chosen();
-    bar.hidden = picked.length === 0;
-    bar.querySelector("[data-bulk-count]").textContent = String(picked.length);
-    bar.querySelectorAll("[data-bulk]").forEach(function (button) {
-      var count = able(button.getAttribute("data-bulk")).length;
-      button.disabled = count === 0;
-      button.title = count === 0 ? "None of the selected can do this in their state" : count + " of " + picked.length + " can";
-    });
-    var all = document.querySelector("[data-select-all]");
-    if (all) {
-      var total = boxes().length;
-      all.checked = total > 0 && picked.length === total;
-      all.indeterminate = picked.length > 0 && picked.length < total;
-    }
-  }
-  document.addEventListener("change", function (event) {
-    var target = event.target;
-    if (target.matches("[data-select-all]")) {
-      boxes().forEach(function (b) { b.checked = target.checked; });
-      updateBulkBar();
-    } else if (target.matches('#results input[name="ids"]')) {
-      updateBulkBar();
-    }
-  });
-  document.addEventListener("htmx:afterSettle", updateBulkBar);
+  // --- Selection and the bulk bar (static/js/app.js). ------------------------------------
+  var selection = window.sandbar.selection;
+  var boxes = selection.boxes, chosen = selection.chosen, able = selection.able;
   // A timed reload would clear the rows someone is choosing: skip it while any is ticked.
   // (A reload after a change, "*-changed", still goes through; Refresh clears the ticks first.)
   document.addEventListener("htmx:beforeRequest", function (event) {
@@ -57,7 +26,6 @@
     var cause = event.detail.requestConfig && event.detail.requestConfig.triggeringEvent;
     if (!cause || !/-changed$/.test(cause.type)) event.preventDefault();
   });
-  document.addEventListener("DOMContentLoaded", updateBulkBar);
 
   // The bulk form confirms with the names of what the chosen action touches. Only boxes
   // for which the action applies are sent; the server checks each one again anyway.
@@ -65,10 +33,7 @@
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-bulk]");
     if (button) bulkVerb = { verb: button.getAttribute("data-bulk"), label: button.getAttribute("data-label") };
-    if (event.target.closest("[data-bulk-clear]")) {
-      boxes().forEach(function (b) { b.checked = false; });
-      updateBulkBar();
-    }
+    if (event.target.closest("[data-bulk-clear]")) selection.clear();
     var dismiss = event.target.closest("[data-dismiss-report]");
     if (dismiss) dismiss.closest(".bulk-report").replaceChildren();
   });

@@ -48,40 +48,9 @@
     else row.querySelectorAll("input").forEach(function (input) { input.value = ""; });
   }
 
-  // --- Selection and the bulk bar. ---------------------------------------------------------
-  function boxes() { return Array.prototype.slice.call(document.querySelectorAll('#results input[name="ids"]')); }
-  function updateBulkBar() {
-    var bar = document.getElementById("bulk-bar");
-    if (!bar) return;
-    var chosen = boxes().filter(function (b) { return b.checked; });
-    bar.hidden = chosen.length === 0;
-    bar.querySelector("[data-bulk-count]").textContent = String(chosen.length);
-    bar.querySelectorAll("[data-bulk]").forEach(function (button) {
-      var verb = button.getAttribute("data-bulk");
-      var able = chosen.filter(function (b) { return (" " + b.getAttribute("data-verbs") + " ").indexOf(" " + verb + " ") >= 0; }).length;
-      button.disabled = able === 0;
-      button.title = able === 0 ? "None of the selected sandboxes can do this now (state or permission)" : able + " of " + chosen.length + " can";
-    });
-    var all = document.querySelector("[data-select-all]");
-    if (all) {
-      var total = boxes().length;
-      all.checked = total > 0 && chosen.length === total;
-      all.indeterminate = chosen.length > 0 && chosen.length < total;
-    }
-  }
-  function clearSelection() {
-    boxes().forEach(function (b) { b.checked = false; });
-    updateBulkBar();
-  }
-  document.addEventListener("change", function (event) {
-    var target = event.target;
-    if (target.matches("[data-select-all]")) {
-      boxes().forEach(function (b) { b.checked = target.checked; });
-      updateBulkBar();
-    } else if (target.matches('#results input[name="ids"]')) {
-      updateBulkBar();
-    }
-  });
+  // --- Selection and the bulk bar (static/js/app.js). ------------------------------------
+  var selection = sandbar.selection;
+  var boxes = selection.boxes, updateBulkBar = selection.update, clearSelection = selection.clear;
 
   // The bulk form's answer (confirmation, then report) shows in a dialog.
   document.addEventListener("htmx:afterSwap", function (event) {
@@ -96,7 +65,6 @@
     }
     if (target && target.id === "results") updateBulkBar();
   });
-  document.addEventListener("htmx:afterSettle", function () { updateBulkBar(); });
 
   // --- A confirmed bulk action: each sandbox is its own request (a one-time token each, so
   // a repeat runs nothing), a few at a time; the bar counts them as they finish. ------------
