@@ -74,3 +74,17 @@ async def lookup_failed(
             return redirect(list_url)
         return toast(HttpResponse(gone, status=404), gone, "error")
     return toast(HttpResponse(error.message, status=503), error.message, "error")
+
+
+def status_for(error: daytona.DaytonaError) -> int:
+    """The status Sandbar answers with when Daytona refused or failed an action."""
+    for kind, status in (
+        (daytona.NotFound, 404),
+        (daytona.Conflict, 409),
+        (daytona.QuotaExceeded, 429),
+        (daytona.Forbidden, 403),
+        (daytona.Unavailable, 503),
+    ):
+        if isinstance(error, kind):
+            return status
+    return 400

@@ -21,7 +21,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from dashboard import daytona
 from dashboard.accounts.access import OWNER_LABEL, sandbox_access
-from dashboard.core.http import arender, arender_to_string, htmx_partial, toast
+from dashboard.core.http import arender, arender_to_string, htmx_partial, status_for, toast
 from dashboard.sandboxes import actions
 from dashboard.sandboxes.actions import applies
 from dashboard.sandboxes.forms import (
@@ -103,20 +103,6 @@ def _settings_context(sandbox: daytona.Sandbox, submitted: QueryDict | None = No
             "disk": sandbox.disk,
         }
     return {"label_rows": [*rows, ("", "")], "values": fields}
-
-
-def _status_for(error: daytona.DaytonaError) -> int:
-    if isinstance(error, daytona.NotFound):
-        return 404
-    if isinstance(error, daytona.Conflict):
-        return 409
-    if isinstance(error, daytona.QuotaExceeded):
-        return 429
-    if isinstance(error, daytona.Forbidden):
-        return 403
-    if isinstance(error, daytona.Unavailable):
-        return 503
-    return 400
 
 
 async def _search(form: SandboxFilterForm) -> daytona.SandboxPage:
@@ -335,7 +321,7 @@ async def sandbox_action(request: HttpRequest, sandbox_id: str, verb: str) -> Ht
             await sync_to_async(messages.error)(request, message)
             return redirect("sandbox", sandbox_id)
         current = await _refreshed(user, sandbox_id)
-        status = _status_for(error)
+        status = status_for(error)
         if current is None or status >= 500:
             return toast(HttpResponse(message, status=status), message, "error")
         return toast(await _fragment(request, current, status), message, "error")
@@ -434,7 +420,7 @@ async def _edit(
             error, status = f"Daytona cannot change this: {problem.message}", 400
         except daytona.DaytonaError as problem:
             error = problem.message
-            status = _status_for(problem)
+            status = status_for(problem)
             status = 400 if status >= 500 else status
     else:
         error = " ".join(str(e) for errors in form.errors.values() for e in errors)

@@ -26,7 +26,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from dashboard import daytona
 from dashboard.accounts.access import Access, snapshot_access
 from dashboard.core.bulk import BulkResult, bulk_ids, bulk_report
-from dashboard.core.http import arender, htmx_partial, lookup_failed, toast
+from dashboard.core.http import arender, htmx_partial, lookup_failed, status_for, toast
 from dashboard.core.templatetags.sandbar import state_tone
 from dashboard.daytona import streams
 from dashboard.daytona.snapshots import FINAL_STATES
@@ -62,19 +62,6 @@ class Row:
 def row_for(access: Access, snapshot: daytona.Snapshot, problem: str = "") -> Row:
     verbs = tuple(v for v in actions.VERBS if actions.applies(v, snapshot))
     return Row(snapshot, access.act, verbs, problem)
-
-
-def _status_for(error: daytona.DaytonaError) -> int:
-    for kind, status in (
-        (daytona.NotFound, 404),
-        (daytona.Conflict, 409),
-        (daytona.QuotaExceeded, 429),
-        (daytona.Forbidden, 403),
-        (daytona.Unavailable, 503),
-    ):
-        if isinstance(error, kind):
-            return status
-    return 400
 
 
 def _changing(snapshot: daytona.Snapshot) -> bool:
@@ -381,7 +368,7 @@ async def snapshot_action(request: HttpRequest, snapshot_id: str, verb: str) -> 
         try:
             result = await actions.do_snapshot_action(request, snapshot, verb)
         except daytona.DaytonaError as error:
-            problem, status = f"{label} refused: {error.message}", _status_for(error)
+            problem, status = f"{label} refused: {error.message}", status_for(error)
             try:
                 snapshot = await daytona.get_snapshot(snapshot_id)
             except daytona.DaytonaError:
