@@ -4,7 +4,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django_htmx.http import trigger_client_event
 
@@ -37,19 +37,17 @@ def _renders_here(request: HttpRequest) -> bool:
 async def arender(
     request: HttpRequest, template: str, context: dict, status: int = 200
 ) -> HttpResponse:
-    """`render` from an async view.
+    """`render` from an async view, on the terms of `arender_to_string`."""
+    return HttpResponse(await arender_to_string(request, template, context), status=status)
+
+
+async def arender_to_string(request: HttpRequest, template: str, context: dict) -> str:
+    """`render_to_string` from an async view.
 
     Rendering reads the session (messages), the user and the CSRF cookie. Once those
     are in memory it renders right here on the event loop; otherwise in a thread,
     where loading them may query.
     """
-    if _renders_here(request):
-        return render(request, template, context, status=status)
-    return await sync_to_async(render)(request, template, context, status=status)
-
-
-async def arender_to_string(request: HttpRequest, template: str, context: dict) -> str:
-    """`render_to_string` from an async view, on the same terms as `arender`."""
     if _renders_here(request):
         return render_to_string(template, context, request)
     return await sync_to_async(render_to_string)(template, context, request)
