@@ -10,26 +10,26 @@ PYVER="$(cat .python-version)"
 
 say() { printf '\033[1;36m==>\033[0m %s\n' "$*"; }
 
-# --- Debian packages -------------------------------------------------------
-# The engine's needs (dashboard/engine/setup_host.sh checks the host further).
-apt_pkgs=(bubblewrap slirp4netns util-linux e2fsprogs mount procps iproute2 debootstrap)
-[ "$mode" = test ] && apt_pkgs+=(chromium fonts-dejavu-core)
-missing=()
-for pkg in "${apt_pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
+# --- Host ------------------------------------------------------------------
+# Debian packages and host state for the engine (TUN mode, loop devices, user
+# namespaces), made by one script that changes nothing already right; the test
+# tools on top. `manage.py engine --check` checks the same things.
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else echo "Sandbar needs root for: $* (run it as root once)" >&2; exit 1
+  fi
+}
+as_root dashboard/engine/setup_host.sh
+if [ "$mode" = test ]; then
+  missing=()
+  for pkg in chromium fonts-dejavu-core; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  elif command -v sudo >/dev/null; then
-    say "installing Debian packages with sudo: ${missing[*]}"
-    sudo apt-get update -qq
-    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  else
-    echo "Sandbar needs these Debian packages: ${missing[*]} (apt-get install them as root)" >&2
-    exit 1
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
 fi
 
