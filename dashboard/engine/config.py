@@ -57,7 +57,8 @@ class EngineConfig:
     data_dir: Path
     host: str = "127.0.0.1"
     port: int = 8400
-    sandbox_uid: int = 61000
+    sandbox_uid: int = 61000  # owns shared files on disk; sandboxes run as the next ones
+    sandbox_uid_count: int = 4000
     default_cpu: int = 1
     default_memory: int = 1
     default_disk: int = 3
@@ -101,7 +102,8 @@ def load_config() -> EngineConfig:
         data_dir=Path(env_str("SANDBAR_DATA_DIR", "./var")).absolute(),
         host=env_str("SANDBAR_ENGINE_HOST", "127.0.0.1"),
         port=env_int("SANDBAR_ENGINE_PORT", 8400, minimum=0, maximum=65535),
-        sandbox_uid=env_int("SANDBAR_SANDBOX_UID", 61000, minimum=1000, maximum=2**31 - 2),
+        sandbox_uid=env_int("SANDBAR_SANDBOX_UID", 61000, minimum=1000, maximum=2**31 - 70_000),
+        sandbox_uid_count=env_int("SANDBAR_SANDBOX_UID_COUNT", 4000, minimum=1, maximum=65_536),
         default_cpu=env_int("SANDBAR_SANDBOX_CPU", 1, minimum=1, maximum=max_cpu),
         default_memory=env_int("SANDBAR_SANDBOX_MEMORY", 1, minimum=1, maximum=max_memory),
         default_disk=env_int("SANDBAR_SANDBOX_DISK", 3, minimum=1, maximum=max_disk),

@@ -88,6 +88,7 @@ class Engine:
         os.chmod(config.engine_dir, 0o700)
         self.store = Store(config.engine_dir / "engine.sqlite3")
         self.runtime = Runtime(config)
+        self.runtime.recorded_uids = self.store.uids
         self.organization_id = self.store.meta("organization_id", new_id())
         self._locks: dict[str, asyncio.Lock] = {}
         self._ticker: asyncio.Task[None] | None = None
@@ -148,6 +149,10 @@ class Engine:
 
     async def reconcile(self) -> None:
         """Finish interrupted transitions and restart sandboxes that should be running."""
+        for record in self.store.live():
+            if record.uid == 0:  # created by an engine from before per-sandbox uids
+                record.uid = self.runtime.allocate_uid()
+                self.store.save(record)
         semaphore = asyncio.Semaphore(4)
 
         async def one(record: SandboxRecord) -> None:
@@ -242,6 +247,7 @@ class Engine:
             network_block_all=record.network_block_all,
             mounts=self.volumes.runtime_mounts(record.id),
             rootfs=self.snapshots.rootfs_for(record.snapshot),
+            uid=record.uid,
         )
 
     def _set_state(self, record: SandboxRecord, state: str, **changes: object) -> None:
@@ -347,9 +353,13 @@ class Engine:
         self.notify("sandbox.created", replace(record))
         async with self._transition(record):
             try:
-                spec = self._spec(record)
-                # A default sandbox comes ready from the warm pool when there is one.
-                if not await self.runtime.claim(spec):
+                # A default sandbox comes ready from the warm pool when there is one;
+                # its uid becomes this sandbox's. Otherwise it gets one of its own.
+                uid = await self.runtime.claim(self._spec(record))
+                record.uid = uid or self.runtime.allocate_uid()
+                self.store.save(record)
+                if uid is None:
+                    spec = self._spec(record)
                     await self.runtime.create(spec)
                     self._set_state(record, "starting")
                     await self.runtime.start(spec)

@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS sandboxes (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     last_activity_at TEXT NOT NULL,
-    stopped_at TEXT
+    stopped_at TEXT,
+    uid INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS sandboxes_live_name ON sandboxes (name)
     WHERE state != 'destroyed';
@@ -98,6 +99,7 @@ class SandboxRecord:
     error_reason: str | None = None
     recoverable: bool = False
     stopped_at: str | None = None
+    uid: int = 0  # the host uid the sandbox runs as, its own from create to delete
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -168,6 +170,9 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
+        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(sandboxes)")}
+        if "uid" not in columns:  # a database from before per-sandbox uids
+            self.db.execute("ALTER TABLE sandboxes ADD COLUMN uid INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         """Close the database."""
@@ -211,6 +216,11 @@ class Store:
         """Every sandbox that is not destroyed."""
         rows = self.db.execute("SELECT * FROM sandboxes WHERE state != 'destroyed'").fetchall()
         return [SandboxRecord.from_row(row) for row in rows]
+
+    def uids(self) -> set[int]:
+        """The host uids held by sandboxes that are not destroyed."""
+        rows = self.db.execute("SELECT uid FROM sandboxes WHERE state != 'destroyed'")
+        return {row["uid"] for row in rows}
 
     def touch(self, sandbox_id: str, moment: str) -> None:
         """Record activity (toolbox use) for idle-based auto-stop."""

@@ -57,13 +57,13 @@ def _fs(request: Request, record: SandboxRecord) -> Any:
 
     The duplicate keeps the handle valid even if the sandbox stops meanwhile.
     """
-    engine = _engine(request)
     try:
-        root_fd = os.dup(engine.runtime.get(record.id).root_fd)
+        running = _engine(request).runtime.get(record.id)
     except NotRunning as error:
         raise ApiError(str(error), status=409) from None
+    root_fd = os.dup(running.root_fd)
     try:
-        yield SandboxFS(root_fd, engine.config.sandbox_uid, rootfs.HOME)
+        yield SandboxFS(root_fd, running.spec.uid, rootfs.HOME)
     finally:
         os.close(root_fd)
 
@@ -232,8 +232,9 @@ async def bulk_download(request: Request) -> Response:
     if not paths:
         raise BadRequest("paths must be a non-empty array of strings")
     boundary = secrets.token_hex(16)
-    root_fd = os.dup(_engine(request).runtime.get(record.id).root_fd)
-    fs = SandboxFS(root_fd, _engine(request).config.sandbox_uid, rootfs.HOME)
+    running = _engine(request).runtime.get(record.id)
+    root_fd = os.dup(running.root_fd)
+    fs = SandboxFS(root_fd, running.spec.uid, rootfs.HOME)
 
     async def parts() -> AsyncIterator[bytes]:
         try:

@@ -25,13 +25,14 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dashboard.engine.config import EngineConfig
 from dashboard.engine.runtime import rootfs
 from dashboard.engine.runtime.cgroups import CgroupManager, SandboxCgroup
 from dashboard.engine.runtime.disk import MNT_DETACH, Disk, DiskError, _libc
+from dashboard.engine.runtime.ids import UidRange, UidRangeFull, mapping_userns
 from dashboard.engine.runtime.layers import RootLayer, has_own_etc, is_full_root
 from dashboard.engine.runtime.mounts import Mount, bind_volumes, unbind_volumes
 
@@ -68,6 +69,7 @@ class SandboxSpec:
     network_block_all: bool
     mounts: tuple[Mount, ...] = ()  # volumes, bound read-write
     rootfs: str | None = None  # a snapshot's directory; None for the default snapshot
+    uid: int = 0  # the sandbox's own host uid (0: none given yet; never runs as 0)
 
 
 @dataclass
@@ -238,11 +240,16 @@ class Runtime:
         self.etc_dir = self.run_dir / "etc"
         self.cgroups = CgroupManager(config.instance_id)
         self.running: dict[str, RunningSandbox] = {}
+        self.uids = UidRange(config.sandbox_uid, config.sandbox_uid_count)
+        # The uids the engine's records hold (set by the engine); the runtime adds those
+        # of the sandboxes it runs and of the warm pool, which have no record.
+        self.recorded_uids: Callable[[], set[int]] = set
         self._etc_binds: list[str] = []
         self._host_binds: list[tuple[str, str]] = []
         self._slirp = shutil.which("slirp4netns")
         # Started sandboxes with the default spec, waiting to be handed out by claim().
         self._pool: list[RunningSandbox] = []
+        self._pool_uids: set[int] = set()  # taken by pool sandboxes being prepared
         self._pool_task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -297,8 +304,19 @@ class Runtime:
 
     # -- the warm pool ---------------------------------------------------------
 
+    def allocate_uid(self) -> int:
+        """A host uid that no sandbox holds, recorded or not."""
+        taken = self.recorded_uids()
+        taken.update(running.spec.uid for running in self.running.values())
+        taken.update(warm.spec.uid for warm in self._pool)
+        taken.update(self._pool_uids)
+        try:
+            return self.uids.allocate(taken)
+        except UidRangeFull as error:
+            raise RuntimeError_(str(error)) from None
+
     def pool_spec(self, sandbox_id: str) -> SandboxSpec:
-        """The spec of a default sandbox: what the pool holds ready."""
+        """The spec of a default sandbox: what the pool holds ready (any uid)."""
         config = self.config
         return SandboxSpec(
             id=sandbox_id,
@@ -320,37 +338,42 @@ class Runtime:
         while not self._closing and len(self._pool) < self.config.warm_pool:
             spec = self.pool_spec(f"{WARM_PREFIX}{uuid.uuid4().hex}")
             try:
+                spec = replace(spec, uid=self.allocate_uid())
+                self._pool_uids.add(spec.uid)
                 await self.create(spec)
                 await self.start(spec)
             except (OSError, DiskError, RuntimeError_) as error:
                 log.warning("could not prepare a warm sandbox: %s", error)
                 await self.destroy(spec.id)
                 return
+            finally:
+                self._pool_uids.discard(spec.uid)
             self._pool.append(self.running.pop(spec.id))
 
-    async def claim(self, spec: SandboxSpec) -> bool:
+    async def claim(self, spec: SandboxSpec) -> int | None:
         """Hand a started sandbox from the pool to ``spec`` if the pool holds its kind.
 
         Its disk, cgroups and directory are renamed to the new id; nothing inside the
-        sandbox changes. Returns False when ``spec`` must be created and started instead.
+        sandbox changes. Returns the host uid it runs as (now the new sandbox's), or
+        None when ``spec`` must be created and started instead.
         """
-        if self.pool_spec(spec.id) != spec:
-            return False
+        if self.pool_spec(spec.id) != replace(spec, uid=0):
+            return None
         try:
             while self._pool:
                 warm = self._pool.pop(0)
                 if warm.init.returncode is None:
                     try:
-                        self._adopt(warm, spec)
+                        self._adopt(warm, replace(spec, uid=warm.spec.uid))
                     except OSError as error:
                         log.warning("could not take a warm sandbox: %s", error)
                         self.running[warm.spec.id] = warm
                         await self.destroy(warm.spec.id)
                         continue
-                    return True
+                    return warm.spec.uid
                 self.running[warm.spec.id] = warm
                 await self.destroy(warm.spec.id)
-            return False
+            return None
         finally:
             # A create is usually followed at once by a first command: refill a moment
             # later so that the two do not compete for the CPU.
@@ -361,7 +384,7 @@ class Runtime:
         # in RunningSandbox is what every later operation uses.
         old_dir, new_dir = self.sandbox_dir(warm.spec.id), self.sandbox_dir(spec.id)
         old_dir.rename(new_dir)  # the loop device holds the image open; a rename is safe
-        warm.disk = Disk(new_dir / "disk.img", warm.disk.mount_point, self.config.sandbox_uid)
+        warm.disk = Disk(new_dir / "disk.img", warm.disk.mount_point, spec.uid)
         warm.spec = spec
         warm.started_at = time.time()
         self.running[spec.id] = warm
@@ -372,24 +395,21 @@ class Runtime:
         """Where a sandbox's disk image and mount point live."""
         return self.sandboxes_dir / sandbox_id
 
-    def disk(self, sandbox_id: str) -> Disk:
-        """The disk of a sandbox (whether or not it exists yet); a running one's own."""
+    def disk(self, sandbox_id: str, uid: int = 0) -> Disk:
+        """The disk of a sandbox (whether or not it exists yet); a running one's own.
+
+        ``uid`` is who owns its home and /tmp, needed only to create or mount it.
+        """
         running = self.running.get(sandbox_id)
         if running is not None:
             return running.disk
-        return self._disk(sandbox_id)
-
-    def _disk(self, sandbox_id: str) -> Disk:
-        """The disk of a sandbox (whether or not it exists yet)."""
-        return Disk(
-            self.sandbox_dir(sandbox_id) / "disk.img",
-            self.run_dir / sandbox_id,
-            self.config.sandbox_uid,
-        )
+        return Disk(self.sandbox_dir(sandbox_id) / "disk.img", self.run_dir / sandbox_id, uid)
 
     async def create(self, spec: SandboxSpec) -> None:
         """Create the sandbox's persistent disk."""
-        await self.disk(spec.id).create(spec.disk, templates=self.config.engine_dir / "templates")
+        await self.disk(spec.id, spec.uid).create(
+            spec.disk, templates=self.config.engine_dir / "templates"
+        )
 
     def is_running(self, sandbox_id: str) -> bool:
         """Whether the sandbox's process tree is up."""
@@ -429,16 +449,16 @@ class Runtime:
                 for kind, name in self._host_binds
                 if kind != "bind"
             )
-        await layer.mount(
-            self.config.sandbox_uid, points, symlinks, own_etc=has_own_etc(layer.lower)
-        )
+        await layer.mount(spec.uid, points, symlinks, own_etc=has_own_etc(layer.lower))
         return layer
 
     async def start(self, spec: SandboxSpec) -> None:
         """Mount the disk, create cgroups, launch bubblewrap and wire up the network."""
         if self.is_running(spec.id):
             return
-        disk = self.disk(spec.id)
+        if spec.uid not in self.uids:
+            raise RuntimeError_(f"the sandbox has no host uid of its own (uid {spec.uid})")
+        disk = self.disk(spec.id, spec.uid)
         if not disk.image.exists():
             raise RuntimeError_("the sandbox's disk image is missing")
         cgroup = self.cgroups.sandbox(spec.id)
@@ -471,7 +491,7 @@ class Runtime:
             fds.append(home_fd)
             tmp_fd = os.open(disk.tmp, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
             fds.append(tmp_fd)
-            sources = bind_volumes(self.volumes_dir(spec.id), spec.mounts, self.config.sandbox_uid)
+            sources = await self._bind_volumes(spec)
             volume_binds = [(src, m.target) for src, m in zip(sources, spec.mounts, strict=True)]
             overlay_fd: int | None = None
             if spec.rootfs is not None:
@@ -481,7 +501,7 @@ class Runtime:
                 fds.append(overlay_fd)
             argv = [
                 *self._join(cgroup.procs_files()),
-                *self._drop_privileges(bounding=True),
+                *self._drop_privileges(spec.uid),
                 "bwrap",
                 *self._bwrap_args(
                     spec, etc_fd=etc_fd, home_fd=home_fd, tmp_fd=tmp_fd,
@@ -512,7 +532,7 @@ class Runtime:
         # the loopback interface, and bwrap fails when slirp4netns got there first.
         if line == b"ready\n" and not spec.network_block_all and self._slirp is not None:
             try:
-                network = await self._start_network(int(_children(init.pid)[0]), cgroup)
+                network = await self._start_network(int(_children(init.pid)[0]), cgroup, spec.uid)
             except (OSError, IndexError, RuntimeError_) as error:
                 line, failure = b"", str(error)
         if line != b"ready\n":
@@ -596,16 +616,27 @@ class Runtime:
     def _join(self, procs_files: Sequence[str]) -> list[str]:
         return ["/bin/sh", "-c", JOIN_CGROUPS, "sh", *procs_files, "--"]
 
-    def _drop_privileges(self, *, bounding: bool) -> list[str]:
-        uid = str(self.config.sandbox_uid)
-        args = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
-        args += ["--inh-caps=-all", "--no-new-privs"]
-        if bounding:
-            args.append("--bounding-set=-all")
-        return args
+    async def _bind_volumes(self, spec: SandboxSpec) -> list[str]:
+        """Bind the volumes for bubblewrap, their shared owner shown as the sandbox's uid."""
+        if not spec.mounts:
+            return bind_volumes(self.volumes_dir(spec.id), (), self.uids.shared_owner)
+        userns_fd = await mapping_userns(self.uids.shared_owner, spec.uid)
+        try:
+            return bind_volumes(
+                self.volumes_dir(spec.id), spec.mounts, self.uids.shared_owner, userns_fd
+            )
+        finally:
+            os.close(userns_fd)
+
+    def _drop_privileges(self, uid: int) -> list[str]:
+        """Become ``uid``: no groups, no capabilities (bounding set too), no_new_privs."""
+        return [
+            "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
+        ]  # fmt: skip
 
     async def _start_network(
-        self, pid: int, cgroup: SandboxCgroup
+        self, pid: int, cgroup: SandboxCgroup, uid: int
     ) -> tuple[asyncio.subprocess.Process, int]:
         """Give the sandbox outbound user-mode networking that cannot reach host loopback.
 
@@ -624,7 +655,7 @@ class Runtime:
         try:
             argv = [
                 *self._join(cgroup.procs_files()),
-                *self._drop_privileges(bounding=True),
+                *self._drop_privileges(uid),
                 self._slirp or "slirp4netns",
                 "--configure", "--mtu=65520", "--disable-host-loopback", "--enable-seccomp",
                 f"--userns-path=/proc/self/fd/{userns_fd}",
@@ -731,7 +762,7 @@ class Runtime:
             running.cgroup.set_limits(
                 cpu=spec.cpu, memory_gib=spec.memory, pids_max=self.config.pids_max
             )
-            running.spec = spec
+            running.spec = replace(running.spec, cpu=spec.cpu, memory=spec.memory, disk=spec.disk)
         if grow_disk:
             await self.disk(spec.id).grow(spec.disk)
 
@@ -867,7 +898,7 @@ class Runtime:
             inner = ["setsid", "--ctty", *inner]
         command = [
             *self._join(running.cgroup.procs_files(exec_dir)),
-            *self._drop_privileges(bounding=True),
+            *self._drop_privileges(running.spec.uid),
             "nsenter", f"--user=/proc/self/fd/{running.userns_fd}", "-t", str(running.init_pid),
             "-m", "-p", "-n", "-u", "-i", "-C", "--preserve-credentials", "-r", "-w", "--",
             # The sandbox's processes live in a second, nested user namespace (that is

@@ -75,6 +75,19 @@ def is_mounted(mount_point: Path) -> bool:
         return any(line.split()[4] == target for line in mountinfo)
 
 
+def _chown_tree(top: Path, old: int, new: int) -> None:
+    """Give ``new`` everything under ``top`` that ``old`` owns (never following links)."""
+    for directory, dirs, files in os.walk(top):
+        for name in (directory, *(os.path.join(directory, n) for n in (*dirs, *files))):
+            stat = os.lstat(name)
+            os.chown(
+                name,
+                new if stat.st_uid == old else -1,
+                new if stat.st_gid == old else -1,
+                follow_symlinks=False,
+            )
+
+
 class Disk:
     """The image file, its mount point and the directories the sandbox sees."""
 
@@ -118,6 +131,10 @@ class Disk:
         self.mount_point.mkdir(parents=True, exist_ok=True)
         if not is_mounted(self.mount_point):
             await asyncio.to_thread(loop_mount, self.image, self.mount_point)
+        if self.home.is_dir() and (previous := self.home.stat().st_uid) != self.owner_uid:
+            # A disk made when the sandbox ran as another uid (engines before per-sandbox
+            # uids shared one): hand its files over, or its user could not write them.
+            await asyncio.to_thread(_chown_tree, self.mount_point, previous, self.owner_uid)
         for directory, mode in ((self.home, 0o755), (self.tmp, 0o1777)):
             directory.mkdir(exist_ok=True)
             os.chown(directory, self.owner_uid, self.owner_uid)

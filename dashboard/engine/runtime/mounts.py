@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dashboard.engine.runtime.disk import _libc
+from dashboard.engine.runtime.ids import idmapped_bind
 
 MS_BIND = 4096
 MNT_DETACH = 2
@@ -54,11 +55,15 @@ def open_beneath(root: str, subpath: str, owner_uid: int) -> int:
     return path_fd
 
 
-def bind_volumes(directory: Path, mounts: Sequence[Mount], owner_uid: int) -> list[str]:
+def bind_volumes(
+    directory: Path, mounts: Sequence[Mount], owner_uid: int, userns_fd: int | None = None
+) -> list[str]:
     """Bind each volume under ``directory`` (which the sandbox uid can traverse).
 
     bubblewrap resolves its bind sources by path as the unprivileged uid, and the data
     directory may be private, so the engine first binds each volume somewhere public.
+    With ``userns_fd`` the binds are id-mapped through it (see ``ids.py``); missing
+    subpath directories are created owned by ``owner_uid``, the on-disk owner.
     Returns the paths to hand to bubblewrap, in the order of ``mounts``.
     """
     unbind_volumes(directory)
@@ -74,7 +79,9 @@ def bind_volumes(directory: Path, mounts: Sequence[Mount], owner_uid: int) -> li
                 point = directory / str(index)
                 point.mkdir()
                 source = f"/proc/self/fd/{fd}".encode()
-                if _libc.mount(source, str(point).encode(), None, MS_BIND, None) != 0:
+                if userns_fd is not None:
+                    idmapped_bind(fd, str(point), userns_fd)
+                elif _libc.mount(source, str(point).encode(), None, MS_BIND, None) != 0:
                     error = ctypes.get_errno()
                     raise OSError(error, f"binding volume {mount.target}: {os.strerror(error)}")
             finally:
