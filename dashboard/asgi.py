@@ -10,19 +10,17 @@ django_http = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from dashboard.core.websocket import OriginCheck  # noqa: E402
 from dashboard.daytona import client as daytona_client  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
 router = ProtocolTypeRouter(
     {
         "http": django_http,
-        # Origin checked against ALLOWED_HOSTS: another site cannot open a
-        # terminal with a visitor's session cookie.
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        # The full origin is checked (dashboard/core/websocket.py): another site, or
+        # another port of this machine, cannot open a terminal with a visitor's cookie.
+        "websocket": OriginCheck(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
 

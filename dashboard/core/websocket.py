@@ -1,0 +1,74 @@
+"""WebSocket handshakes: only the dashboard's own pages may open one.
+
+A browser sends the session cookie with a WebSocket handshake whatever page opens
+it, and the same-origin policy does not apply to WebSockets: the Origin header is
+the only thing that tells the dashboard's pages apart from another site's, or
+another port's on the same machine (host names alone do not: `http://127.0.0.1:9999`
+is another origin than `http://127.0.0.1:8000`). So the origin is checked in full,
+scheme, host and port, exactly as Django's CSRF check checks a POST: equal to the
+dashboard's own origin (the Host header, which must be in ALLOWED_HOSTS, and the
+scheme, from X-Forwarded-Proto behind a proxy as SECURE_PROXY_SSL_HEADER says), or
+listed in CSRF_TRUSTED_ORIGINS. A missing Origin, `null` and anything else are refused.
+"""
+
+import logging
+from typing import Any
+
+from channels.security.websocket import WebsocketDenier
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest
+from django.middleware.csrf import CsrfViewMiddleware
+
+log = logging.getLogger(__name__)
+
+ASGIApp = Any
+
+
+class _HandshakeRequest(HttpRequest):
+    """The handshake seen as Django sees an HTTP request, for Django's own checks."""
+
+    def __init__(self, scope: dict[str, Any]) -> None:
+        super().__init__()
+        self._scope_scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
+        server = scope.get("server") or ("", "")
+        self.META = {"SERVER_NAME": str(server[0] or ""), "SERVER_PORT": str(server[1] or "")}
+        for name, value in scope.get("headers", []):
+            key = name.decode("latin-1").upper().replace("-", "_")
+            self.META[f"HTTP_{key}"] = value.decode("latin-1")
+
+    def _get_scheme(self) -> str:
+        return self._scope_scheme
+
+
+def origin_problem(scope: dict[str, Any]) -> str | None:
+    """Why this handshake's origin may not open a WebSocket here, or None if it may."""
+    request = _HandshakeRequest(scope)
+    origin = request.META.get("HTTP_ORIGIN")
+    if not origin:
+        return "no Origin header"
+    try:
+        request.get_host()
+    except DisallowedHost:
+        # A Host outside ALLOWED_HOSTS is refused even when the Origin matches it:
+        # that is how a DNS-rebinding page would look.
+        return f"Host {request.META.get('HTTP_HOST', '')!r} is not in ALLOWED_HOSTS"
+    # Django's own comparison, so that WebSockets and forms follow one rule.
+    if CsrfViewMiddleware(lambda request: None)._origin_verified(request):
+        return None
+    return f"Origin {origin!r} is neither this dashboard's origin nor in CSRF_TRUSTED_ORIGINS"
+
+
+class OriginCheck:
+    """ASGI middleware refusing WebSocket handshakes from other origins (a 403)."""
+
+    def __init__(self, application: ASGIApp) -> None:
+        self.application = application
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        problem = origin_problem(scope)
+        if problem is None:
+            await self.application(scope, receive, send)
+            return
+        client = scope.get("client") or ("?", 0)
+        log.warning("refused a WebSocket to %s from %s: %s", scope.get("path"), client[0], problem)
+        await WebsocketDenier()(scope, receive, send)
