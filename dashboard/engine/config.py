@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,6 +51,19 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     return value
 
 
+def env_networks(name: str) -> tuple[str, ...]:
+    """Return comma-separated IP networks (CIDR, IPv4 or IPv6) in canonical form."""
+    networks = []
+    for part in os.environ.get(name, "").split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name}: {part.strip()!r} is not an IP network (CIDR)") from None
+    return tuple(networks)
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """Everything the engine needs to know about where and how to run."""
@@ -58,7 +72,7 @@ class EngineConfig:
     host: str = "127.0.0.1"
     port: int = 8400
     sandbox_uid: int = 61000  # owns shared files on disk; sandboxes run as the next ones
-    sandbox_uid_count: int = 4000
+    sandbox_uid_count: int = 2000
     default_cpu: int = 1
     default_memory: int = 1
     default_disk: int = 3
@@ -69,6 +83,8 @@ class EngineConfig:
     tick_seconds: float = 5.0
     exec_timeout: int = 360
     warm_pool: int = 2
+    egress_allow: tuple[str, ...] = ()  # networks sandboxes may reach despite the default
+    egress_deny: tuple[str, ...] = ()  # networks they may never reach
 
     @property
     def engine_dir(self) -> Path:
@@ -102,8 +118,8 @@ def load_config() -> EngineConfig:
         data_dir=Path(env_str("SANDBAR_DATA_DIR", "./var")).absolute(),
         host=env_str("SANDBAR_ENGINE_HOST", "127.0.0.1"),
         port=env_int("SANDBAR_ENGINE_PORT", 8400, minimum=0, maximum=65535),
-        sandbox_uid=env_int("SANDBAR_SANDBOX_UID", 61000, minimum=1000, maximum=2**31 - 70_000),
-        sandbox_uid_count=env_int("SANDBAR_SANDBOX_UID_COUNT", 4000, minimum=1, maximum=65_536),
+        sandbox_uid=env_int("SANDBAR_SANDBOX_UID", 61000, minimum=1000, maximum=2**31 - 140_000),
+        sandbox_uid_count=env_int("SANDBAR_SANDBOX_UID_COUNT", 2000, minimum=1, maximum=65_536),
         default_cpu=env_int("SANDBAR_SANDBOX_CPU", 1, minimum=1, maximum=max_cpu),
         default_memory=env_int("SANDBAR_SANDBOX_MEMORY", 1, minimum=1, maximum=max_memory),
         default_disk=env_int("SANDBAR_SANDBOX_DISK", 3, minimum=1, maximum=max_disk),
@@ -114,4 +130,6 @@ def load_config() -> EngineConfig:
         tick_seconds=env_float("SANDBAR_ENGINE_TICK_SECONDS", 5.0, minimum=0.05),
         exec_timeout=env_int("SANDBAR_EXEC_TIMEOUT", 360, minimum=1),
         warm_pool=env_int("SANDBAR_ENGINE_WARM_POOL", 2, minimum=0, maximum=32),
+        egress_allow=env_networks("SANDBAR_EGRESS_ALLOW"),
+        egress_deny=env_networks("SANDBAR_EGRESS_DENY"),
     )

@@ -123,7 +123,7 @@ def test_it_runs_as_an_unprivileged_host_uid(toolbox: httpx.Client, small: dict[
     uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
     # Its own uid from the engine's range: above the shared owner, never root.
     assert len(set(uids)) == 1
-    assert SANDBOX_UID < int(uids[0]) <= SANDBOX_UID + 4000
+    assert SANDBOX_UID < int(uids[0]) <= SANDBOX_UID + 2000
     caps = next(line for line in status.splitlines() if line.startswith("CapEff:")).split()[1]
     assert int(caps, 16) == 0
     assert run(toolbox, small["id"], "id -u")["result"] == "1000\n"

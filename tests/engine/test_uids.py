@@ -57,7 +57,7 @@ def test_two_sandboxes_run_as_different_host_uids(
     (_, first_uid), (_, second_uid) = (probe(toolbox, sandbox["id"]) for sandbox in pair)
     assert first_uid != second_uid
     for uid in (first_uid, second_uid):
-        assert SHARED_OWNER < uid <= SHARED_OWNER + 4000
+        assert SHARED_OWNER < uid <= SHARED_OWNER + 2000
 
 
 def test_neither_sees_nor_signals_the_other(

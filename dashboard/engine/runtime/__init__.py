@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import fcntl
 import io
+import json
 import logging
 import os
 import shutil
@@ -29,9 +30,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dashboard.engine.config import EngineConfig
-from dashboard.engine.runtime import rootfs
+from dashboard.engine.image import DefaultImage
+from dashboard.engine.runtime import rootfs, seccomp
 from dashboard.engine.runtime.cgroups import CgroupManager, SandboxCgroup
 from dashboard.engine.runtime.disk import MNT_DETACH, Disk, DiskError, _libc
+from dashboard.engine.runtime.egress import Egress, EgressError, EgressPolicy, parse_cidrs
 from dashboard.engine.runtime.ids import UidRange, UidRangeFull, mapping_userns
 from dashboard.engine.runtime.layers import RootLayer, has_own_etc, is_full_root
 from dashboard.engine.runtime.mounts import Mount, bind_volumes, unbind_volumes
@@ -40,7 +43,6 @@ log = logging.getLogger("sandbar.engine")
 WARM_PREFIX = "warm-"
 REFILL_DELAY = 0.1  # seconds
 NS_GET_USERNS = 0xB701  # ioctl: the user namespace that owns a namespace
-NS_GET_PARENT = 0xB702  # ioctl: the parent of a user namespace
 STOP_GRACE_SECONDS = 2.0
 READY_TIMEOUT = 10.0
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -68,8 +70,9 @@ class SandboxSpec:
     disk: int  # GiB
     network_block_all: bool
     mounts: tuple[Mount, ...] = ()  # volumes, bound read-write
-    rootfs: str | None = None  # a snapshot's directory; None for the default snapshot
+    rootfs: str | None = None  # a snapshot's or the default image's root (None: host /usr)
     uid: int = 0  # the sandbox's own host uid (0: none given yet; never runs as 0)
+    network_allow_list: tuple[str, ...] = ()  # IPv4 CIDRs; empty: the default egress policy
 
 
 @dataclass
@@ -93,6 +96,8 @@ class RunningSandbox:
     closed: bool = False
     # Set while a stop is under way; a second stop waits for it instead of repeating it.
     stopping: asyncio.Future[None] | None = None
+    # Whether its root has /usr/bin/setpriv, the way in that empties the bounding set.
+    drops_inside: bool = True
 
     def helper_pids(self) -> set[int]:
         """Pids that make up the sandbox itself rather than its workload."""
@@ -240,6 +245,8 @@ class Runtime:
         self.etc_dir = self.run_dir / "etc"
         self.cgroups = CgroupManager(config.instance_id)
         self.running: dict[str, RunningSandbox] = {}
+        # Default sandboxes run on the engine's own Debian image, never the host's /usr.
+        self.default_image = DefaultImage.for_data_dir(config.data_dir)
         self.uids = UidRange(config.sandbox_uid, config.sandbox_uid_count)
         # The uids the engine's records hold (set by the engine); the runtime adds those
         # of the sandboxes it runs and of the warm pool, which have no record.
@@ -247,6 +254,13 @@ class Runtime:
         self._etc_binds: list[str] = []
         self._host_binds: list[tuple[str, str]] = []
         self._slirp = shutil.which("slirp4netns")
+        self.egress = Egress(
+            config.instance_id,
+            EgressPolicy(
+                allow=parse_cidrs(",".join(config.egress_allow), what="SANDBAR_EGRESS_ALLOW"),
+                deny=parse_cidrs(",".join(config.egress_deny), what="SANDBAR_EGRESS_DENY"),
+            ),
+        )
         # Started sandboxes with the default spec, waiting to be handed out by claim().
         self._pool: list[RunningSandbox] = []
         self._pool_uids: set[int] = set()  # taken by pool sandboxes being prepared
@@ -274,9 +288,15 @@ class Runtime:
             os.chmod(directory, 0o711)  # noqa: S103 -- the sandbox uid must traverse, not list
         if self._slirp is None:
             log.warning("slirp4netns is not installed: sandboxes will have no network at all")
+        else:  # no networked sandbox without its firewall: a failure stops the engine here
+            try:
+                self.egress.setup()
+            except EgressError as error:
+                raise RuntimeError_(str(error)) from None
         self._etc_binds = rootfs.write_etc(self.etc_dir)
         self._host_binds = rootfs.host_binds()
         self.cgroups.setup()
+        seccomp.prepare()
 
     async def shutdown(self) -> None:
         """Stop every running sandbox and remove the instance cgroups."""
@@ -298,6 +318,7 @@ class Runtime:
             self.disk(warm_id).delete()
             shutil.rmtree(self.sandbox_dir(warm_id), ignore_errors=True)
         self.cgroups.teardown()
+        self.egress.teardown()
         # Never delete through a mount that is still there.
         _unmount_all_under(self.run_dir)
         shutil.rmtree(self.run_dir, ignore_errors=True)
@@ -324,6 +345,7 @@ class Runtime:
             memory=config.default_memory,
             disk=config.default_disk,
             network_block_all=False,
+            rootfs=str(self.default_image.rootfs),
         )
 
     def fill_pool(self, delay: float = 0.0) -> None:
@@ -499,10 +521,20 @@ class Runtime:
                     self.root_layer(spec.id).merged, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW
                 )
                 fds.append(overlay_fd)
+            seccomp_fd = seccomp.program_fd()
+            fds.append(seccomp_fd)
+            # bubblewrap makes the user namespace and waits on block_r while the engine
+            # writes its id map (info_w tells which process to write it for).
+            block_r, block_w = os.pipe()
+            fds.append(block_r)
+            info_r, info_w = os.pipe()
+            fds.append(info_w)
             argv = [
                 *self._join(cgroup.procs_files()),
                 *self._drop_privileges(spec.uid),
                 "bwrap",
+                "--userns-block-fd", str(block_r), "--info-fd", str(info_w),
+                "--seccomp", str(seccomp_fd),
                 *self._bwrap_args(
                     spec, etc_fd=etc_fd, home_fd=home_fd, tmp_fd=tmp_fd,
                     volume_binds=volume_binds, root_fd=overlay_fd,
@@ -525,14 +557,18 @@ class Runtime:
         network: tuple[asyncio.subprocess.Process, int] | None = None
         failure = ""
         try:
+            await self._map_ids(info_r, block_w, spec.uid)
             line = await asyncio.wait_for(init.stdout.readline(), READY_TIMEOUT)
-        except TimeoutError:
-            line = b""
+        except (TimeoutError, OSError, ValueError, KeyError) as error:
+            line, failure = b"", f"bubblewrap did not start: {error}"
+        finally:
+            os.close(info_r)
+            os.close(block_w)
         # The network helper starts only once bwrap has finished: both would configure
         # the loopback interface, and bwrap fails when slirp4netns got there first.
         if line == b"ready\n" and not spec.network_block_all and self._slirp is not None:
             try:
-                network = await self._start_network(int(_children(init.pid)[0]), cgroup, spec.uid)
+                network = await self._start_network(int(_children(init.pid)[0]), cgroup, spec)
             except (OSError, IndexError, RuntimeError_) as error:
                 line, failure = b"", str(error)
         if line != b"ready\n":
@@ -544,23 +580,53 @@ class Runtime:
             )
             raise RuntimeError_(reason)
         init_pid = int(_children(init.pid)[0])
-        user_fd = os.open(f"/proc/{init_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            outer_userns = fcntl.ioctl(user_fd, NS_GET_PARENT)
-        finally:
-            os.close(user_fd)
+        userns_fd = os.open(f"/proc/{init_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
         root_fd = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            drops_inside = os.stat("usr/bin/setpriv", dir_fd=root_fd) is not None
+        except OSError:
+            drops_inside = False
+        if not drops_inside:
+            log.warning(
+                "no /usr/bin/setpriv in sandbox %s: its processes keep a full "
+                "capability bounding set (they still hold no capability)",
+                spec.id,
+            )
         return RunningSandbox(
+            drops_inside=drops_inside,
             spec=spec,
             init=init,
             init_pid=init_pid,
-            userns_fd=outer_userns,
+            userns_fd=userns_fd,
             root_fd=root_fd,
             cgroup=cgroup,
             disk=disk,
             network=network[0] if network else None,
             network_exit_fd=network[1] if network else None,
         )
+
+    async def _map_ids(self, info_r: int, block_w: int, uid: int) -> None:
+        """Write the sandbox's id map once bubblewrap has made its user namespace.
+
+        Two ids are mapped: the sandbox's user (1000 inside) to its own host uid, and
+        root inside to a second host uid of its own, which only the engine's way in
+        uses for a moment to drop every capability before becoming the user.
+        """
+        info = b""
+        while not info.rstrip().endswith(b"}"):
+            chunk = await _read_fd(info_r, 4096, READY_TIMEOUT)
+            if not chunk:
+                raise OSError("no namespace information from bubblewrap")
+            info += chunk
+        child = int(json.loads(info)["child-pid"])
+        mapping = f"0 {self.uids.root_of(uid)} 1\n{rootfs.SANDBOX_UID} {uid} 1\n"
+        for name in ("uid_map", "gid_map"):
+            fd = os.open(f"/proc/{child}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, mapping.encode())
+            finally:
+                os.close(fd)
+        os.write(block_w, b"1")
 
     def _bwrap_args(
         self,
@@ -573,8 +639,9 @@ class Runtime:
         root_fd: int | None = None,
     ) -> list[str]:
         args = [
-            "--unshare-all", "--unshare-user", "--disable-userns",
-            "--uid", str(rootfs.SANDBOX_UID), "--gid", str(rootfs.SANDBOX_UID),
+            # No --disable-userns: the seccomp filter refuses new namespaces instead,
+            # and the engine writes the id map (see _map_ids).
+            "--unshare-all", "--unshare-user",
             "--hostname", "sandbox", "--die-with-parent", "--new-session",
         ]  # fmt: skip
         lower = Path(spec.rootfs) if spec.rootfs is not None else None
@@ -636,12 +703,61 @@ class Runtime:
         ]  # fmt: skip
 
     async def _start_network(
-        self, pid: int, cgroup: SandboxCgroup, uid: int
+        self, pid: int, cgroup: SandboxCgroup, spec: SandboxSpec
     ) -> tuple[asyncio.subprocess.Process, int]:
-        """Give the sandbox outbound user-mode networking that cannot reach host loopback.
+        """Give the sandbox outbound user-mode networking, filtered by the egress policy.
 
         Returns the slirp4netns process and the pipe end whose closing makes it exit.
         """
+        uid = spec.uid
+        # The rules are in place before the first packet can leave.
+        try:
+            await self.egress.apply(
+                uid, block_all=spec.network_block_all, allow_list=spec.network_allow_list
+            )
+        except EgressError as error:
+            raise RuntimeError_(f"the sandbox's egress rules could not be set: {error}") from None
+        try:
+            return await self._start_slirp(pid, cgroup, uid)
+        except BaseException:
+            await self._forget_egress(uid)
+            raise
+
+    async def _forget_egress(self, uid: int) -> None:
+        try:
+            await self.egress.remove(uid)
+        except EgressError as error:
+            log.warning("could not remove the egress rules of uid %s: %s", uid, error)
+
+    async def set_network(
+        self, sandbox_id: str, *, block_all: bool, allow_list: tuple[str, ...]
+    ) -> None:
+        """Apply new network settings to a running sandbox now (a stopped one gets them
+        at its next start). One started without a network gets one."""
+        running = self.running.get(sandbox_id)
+        if running is None or running.closed:
+            return
+        running.spec = replace(
+            running.spec, network_block_all=block_all, network_allow_list=allow_list
+        )
+        if running.network is not None:
+            try:
+                await self.egress.apply(
+                    running.spec.uid, block_all=block_all, allow_list=allow_list
+                )
+            except EgressError as error:
+                raise RuntimeError_(
+                    f"the sandbox's egress rules could not be set: {error}"
+                ) from None
+        elif not block_all and self._slirp is not None:
+            process, exit_fd = await self._start_network(
+                running.init_pid, running.cgroup, running.spec
+            )
+            running.network, running.network_exit_fd = process, exit_fd
+
+    async def _start_slirp(
+        self, pid: int, cgroup: SandboxCgroup, uid: int
+    ) -> tuple[asyncio.subprocess.Process, int]:
         net_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             # The user namespace owning the network namespace is bwrap's outer one,
@@ -736,6 +852,7 @@ class Runtime:
         if running.network is not None:
             _kill(running.network)
             await running.network.wait()
+            await self._forget_egress(running.spec.uid)
         await cgroup.wait_empty(5.0)
         cgroup.destroy()
         for fd in (running.userns_fd, running.root_fd):
@@ -896,14 +1013,21 @@ class Runtime:
         inner = ["/usr/bin/env", "-i", "-C", cwd, *(f"{k}={v}" for k, v in env.items())]
         if pty:
             inner = ["setsid", "--ctty", *inner]
+        user = str(rootfs.SANDBOX_UID)
+        if running.drops_inside:
+            # Root inside for a moment, so that setpriv may empty the bounding set (a
+            # process that joins a user namespace gets a full one) before it becomes
+            # the user: nothing in a sandbox then holds or can gain a capability.
+            become = ["-S", "0", "-G", "0", "--", "/usr/bin/setpriv", f"--reuid={user}",
+                      f"--regid={user}", "--clear-groups", "--inh-caps=-all",
+                      "--bounding-set=-all", "--no-new-privs"]  # fmt: skip
+        else:  # a snapshot without setpriv: the user at once (no capabilities either)
+            become = ["-S", user, "-G", user, "--"]
         command = [
             *self._join(running.cgroup.procs_files(exec_dir)),
             *self._drop_privileges(running.spec.uid),
             "nsenter", f"--user=/proc/self/fd/{running.userns_fd}", "-t", str(running.init_pid),
-            "-m", "-p", "-n", "-u", "-i", "-C", "--preserve-credentials", "-r", "-w", "--",
-            # The sandbox's processes live in a second, nested user namespace (that is
-            # how bwrap forbids creating more); join it last, from inside.
-            "nsenter", "-t", "1", "-U", "--preserve-credentials", "--",
+            "-m", "-p", "-n", "-u", "-i", "-C", "-r", "-w", *become,
             *inner, *argv,
         ]  # fmt: skip
         master: int | None = None
@@ -923,6 +1047,7 @@ class Runtime:
                         pass_fds=(running.userns_fd, *pass_fds),
                         env={"PATH": HOST_PATH},
                         start_new_session=True,
+                        preexec_fn=seccomp.loader,
                     )
                 finally:
                     os.close(slave)
@@ -938,6 +1063,7 @@ class Runtime:
                         pass_fds=(running.userns_fd, *pass_fds),
                         env={"PATH": HOST_PATH},
                         start_new_session=True,
+                        preexec_fn=seccomp.loader,
                     )
                 finally:
                     os.close(out_w)

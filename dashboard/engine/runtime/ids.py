@@ -39,7 +39,10 @@ class UidRangeFull(RuntimeError):
 
 @dataclass(frozen=True)
 class UidRange:
-    """``first`` owns shared files on disk; sandboxes get ``first + 1`` onwards."""
+    """``first`` owns shared files on disk; sandboxes run as ``first + 1`` onwards.
+
+    Each sandbox also has a second uid, ``count`` further on, for root inside it.
+    """
 
     first: int
     count: int
@@ -48,6 +51,10 @@ class UidRange:
     def shared_owner(self) -> int:
         """The on-disk owner of volume files and snapshot homes."""
         return self.first
+
+    def root_of(self, uid: int) -> int:
+        """The host uid that stands for root inside the sandbox that runs as ``uid``."""
+        return uid + self.count
 
     def __contains__(self, uid: object) -> bool:
         return isinstance(uid, int) and self.first < uid <= self.first + self.count
