@@ -78,6 +78,7 @@ def sandbox_payload(
         "labels": record.labels,
         "public": record.public,
         "networkBlockAll": record.network_block_all,
+        "networkAllowList": record.network_allow_list or None,
         "target": record.target,
         "runnerId": "local",
         "sandboxClass": "container",
@@ -119,7 +120,6 @@ def parse_create(data: object, engine: Engine) -> CreateRequest:
     for key, what in (
         ("buildInfo", "building images"),
         ("linkedSandbox", "linked sandboxes"),
-        ("networkAllowList", "network allow lists"),
         ("domainAllowList", "domain allow lists"),
         ("outboundProxyUrl", "outbound proxies"),
         ("otelEndpointOverride", "OpenTelemetry endpoints"),
@@ -147,6 +147,7 @@ def parse_create(data: object, engine: Engine) -> CreateRequest:
     if sandbox_class not in (None, "container"):
         raise BadRequest("The embedded engine only runs the container class")
     labels = body.string_map("labels")
+    block_all, allow_list = _network(body)
     auto_delete = body.integer(
         "autoDeleteInterval", -1, minimum=-MAX_INTERVAL, maximum=MAX_INTERVAL
     )
@@ -157,7 +158,8 @@ def parse_create(data: object, engine: Engine) -> CreateRequest:
         env=body.string_map("env", env=True),
         labels=labels,
         public=bool(body.boolean("public", False)),
-        network_block_all=bool(body.boolean("networkBlockAll", False)),
+        network_block_all=block_all,
+        network_allow_list=allow_list or "",
         target=body.string("target", max_length=64) or "local",
         cpu=body.integer("cpu", minimum=1, maximum=config.max_cpu),
         memory=body.integer("memory", minimum=1, maximum=config.max_memory),
@@ -167,6 +169,17 @@ def parse_create(data: object, engine: Engine) -> CreateRequest:
         auto_delete_interval=max(auto_delete, -1),
         volumes=body.raw("volumes"),
     )
+
+
+def _network(body: Body) -> tuple[bool, str | None]:
+    """networkBlockAll and networkAllowList, which Daytona refuses together."""
+    block_all = bool(body.boolean("networkBlockAll", False))
+    allow_list = body.allow_list("networkAllowList")
+    if block_all and allow_list:
+        raise BadRequest(
+            "networkBlockAll: true cannot be combined with a non-empty networkAllowList"
+        )
+    return block_all, allow_list
 
 
 def _interval(body: Body, key: str, default: int) -> int:
@@ -414,24 +427,28 @@ async def set_public(request: Request) -> Response:
 async def set_network_settings(request: Request) -> Response:
     """POST /sandbox/{id}/network-settings {networkBlockAll?, networkAllowList?, domainAllowList?}.
 
-    The sandbox's network namespace is made when it starts, so a change applies
-    from its next start; allow lists are refused as on create (not enforced here).
+    Applied at once to a running sandbox (its firewall rules are replaced; one started
+    without a network gets one). As Daytona: an allow list implies not blocking all,
+    ``networkBlockAll: false`` alone restores full access and clears the allow list.
     """
     data = await read_json(request)
     body = Body(
         {} if data is None else data, {"networkBlockAll", "networkAllowList", "domainAllowList"}
     )
-    for key, what in (
-        ("networkAllowList", "network allow lists"),
-        ("domainAllowList", "domain allow lists"),
-    ):
-        if body.raw(key) not in (None, "", [], {}):
-            raise BadRequest(f"The embedded engine does not support {what}")
+    if body.raw("domainAllowList") not in (None, "", [], {}):
+        raise BadRequest("The embedded engine does not support domain allow lists")
     block_all = body.boolean("networkBlockAll")
+    allow_list = body.allow_list("networkAllowList")
     engine = engine_of(request)
-    if block_all is None:
+    if block_all is None and allow_list is None:
         return _ok(engine.find(request.path_params["id"]), request)
-    record = engine.set_setting(request.path_params["id"], network_block_all=block_all)
+    if block_all and allow_list:
+        raise BadRequest(
+            "networkBlockAll: true cannot be combined with a non-empty networkAllowList"
+        )
+    record = await engine.set_network(
+        request.path_params["id"], block_all=bool(block_all), allow_list=allow_list or ""
+    )
     return _ok(record, request)
 
 
@@ -458,6 +475,12 @@ async def resize_sandbox(request: Request) -> Response:
 async def health(request: Request) -> Response:
     """GET /health: the engine is up (and the key was right)."""
     return JSONResponse({"status": "ok", "version": VERSION})
+
+
+async def engine_status(request: Request) -> Response:
+    """GET /sandbar/engine: the host checks and the features they leave on (not Daytona's)."""
+    engine = engine_of(request)
+    return JSONResponse({"version": VERSION, **engine.host.as_json()})
 
 
 async def config(request: Request) -> Response:
@@ -490,6 +513,7 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/health", health, methods=["GET"]),
         Route("/config", config, methods=["GET"]),
+        Route("/sandbar/engine", engine_status, methods=["GET"]),
         Route("/sandbox", list_sandboxes, methods=["GET"]),
         Route("/sandbox", create_sandbox, methods=["POST"]),
         Route(sandbox, get_sandbox, methods=["GET"]),

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from dashboard.engine import usage
+from dashboard.engine import prereqs, usage
 from dashboard.engine.audit import AuditLog
 from dashboard.engine.config import EngineConfig
 from dashboard.engine.errors import BadRequest, Conflict, NotFound
@@ -59,6 +59,7 @@ class CreateRequest:
     labels: dict[str, str] = field(default_factory=dict)
     public: bool = False
     network_block_all: bool = False
+    network_allow_list: str = ""  # canonical comma-separated IPv4 CIDRs ("": none)
     target: str = "local"
     cpu: int | None = None
     memory: int | None = None
@@ -67,6 +68,11 @@ class CreateRequest:
     auto_archive_interval: int = DEFAULT_AUTO_ARCHIVE
     auto_delete_interval: int = -1
     volumes: object = None  # the request's raw ``volumes``, checked by Volumes.parse_mounts
+
+
+def allow_list_of(record: SandboxRecord) -> tuple[str, ...]:
+    """A sandbox's networkAllowList as the runtime takes it."""
+    return tuple(part for part in record.network_allow_list.split(",") if part)
 
 
 def check_labels(labels: dict[str, str]) -> dict[str, str]:
@@ -80,14 +86,20 @@ def check_labels(labels: dict[str, str]) -> dict[str, str]:
 class Engine:
     """Owns the store and the runtime and applies every state change."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, host: prereqs.Report | None = None) -> None:
         self.config = config
+        # What this host can do (dashboard/engine/prereqs.py); a feature it lacks is
+        # refused with a 400 naming the cause.
+        self.host = host or prereqs.run_checks(
+            first_uid=config.sandbox_uid, uid_count=config.sandbox_uid_count
+        )
         # The database holds sandboxes' environment variables (often secrets) and the
         # directory the disk images: nobody but root needs to look inside.
         config.engine_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(config.engine_dir, 0o700)
         self.store = Store(config.engine_dir / "engine.sqlite3")
         self.runtime = Runtime(config)
+        self.runtime.network = self.runtime.network and self.host.has(prereqs.NETWORK)
         self.runtime.recorded_uids = self.store.uids
         self.organization_id = self.store.meta("organization_id", new_id())
         self._locks: dict[str, asyncio.Lock] = {}
@@ -111,6 +123,7 @@ class Engine:
             self.organization_id,
             self._notify_payload,
             defaults=(config.default_cpu, config.default_memory, config.default_disk),
+            default_image=self.runtime.default_image,
             owner_uid=config.sandbox_uid,
         )
 
@@ -129,6 +142,17 @@ class Engine:
 
     async def startup(self) -> None:
         """Prepare the host, bring sandboxes back to their recorded state, start the timers."""
+        if self.host.fatal:
+            raise RuntimeError_(
+                "the host is not ready for the engine:\n"
+                + "\n".join(check.line() for check in self.host.fatal)
+            )
+        for feature in prereqs.FEATURES:
+            if not self.host.has(feature):
+                log.warning(
+                    "%s are off on this host: %s", prereqs.FEATURES[feature],
+                    self.host.why_not(feature),
+                )  # fmt: skip
         self.runtime.setup()
         await self.reconcile()
         self.runtime.fill_pool()
@@ -248,6 +272,7 @@ class Engine:
             mounts=self.volumes.runtime_mounts(record.id),
             rootfs=self.snapshots.rootfs_for(record.snapshot),
             uid=record.uid,
+            network_allow_list=allow_list_of(record),
         )
 
     def _set_state(self, record: SandboxRecord, state: str, **changes: object) -> None:
@@ -303,9 +328,19 @@ class Engine:
             exclude=record.id,
         )
 
+    def _check_network(self, block_all: bool) -> None:
+        """Refuse (400) a sandbox with a network on a host that cannot give it one."""
+        if not block_all and not self.runtime.network:
+            raise BadRequest(
+                "this engine cannot give sandboxes a network: "
+                f"{self.host.why_not(prereqs.NETWORK) or 'slirp4netns is missing'}; "
+                "set networkBlockAll to create one without a network"
+            )
+
     async def create(self, request: CreateRequest) -> SandboxRecord:
         """Create and start a sandbox; runtime failures end in state ``error``."""
         config = self.config
+        self._check_network(request.network_block_all)
         source, _ = self.snapshots.for_sandbox(request.snapshot or rootfs.DEFAULT_SNAPSHOT)
         snapshot = source.name
         mounts = self.volumes.parse_mounts(request.volumes)
@@ -325,6 +360,7 @@ class Engine:
             labels=check_labels(request.labels),
             public=request.public,
             network_block_all=request.network_block_all,
+            network_allow_list=request.network_allow_list,
             target=request.target,
             cpu=request.cpu or source.cpu or config.default_cpu,
             gpu=0,
@@ -385,6 +421,7 @@ class Engine:
         return record
 
     async def _start(self, record: SandboxRecord, via: str) -> None:
+        self._check_network(record.network_block_all)
         self._set_state(record, via)
         try:
             await self.runtime.start(self._spec(record))
@@ -472,6 +509,28 @@ class Engine:
         record.updated_at = iso(now())
         self.store.save(record)
         return record
+
+    async def set_network(
+        self, id_or_name: str, *, block_all: bool, allow_list: str
+    ) -> SandboxRecord:
+        """Change the egress settings; a running sandbox gets them at once."""
+        self._check_network(block_all)
+        record = self.find(id_or_name)
+        async with self._transition(record):
+            record = self.find(record.id)
+            try:
+                await self.runtime.set_network(
+                    record.id,
+                    block_all=block_all,
+                    allow_list=tuple(part for part in allow_list.split(",") if part),
+                )
+            except (RuntimeError_, OSError) as error:
+                raise BadRequest(f"the network settings could not be applied: {error}") from error
+            self.set_setting(record.id, network_block_all=block_all, network_allow_list=allow_list)
+            self.store.add_event(
+                record.id, "network", f"blockAll={block_all} allowList={allow_list or '-'}"
+            )
+        return self.find(record.id)
 
     async def resize(
         self, id_or_name: str, *, cpu: int | None, memory: int | None, disk: int | None

@@ -15,6 +15,7 @@ from typing import Any
 
 import uvicorn
 
+from dashboard.engine import image, prereqs
 from dashboard.engine.config import ConfigError, EngineConfig, load_config
 
 log = logging.getLogger("sandbar.engine")
@@ -82,7 +83,22 @@ def uvicorn_config(config: EngineConfig, app: Any) -> uvicorn.Config:
     )
 
 
-def serve(config: EngineConfig) -> None:
+def host_report(config: EngineConfig) -> prereqs.Report:
+    """The host checks, with the default image's among them."""
+    report = prereqs.run_checks(first_uid=config.sandbox_uid, uid_count=config.sandbox_uid_count)
+    missing = image.DefaultImage.for_data_dir(config.data_dir).missing_message()
+    report.checks.append(
+        prereqs.Check(
+            "default image",
+            not missing,
+            missing.splitlines()[0] if missing else "built",
+            f"{image.BUILD_COMMAND} (as root; make run and make test do it)",
+        )
+    )
+    return report
+
+
+def serve(config: EngineConfig, report: prereqs.Report) -> None:
     """Run the engine in the foreground until SIGINT or SIGTERM."""
     from dashboard.engine.app import create_app
     from dashboard.engine.lifecycle import Engine
@@ -90,7 +106,7 @@ def serve(config: EngineConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     with instance_lock(config):
         api_key = ensure_api_key(config)
-        engine = Engine(config)
+        engine = Engine(config, report)
         app = create_app(engine, api_key)
         log.info("engine API at %s (key in %s)", config.api_url, key_path(config))
         server = uvicorn.Server(uvicorn_config(config, app))
@@ -107,6 +123,16 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--data-dir", help="data directory (default SANDBAR_DATA_DIR)")
     parser.add_argument("--print-key", action="store_true", help="print the API key and exit")
     parser.add_argument("--print-url", action="store_true", help="print the API URL and exit")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the host's prerequisites, print each with its fix, and exit (1 if one fails)",
+    )
+    parser.add_argument(
+        "--build-image",
+        action="store_true",
+        help="build the default sandbox image if it is missing (debootstrap, once) and exit",
+    )
     return parser
 
 
@@ -117,6 +143,8 @@ def run(
     data_dir: str | None = None,
     print_key: bool = False,
     print_url: bool = False,
+    build_image: bool = False,
+    check: bool = False,
 ) -> int:
     """Apply the options over the environment, then print or serve."""
     try:
@@ -136,7 +164,24 @@ def run(
         if print_key:
             print(ensure_api_key(config))
         return 0
-    serve(config)
+    if build_image:
+        return image.build_command(config.data_dir)
+    report = host_report(config)
+    if check:
+        print(report.text())
+        print("all prerequisites are met" if report.ok else "some prerequisites are missing")
+        return 0 if report.ok else 1
+    # Never fall back to the host's /usr: without its image the engine does not start.
+    missing = image.DefaultImage.for_data_dir(config.data_dir).missing_message()
+    if missing:
+        print(f"engine: {missing}", file=sys.stderr)
+        return 1
+    if report.fatal:
+        print("engine: the host is not ready:", file=sys.stderr)
+        print("\n".join(check.line() for check in report.fatal), file=sys.stderr)
+        print("(python manage.py engine --check lists every prerequisite)", file=sys.stderr)
+        return 1
+    serve(config, report)
     return 0
 
 
@@ -149,4 +194,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_dir=options.data_dir,
         print_key=options.print_key,
         print_url=options.print_url,
+        build_image=options.build_image,
+        check=options.check,
     )

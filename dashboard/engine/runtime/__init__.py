@@ -49,7 +49,6 @@ HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Written into each cgroup.procs by a tiny shell before it execs the real command, so
 # that the command starts inside its cgroups (no window in which it could escape).
 JOIN_CGROUPS = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
-REQUIRED_TOOLS = ("bwrap", "setpriv", "nsenter", "mkfs.ext4", "mount")
 
 
 class RuntimeError_(RuntimeError):
@@ -254,6 +253,9 @@ class Runtime:
         self._etc_binds: list[str] = []
         self._host_binds: list[tuple[str, str]] = []
         self._slirp = shutil.which("slirp4netns")
+        # Whether the host can give sandboxes a network (prereqs); the engine refuses
+        # networked sandboxes with a 400 when it cannot.
+        self.network = self._slirp is not None
         self.egress = Egress(
             config.instance_id,
             EgressPolicy(
@@ -270,14 +272,8 @@ class Runtime:
     # -- engine lifetime -------------------------------------------------------
 
     def setup(self) -> None:
-        """Check the host, write the generated /etc and create the instance cgroups."""
-        missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
-        if missing:
-            raise RuntimeError_(
-                f"missing host tools: {', '.join(missing)}; run dashboard/engine/setup_host.sh"
-            )
-        if os.geteuid() != 0:
-            raise RuntimeError_("the engine must run as root to set up cgroups and disks")
+        """Write the generated /etc and create the instance cgroups (the host is checked
+        before, by :mod:`dashboard.engine.prereqs`)."""
         self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # An engine that died left its mounts (and maybe pool sandboxes) behind.
@@ -286,9 +282,7 @@ class Runtime:
             shutil.rmtree(leftover, ignore_errors=True)
         for directory in (self.run_dir.parent, self.run_dir):
             os.chmod(directory, 0o711)  # noqa: S103 -- the sandbox uid must traverse, not list
-        if self._slirp is None:
-            log.warning("slirp4netns is not installed: sandboxes will have no network at all")
-        else:  # no networked sandbox without its firewall: a failure stops the engine here
+        if self.network:  # never a networked sandbox without its firewall: stop here
             try:
                 self.egress.setup()
             except EgressError as error:
@@ -350,8 +344,8 @@ class Runtime:
 
     def fill_pool(self, delay: float = 0.0) -> None:
         """Top the pool up in the background (it holds ``warm_pool`` started sandboxes)."""
-        if self._closing or self.config.warm_pool <= 0:
-            return
+        if self._closing or self.config.warm_pool <= 0 or not self.network:
+            return  # pool sandboxes are networked
         if self._pool_task is None or self._pool_task.done():
             self._pool_task = asyncio.create_task(self._fill_pool(delay), name="warm-pool")
 
@@ -450,11 +444,7 @@ class Runtime:
 
     def root_layer(self, sandbox_id: str, rootfs: str | None = None) -> RootLayer:
         """The overlay root of a sandbox made from a snapshot (mounted or not)."""
-        return RootLayer(
-            Path(rootfs or "/nonexistent"),
-            self.run_dir / sandbox_id,
-            self.run_dir / f"{sandbox_id}.root",
-        )
+        return RootLayer.beside(self.disk(sandbox_id).mount_point, rootfs)
 
     async def mount_root(self, spec: SandboxSpec) -> RootLayer | None:
         """Mount a snapshot sandbox's overlay root (its disk must be mounted)."""
@@ -566,7 +556,7 @@ class Runtime:
             os.close(block_w)
         # The network helper starts only once bwrap has finished: both would configure
         # the loopback interface, and bwrap fails when slirp4netns got there first.
-        if line == b"ready\n" and not spec.network_block_all and self._slirp is not None:
+        if line == b"ready\n" and not spec.network_block_all and self.network:
             try:
                 network = await self._start_network(int(_children(init.pid)[0]), cgroup, spec)
             except (OSError, IndexError, RuntimeError_) as error:
@@ -860,7 +850,7 @@ class Runtime:
                 os.close(fd)
         self.running.pop(sandbox_id, None)
         unbind_volumes(self.volumes_dir(sandbox_id))
-        self.root_layer(sandbox_id).unmount()
+        RootLayer.beside(running.disk.mount_point).unmount()
         running.disk.unmount()
         with contextlib.suppress(OSError):
             running.disk.mount_point.rmdir()

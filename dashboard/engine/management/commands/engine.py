@@ -26,6 +26,8 @@ class Command(BaseCommand):
             data_dir=options["data_dir"],
             print_key=options["print_key"],
             print_url=options["print_url"],
+            build_image=options["build_image"],
+            check=options["check"],
         )
         if code:
             raise SystemExit(code)
