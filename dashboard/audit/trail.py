@@ -3,9 +3,11 @@
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from django.contrib.auth.models import AnonymousUser
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -16,6 +18,11 @@ from dashboard.core.http import client_ip
 log = logging.getLogger(__name__)
 
 _ATTEMPTS = 5
+
+# Sent with `entry=` once an entry is committed: whoever must react to a change
+# (open terminals of a sandbox whose owner changed) learns of it where every change
+# is written down. Receivers cannot fail the change: they run through send_robust.
+recorded = Signal()
 
 
 def record(
@@ -55,6 +62,7 @@ def record(
                 )
                 entry.hash = entry.compute_hash()
                 entry.save()
+                transaction.on_commit(partial(_announce, entry))
                 return entry
         except IntegrityError:
             # Another writer took this seq first; build on top of its entry.
@@ -62,6 +70,12 @@ def record(
                 raise
             log.info("audit chain race on seq, retrying")
     raise AssertionError("unreachable")
+
+
+def _announce(entry: AuditEntry) -> None:
+    for receiver, result in recorded.send_robust(sender=AuditEntry, entry=entry):
+        if isinstance(result, Exception):
+            log.warning("audit receiver %s failed: %s", receiver, result)
 
 
 def record_request(request: HttpRequest, action: str, **fields) -> AuditEntry:

@@ -3,6 +3,7 @@ from django.template.loader import render_to_string
 
 from dashboard import daytona
 from dashboard.accounts.access import sandbox_access
+from dashboard.accounts.liveness import AccountWatch, Ended
 from dashboard.sandboxes import live
 from dashboard.sandboxes.rows import sandbox_row
 from dashboard.sandboxes.views import row_for
@@ -16,6 +17,7 @@ class SandboxesConsumer(AsyncJsonWebsocketConsumer):
 
     group: str | None = None
     watch: tuple[int, str] | None = None
+    account: AccountWatch | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -27,8 +29,24 @@ class SandboxesConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         self.watch = await live.join()
+        self.account = AccountWatch(self.scope, self._recheck, self._revoke)
+        await self.account.start()
+
+    async def _recheck(self, user, message: dict) -> Ended | None:
+        # Rows are rendered for the person as they are now (a new role, new buttons).
+        self.user = user
+        if not sandbox_access(user).see:
+            return Ended(NOT_ALLOWED, "You may no longer see the sandboxes.")
+        return None
+
+    async def _revoke(self, ended: Ended) -> None:
+        await self.send_json({"type": "ended", "code": ended.code, "message": ended.reason})
+        await self.close(code=ended.code, reason=ended.reason)
 
     async def disconnect(self, code: int) -> None:
+        account, self.account = self.account, None
+        if account is not None:
+            await account.stop()
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
             self.group = None

@@ -18,6 +18,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from dashboard import daytona
+from dashboard.accounts.liveness import sandbox_group
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,17 @@ def _older(sandbox: daytona.Sandbox, fingerprint: tuple) -> bool:
     return bool(known_at and sandbox.updated_at and sandbox.updated_at < known_at)
 
 
+async def _tell_its_consumers(sandbox_id: str, data: dict | None) -> None:
+    """The sandbox's own terminals and logs look again at who may use it (its owner
+    label may have changed straight in Daytona); None: it is gone."""
+    message = (
+        {"type": "sandbox.changed", "sandbox": data}
+        if data
+        else {"type": "sandbox.changed", "gone": True}
+    )
+    await get_channel_layer().group_send(sandbox_group(sandbox_id), message)
+
+
 @dataclass
 class _Watch:
     group: str
@@ -78,6 +90,7 @@ class _Watch:
         await get_channel_layer().group_send(
             self.group, {"type": f"sandbox.{kind}", "sandbox": data}
         )
+        await _tell_its_consumers(sandbox.id, data)
 
     def _connected(self) -> None:
         self.streaming = True
@@ -142,6 +155,7 @@ class _Watch:
                     continue
                 kind = "sandbox.created" if before is None else "sandbox.changed"
                 await layer.group_send(self.group, {"type": kind, "sandbox": sandbox.raw})
+                await _tell_its_consumers(sandbox_id, sandbox.raw)
             if not first:
                 # Only what this poll and the last both could see: a sandbox the stream
                 # announced after the last poll is not "removed" for being new.
@@ -150,6 +164,7 @@ class _Watch:
                     await layer.group_send(
                         self.group, {"type": "sandbox.removed", "id": sandbox_id, "name": name}
                     )
+                    await _tell_its_consumers(sandbox_id, None)
             self.known = fresh
             self.listed = set(current)
             self.names = {i: s.name for i, s in current.items()}
@@ -190,3 +205,62 @@ async def leave(key: tuple[int, str]) -> None:
             watch.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watch.task
+
+
+# -- one sandbox's owner, for its open terminals and logs --------------------------------
+
+# Daytona sends no event when labels change, and the list above is re-read only every
+# 15 s while its stream is up: a sandbox whose terminal is open is looked at on its own,
+# once a second per process however many of its terminals are open, so that losing its
+# ownership ends them within a second.
+LABELS_POLL_SECONDS = 1.0
+
+
+@dataclass
+class _Followed:
+    sandbox_id: str
+    labels: dict[str, str]
+    followers: int = 0
+    task: asyncio.Task | None = None
+
+    async def run(self) -> None:
+        labels = self.labels
+        while True:
+            await asyncio.sleep(LABELS_POLL_SECONDS)
+            try:
+                sandbox = await daytona.get_sandbox(self.sandbox_id)
+            except daytona.NotFound:
+                await _tell_its_consumers(self.sandbox_id, None)
+                return
+            except daytona.DaytonaError:
+                continue  # unreachable for now: the consumers keep what they knew
+            if sandbox.labels != labels:
+                await _tell_its_consumers(self.sandbox_id, sandbox.raw)
+            labels = sandbox.labels
+
+
+_followed: dict[tuple[int, str], _Followed] = {}
+
+
+async def follow(sandbox_id: str, labels: dict[str, str]) -> tuple[int, str]:
+    """Count one more open consumer of `sandbox_id`, which knows it with `labels`;
+    returns the key to `unfollow`."""
+    key = (id(asyncio.get_running_loop()), sandbox_id)
+    followed = _followed.setdefault(key, _Followed(sandbox_id, dict(labels)))
+    followed.followers += 1
+    if followed.task is None or followed.task.done():
+        followed.task = asyncio.create_task(followed.run(), name=f"labels {sandbox_id}")
+    return key
+
+
+async def unfollow(key: tuple[int, str]) -> None:
+    followed = _followed.get(key)
+    if followed is None:
+        return
+    followed.followers -= 1
+    if followed.followers <= 0:
+        _followed.pop(key, None)
+        if followed.task is not None:
+            followed.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await followed.task

@@ -8,6 +8,8 @@ from channels.sessions import InstanceSessionWrapper
 
 from dashboard import daytona
 from dashboard.accounts.access import sandbox_access, terminal_access
+from dashboard.accounts.liveness import GONE, AccountWatch, Ended
+from dashboard.sandboxes import live
 
 NOT_ALLOWED = 4403
 NOT_FOUND = 4404
@@ -33,6 +35,9 @@ class RelayConsumer(AsyncWebsocketConsumer):
 
     user: Any
     sandbox: daytona.Sandbox
+    account: AccountWatch | None = None
+    # What the page says when the person loses the right while the socket is open.
+    no_longer_allowed = "You may no longer use this sandbox's terminal and logs."
 
     async def _open_sandbox(self, sandbox_id: str, not_allowed: str) -> bool:
         """Sets self.sandbox if the user may use its toolbox; else refuses and says False."""
@@ -52,6 +57,47 @@ class RelayConsumer(AsyncWebsocketConsumer):
             await self._refuse(NOT_ALLOWED, not_allowed)
             return False
         return True
+
+    async def _watch_account(self) -> None:
+        """From now on, end this socket when its sign-in or its access to the sandbox ends."""
+        self.account = AccountWatch(self.scope, self._recheck, self._revoke, self.sandbox.id)
+        await self.account.start()
+        self.followed = await live.follow(self.sandbox.id, self.sandbox.labels)
+
+    async def _stop_watching(self) -> None:
+        account, self.account = self.account, None
+        if account is not None:
+            await account.stop()
+        followed, self.followed = getattr(self, "followed", None), None
+        if followed is not None:
+            await live.unfollow(followed)
+
+    async def _recheck(self, user: Any, message: dict[str, Any]) -> Ended | None:
+        self.user = user
+        if message.get("type") == "sandbox.changed":
+            if message.get("gone"):
+                return Ended(GONE, "The sandbox was deleted.")
+            data = message.get("sandbox")
+            try:
+                fresh = daytona.Sandbox.from_api(data) if data else None
+                self.sandbox = fresh or await daytona.get_sandbox(self.sandbox.id)
+            except daytona.NotFound:
+                return Ended(GONE, "The sandbox was deleted.")
+            except daytona.DaytonaError:
+                pass  # Daytona cannot say now: judge by the labels known, and look again later
+        if not terminal_access(user, self.sandbox.labels).act:
+            return Ended(NOT_ALLOWED, self.no_longer_allowed)
+        return None
+
+    async def _revoke(self, ended: Ended) -> None:
+        """Close with the reason shown on the page, and stop relaying at once."""
+        await self._error(ended.reason)
+        await self.close(code=ended.code, reason=ended.reason)
+        await self._release()
+
+    async def _release(self) -> None:
+        """Stop every relay task and upstream connection (the socket is closing)."""
+        raise NotImplementedError
 
     async def _not_allowed(self) -> None:
         """Called before refusing someone who may see the sandbox but not use it."""

@@ -171,6 +171,7 @@ class TerminalConsumer(RelayConsumer):
         self.keepalive = asyncio.create_task(
             self._keepalive(), name=f"terminal-ping-{self.session}"
         )
+        await self._watch_account()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # Channels' own loop (await_many_dispatch) makes a task and an asyncio.wait per
@@ -198,7 +199,11 @@ class TerminalConsumer(RelayConsumer):
     async def disconnect(self, code: int) -> None:
         await self._cleanup()
 
+    async def _release(self) -> None:
+        await self._cleanup()
+
     async def _cleanup(self) -> None:
+        await self._stop_watching()
         tasks = (
             getattr(self, "pump", None),
             getattr(self, "keepalive", None),

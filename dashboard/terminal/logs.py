@@ -88,15 +88,20 @@ class LogsConsumer(RelayConsumer):
             await self._refuse(NOT_STARTED, f"The sandbox is {self.sandbox.state}; start it first.")
             return
         await self.accept()
+        await self._watch_account()
 
     async def disconnect(self, code: int) -> None:
-        await self._stop()
+        await self._release()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            await self._stop()
+            await self._release()
+
+    async def _release(self) -> None:
+        await self._stop_watching()
+        await self._stop()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None or len(text_data) > MAX_CONTROL:

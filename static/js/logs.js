@@ -12,7 +12,7 @@
 
   var MAX_LINES = 5000;
   var BACKOFF = [1, 2, 4, 8, 15];
-  var NO_RETRY = { 4400: true, 4403: true, 4404: true, 4409: true };
+  var NO_RETRY = { 4400: true, 4401: true, 4403: true, 4404: true, 4409: true };
 
   var sandboxId = root.dataset.sandbox;
   var pollUrl = root.dataset.logsPoll || "";
@@ -248,7 +248,11 @@
     socket.onclose = function (event) {
       if (socket !== ws) return;
       ws = null;
-      if (NO_RETRY[event.code]) { setState("Not available", "down"); return; }
+      if (NO_RETRY[event.code]) {
+        setState("Not available", "down");
+        if (event.reason) { bannerText.textContent = event.reason; banner.hidden = false; }
+        return;
+      }
       if (!current || current.ended) return;  // nothing to follow: reconnect when needed
       if (attempt >= BACKOFF.length) {
         // Repeated failures: stop trying on our own, let the reader decide.

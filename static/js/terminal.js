@@ -12,7 +12,7 @@
   var ACK_EVERY = 32 * 1024;        // acknowledge drawn output in batches
   var SILENCE_MS = 50000;           // the server pings every 20 s: silence means a dead link
   var BACKOFF = [1, 2, 4, 8, 15, 30];
-  var NO_RETRY = { 4400: true, 4403: true, 4404: true, 4409: true, 4410: true };
+  var NO_RETRY = { 4400: true, 4401: true, 4403: true, 4404: true, 4409: true, 4410: true };
 
   var sandboxId = root.dataset.sandbox;
   var storageKey = "sandbar.terminal." + sandboxId;
@@ -177,6 +177,9 @@
         state = "refused";
         if (event.code === 4409) {
           showBanner("The sandbox is not running.", true);
+        } else if (event.reason) {
+          // The sign-in ended or the right was taken away while the shell was open.
+          showBanner(event.reason, false);
         }
         setStatus("down", event.code === 4409 ? "Sandbox not running" : "Not connected");
         return;
