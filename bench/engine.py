@@ -79,7 +79,8 @@ def start_engine(
             str(data_dir),
         ],
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        # Throwaway data directories share the default image that make bench builds.
+        env={"SANDBAR_IMAGE_DIR": str(ROOT / "var" / "images"), **os.environ, **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
     )

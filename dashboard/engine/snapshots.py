@@ -8,11 +8,12 @@ and never written. ``imageName`` names the source, since the engine pulls no ima
 - ``tar:/absolute/path.tar[.gz|.xz|...]``: a tarball on the engine's machine, unpacked;
 - ``debian`` or ``debian:<suite>``: a minimal Debian built with debootstrap from
   ``SANDBAR_DEBIAN_MIRROR`` (refused as ``build_failed`` when the mirror is unreachable);
-- ``POST /sandbox/{id}/snapshot``: a sandbox's current files (its home, plus its
-  snapshot's root with the sandbox's changes when it was made from one).
+- ``POST /sandbox/{id}/snapshot``: a sandbox's current files (its snapshot's root,
+  or the default image, with the sandbox's changes and its home).
 
-A snapshot without a shell of its own gets the host's ``/usr`` read-only, like the
-default snapshot; one without ``etc/passwd`` gets the engine's generated ``/etc``.
+The default snapshot ``sandbar-default`` is the engine's own Debian image (``image.py``),
+built once and kept outside this directory. A snapshot without a shell of its own gets
+the host's ``/usr`` read-only; one without ``etc/passwd`` gets the engine's ``/etc``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import re
 import shutil
 import sqlite3
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ from dashboard.engine.store import iso, new_id, now
 from dashboard.engine.validation import Body, Query, read_json
 
 if TYPE_CHECKING:
+    from dashboard.engine.image import DefaultImage
     from dashboard.engine.lifecycle import Engine
     from dashboard.engine.store import SandboxRecord
 
@@ -150,9 +152,12 @@ def parse_source(image_name: str) -> Source:
     )
 
 
-def debootstrap_command(suite: str, target: Path, mirror: str) -> list[str]:
-    """The debootstrap command line for a minimal Debian root filesystem."""
-    return ["debootstrap", "--variant=minbase", suite, str(target), mirror]
+def debootstrap_command(
+    suite: str, target: Path, mirror: str, include: Sequence[str] = ()
+) -> list[str]:
+    """The debootstrap command line for a minimal Debian root filesystem (plus ``include``)."""
+    extra = [f"--include={','.join(include)}"] if include else []
+    return ["debootstrap", "--variant=minbase", *extra, suite, str(target), mirror]
 
 
 def apt_mirror(apt_dir: Path = Path("/etc/apt")) -> str:
@@ -201,6 +206,7 @@ class Snapshots:
         notify: Notify,
         *,
         defaults: tuple[int, int, int],
+        default_image: DefaultImage,
         owner_uid: int = 0,
     ) -> None:
         self.db = db
@@ -210,6 +216,7 @@ class Snapshots:
         self.notify = notify
         self.defaults = defaults
         self.owner_uid = owner_uid
+        self.default_image = default_image
         self.mirror = env_str("SANDBAR_DEBIAN_MIRROR", "") or apt_mirror()
         self._builds: dict[str, asyncio.Task[None]] = {}
         stamp = iso(now())
@@ -219,11 +226,20 @@ class Snapshots:
             " disk, created_at, updated_at) VALUES (?, ?, NULL, 1, 'active', ?, ?, ?, ?, ?)",
             (DEFAULT_ID, rootfs.DEFAULT_SNAPSHOT, cpu, mem, disk, stamp, stamp),
         )
-        # The default snapshot follows the configured defaults, which may have changed.
+        # The default snapshot follows the configured defaults and the image on disk,
+        # which may have changed (or been rebuilt) since the last start.
+        info = default_image.info()
         self.db.execute(
-            "UPDATE snapshots SET cpu = ?, mem = ?, disk = ? WHERE id = ?",
-            (cpu, mem, disk, DEFAULT_ID),
-        )
+            "UPDATE snapshots SET cpu = ?, mem = ?, disk = ?, image_name = ?, state = ?,"
+            " error_reason = ?, size = ? WHERE id = ?",
+            (
+                cpu, mem, disk, default_image.image_name,
+                "active" if info else "error",
+                None if info else default_image.missing_message(),
+                round(info["sizeBytes"] / 2**30, 3) if info else None,
+                DEFAULT_ID,
+            ),
+        )  # fmt: skip
         # A sandbox the previous engine was capturing goes back to the state it wants
         # (snapshotting leaves desiredState alone), for the lifecycle to reconcile.
         self.db.execute("UPDATE sandboxes SET state = desired_state WHERE state = 'snapshotting'")
@@ -322,21 +338,28 @@ class Snapshots:
 
     # -- for sandboxes ---------------------------------------------------------
 
-    def for_sandbox(self, id_or_name: str) -> tuple[Snapshot, str | None]:
-        """The active snapshot a new sandbox is made from, and its root (None: default)."""
+    def for_sandbox(self, id_or_name: str) -> tuple[Snapshot, str]:
+        """The active snapshot a new sandbox is made from, and its root filesystem."""
         snapshot = self.get(id_or_name)
         if snapshot is None:
             raise NotFound(f"Snapshot {id_or_name} not found")
         if snapshot.state != "active":
-            raise BadRequest(f"Snapshot {id_or_name} is {snapshot.state}")
-        return snapshot, None if snapshot.general else str(self.rootfs(snapshot))
+            reason = f": {snapshot.error_reason}" if snapshot.error_reason else ""
+            raise BadRequest(f"Snapshot {id_or_name} is {snapshot.state}{reason}")
+        if snapshot.general and self.default_image.info() is None:
+            raise BadRequest(f"Snapshot {id_or_name}: {self.default_image.missing_message()}")
+        return snapshot, self._rootfs_path(snapshot)
 
-    def rootfs_for(self, name: str) -> str | None:
-        """The root filesystem a sandbox made from ``name`` runs on (None: default)."""
+    def rootfs_for(self, name: str) -> str:
+        """The root filesystem a sandbox made from ``name`` runs on (None: no such snapshot)."""
         snapshot = self.get(name)
-        if snapshot is None or snapshot.general:
-            return None
-        return str(self.rootfs(snapshot))
+        if snapshot is None:
+            # A sandbox records its snapshot's name; without one it runs on the default.
+            return str(self.default_image.rootfs)
+        return self._rootfs_path(snapshot)
+
+    def _rootfs_path(self, snapshot: Snapshot) -> str:
+        return str(self.default_image.rootfs if snapshot.general else self.rootfs(snapshot))
 
     def mark_used(self, snapshot: Snapshot) -> None:
         """Record that a sandbox was made from the snapshot."""
@@ -432,7 +455,7 @@ class Snapshots:
             await work
             os.chmod(target, 0o755)  # noqa: S103 -- the root directory sandboxes see
             await asyncio.to_thread(_own_home, target, self.owner_uid)
-            size = await asyncio.to_thread(_tree_size, target)
+            size = await asyncio.to_thread(tree_size, target)
             self._log(log_file, f"snapshot {snapshot.name} is active ({size / 2**30:.3f} GiB)")
             self._set_state(snapshot, "active", size=round(size / 2**30, 3))
         except asyncio.CancelledError:
@@ -631,7 +654,8 @@ def _own_home(root: Path, uid: int) -> None:
                 os.chown(name, uid, uid, follow_symlinks=False)
 
 
-def _tree_size(path: Path) -> int:
+def tree_size(path: Path) -> int:
+    """Bytes the files under ``path`` take on disk."""
     total = 0
     for root, _dirs, files in os.walk(path):
         for name in files:

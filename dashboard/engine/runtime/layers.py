@@ -47,6 +47,16 @@ class RootLayer:
         self.work = disk_mount / "layer" / "work"
         self.merged = merged
 
+    @classmethod
+    def beside(cls, disk_mount: Path, lower: str | None = None) -> RootLayer:
+        """The layer of the disk mounted at ``disk_mount``, its root mounted next to it.
+
+        Named after the disk's mount point rather than the sandbox: a sandbox taken from
+        the warm pool keeps the pool's mount points (a mount point cannot be renamed).
+        """
+        merged = disk_mount.with_name(f"{disk_mount.name}.root")
+        return cls(Path(lower or "/nonexistent"), disk_mount, merged)
+
     async def mount(
         self,
         owner_uid: int,

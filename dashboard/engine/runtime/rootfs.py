@@ -1,9 +1,11 @@
-"""The default snapshot: the host's system directories read-only, with an /etc of our own.
+"""The sandbox user, and what a snapshot that is not a whole system runs on.
 
-Nothing needs downloading, so the first sandbox starts in milliseconds. The host's /etc
-is never shown: the sandbox gets a generated one plus a few read-only host pieces
-that programs need and that hold no secrets (the dynamic linker cache, alternatives
-symlinks, public CA certificates).
+Default sandboxes run on the engine's own Debian image (``dashboard/engine/image.py``),
+which gets ``hostname``, ``hosts`` and ``resolv.conf`` from ``ETC_FILES`` at build time.
+A snapshot without a system of its own (no shell) gets the host's system directories
+read-only instead, and without an ``etc/passwd`` a generated ``/etc``: the host's /etc
+is never shown, only a few read-only pieces that programs need and that hold no
+secrets (the dynamic linker cache, alternatives symlinks, public CA certificates).
 """
 
 from __future__ import annotations
