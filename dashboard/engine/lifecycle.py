@@ -100,6 +100,7 @@ class Engine:
         self.store = Store(config.engine_dir / "engine.sqlite3")
         self.runtime = Runtime(config)
         self.runtime.network = self.runtime.network and self.host.has(prereqs.NETWORK)
+        self.runtime.proc_limits = self.host.has(prereqs.PROC_LIMITS)
         self.runtime.recorded_uids = self.store.uids
         self.organization_id = self.store.meta("organization_id", new_id())
         self._locks: dict[str, asyncio.Lock] = {}

@@ -38,6 +38,7 @@ from dashboard.engine.runtime.egress import Egress, EgressError, EgressPolicy, p
 from dashboard.engine.runtime.ids import UidRange, UidRangeFull, mapping_userns
 from dashboard.engine.runtime.layers import RootLayer, has_own_etc, is_full_root
 from dashboard.engine.runtime.mounts import Mount, bind_volumes, unbind_volumes
+from dashboard.engine.runtime.procfs import Lxcfs
 
 log = logging.getLogger("sandbar.engine")
 WARM_PREFIX = "warm-"
@@ -256,6 +257,10 @@ class Runtime:
         # Whether the host can give sandboxes a network (prereqs); the engine refuses
         # networked sandboxes with a 400 when it cannot.
         self.network = self._slirp is not None
+        # /proc showing each sandbox's own limits (prereqs' "proc-limits" feature).
+        self.proc_limits = True
+        self.lxcfs = Lxcfs(self.run_dir / "lxcfs")
+        self._lxcfs_up = False
         self.egress = Egress(
             config.instance_id,
             EgressPolicy(
@@ -291,6 +296,7 @@ class Runtime:
         self._host_binds = rootfs.host_binds()
         self.cgroups.setup()
         seccomp.prepare()
+        self._lxcfs_up = self.proc_limits and self.lxcfs.start()
 
     async def shutdown(self) -> None:
         """Stop every running sandbox and remove the instance cgroups."""
@@ -313,6 +319,7 @@ class Runtime:
             shutil.rmtree(self.sandbox_dir(warm_id), ignore_errors=True)
         self.cgroups.teardown()
         self.egress.teardown()
+        self.lxcfs.stop()
         # Never delete through a mount that is still there.
         _unmount_all_under(self.run_dir)
         shutil.rmtree(self.run_dir, ignore_errors=True)
@@ -652,7 +659,8 @@ class Runtime:
             args += ["--ro-bind", str(self.etc_dir / "resolv.conf"), "/etc/resolv.conf"]
         # /tmp, /dev/shm and /var/tmp here are paths inside the sandbox, not the host's.
         args += [
-            "--proc", "/proc", "--dev", "/dev",
+            "--proc", "/proc", *(self.lxcfs.bwrap_args() if self._lxcfs_up else ()),
+            "--dev", "/dev",
             "--size", str(64 << 20), "--tmpfs", "/dev/shm",  # noqa: S108
             "--bind-fd", str(tmp_fd), "/tmp",  # noqa: S108
         ]  # fmt: skip

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LIMIT_CONTROLLERS = ("memory", "cpu", "pids")
+# cpuset pins a sandbox to as many CPUs as it has, so that nproc and every program that
+# sizes itself by sched_getaffinity see its CPUs, not the host's. Used where present.
+PIN_CONTROLLER = "cpuset"
 CPU_PERIOD_US = 100_000
 
 
@@ -27,6 +30,7 @@ class CgroupLayout:
     v1: dict[str, Path]  # controller -> directory that will hold the engine's cgroups
     v2: Path | None  # directory (under the v2 mount) for the engine's cgroups
     v2_limits: bool  # whether memory/cpu/pids limits are set through v2
+    v2_pins: bool = False  # whether cpuset is set through v2
 
     @classmethod
     def detect(cls) -> CgroupLayout:
@@ -50,7 +54,8 @@ class CgroupLayout:
                 v2_mount = mount_point
             elif fstype == "cgroup":
                 for option in options.split(","):
-                    if option in LIMIT_CONTROLLERS and option not in v1_mounts:
+                    known = (*LIMIT_CONTROLLERS, PIN_CONTROLLER)
+                    if option in known and option not in v1_mounts:
                         v1_mounts[option] = mount_point
         own: dict[str, str] = {}
         for line in self_cgroup.splitlines():
@@ -61,18 +66,25 @@ class CgroupLayout:
         # sandboxes); v2 cgroups go at the root because a cgroup holding processes,
         # like ours, may not delegate controllers to children.
         v1 = {c: m / own.get(c, "/").lstrip("/") for c, m in v1_mounts.items()}
-        v2_limits = False
+        v2_limits = v2_pins = False
         if v2_mount is not None:
             available = (v2_mount / "cgroup.controllers").read_text().split()
             v2_limits = all(c in available for c in LIMIT_CONTROLLERS)
+            v2_pins = v2_limits and PIN_CONTROLLER in available
         if v2_limits:
             v1 = {}
-        return cls(v1=v1, v2=v2_mount, v2_limits=v2_limits)
+        return cls(v1=v1, v2=v2_mount, v2_limits=v2_limits, v2_pins=v2_pins)
 
 
 def _write(path: Path, value: str) -> None:
     with open(path, "w") as handle:
         handle.write(value)
+
+
+def _inherit_cpuset(directory: Path) -> None:
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        if not (directory / name).read_text().strip():
+            _write(directory / name, (directory.parent / name).read_text().strip())
 
 
 def _rmdir_tree(path: Path) -> None:
@@ -92,6 +104,26 @@ class CgroupManager:
     def __init__(self, instance_id: str, layout: CgroupLayout | None = None) -> None:
         self.layout = layout or CgroupLayout.detect()
         self.name = f"sandbar-{instance_id}"
+        self.host_cpus = sorted(os.sched_getaffinity(0))
+        self._pinned: dict[str, list[int]] = {}  # sandbox id -> its CPUs
+
+    def pick_cpus(self, sandbox_id: str, count: int) -> list[int]:
+        """The ``count`` CPUs fewest sandboxes are pinned to (all of them past the host's)."""
+        if count >= len(self.host_cpus):
+            chosen = list(self.host_cpus)
+        else:
+            load = dict.fromkeys(self.host_cpus, 0)
+            for other, cpus in self._pinned.items():
+                if other != sandbox_id:
+                    for cpu in cpus:
+                        load[cpu] = load.get(cpu, 0) + 1
+            chosen = sorted(sorted(load, key=lambda cpu: (load[cpu], cpu))[:count])
+        self._pinned[sandbox_id] = chosen
+        return chosen
+
+    def unpin(self, sandbox_id: str) -> None:
+        """Forget a stopped sandbox's CPUs."""
+        self._pinned.pop(sandbox_id, None)
 
     def _roots(self) -> list[Path]:
         roots = [base / self.name for base in self.layout.v1.values()]
@@ -104,10 +136,14 @@ class CgroupManager:
         self.teardown()
         for root in self._roots():
             root.mkdir(parents=True, exist_ok=True)
+        pins = self.layout.v1.get(PIN_CONTROLLER)
+        if pins is not None:  # a v1 cpuset starts empty: give it its parent's CPUs
+            _inherit_cpuset(pins / self.name)
         if self.layout.v2 is not None and self.layout.v2_limits:
-            wanted = " ".join(f"+{c}" for c in LIMIT_CONTROLLERS)
+            controllers = (*LIMIT_CONTROLLERS, *([PIN_CONTROLLER] if self.layout.v2_pins else []))
+            wanted = " ".join(f"+{c}" for c in controllers)
             enabled = (self.layout.v2 / "cgroup.subtree_control").read_text().split()
-            if not all(c in enabled for c in LIMIT_CONTROLLERS):
+            if not all(c in enabled for c in controllers):
                 _write(self.layout.v2 / "cgroup.subtree_control", wanted)
             _write(self.layout.v2 / self.name / "cgroup.subtree_control", wanted)
 
@@ -153,6 +189,8 @@ class SandboxCgroup:
         """Create the directories and set the limits."""
         for directory in self.v1_dirs.values():
             directory.mkdir(exist_ok=True)
+        if PIN_CONTROLLER in self.v1_dirs:
+            _inherit_cpuset(self.v1_dirs[PIN_CONTROLLER])
         if self.v2_dir is not None:
             self.v2_dir.mkdir(exist_ok=True)
         self.set_limits(cpu=cpu, memory_gib=memory_gib, pids_max=pids_max)
@@ -160,6 +198,11 @@ class SandboxCgroup:
     def set_limits(self, *, cpu: int, memory_gib: int, pids_max: int) -> None:
         """Apply CPU quota, memory and process-count limits (also on a running sandbox)."""
         memory = memory_gib << 30
+        cpus = ",".join(map(str, self.manager.pick_cpus(self.sandbox_id, cpu)))
+        if self.manager.layout.v2_pins and self.v2_dir is not None:
+            _write(self.v2_dir / "cpuset.cpus", cpus)
+        if PIN_CONTROLLER in self.v1_dirs:
+            _write(self.v1_dirs[PIN_CONTROLLER] / "cpuset.cpus", cpus)
         if self.manager.layout.v2_limits and self.v2_dir is not None:
             _write(self.v2_dir / "cpu.max", f"{cpu * CPU_PERIOD_US} {CPU_PERIOD_US}")
             _write(self.v2_dir / "memory.max", str(memory))
@@ -266,6 +309,7 @@ class SandboxCgroup:
 
     def destroy(self) -> None:
         """Remove the (empty) directories."""
+        self.manager.unpin(self.sandbox_id)
         for directory in self.v1_dirs.values():
             _rmdir_tree(directory)
         if self.v2_dir is not None:
