@@ -12,6 +12,7 @@ gets the engine's generated ``/etc``, just as the default snapshot does.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import stat
@@ -71,6 +72,8 @@ class RootLayer:
             directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.upper, 0o755)  # noqa: S103 -- the root directory the sandbox sees
         self.merged.mkdir(parents=True, exist_ok=True)
+        # Before the first mount the sandbox has no home of its own in its layer yet.
+        first = not (self.upper / "home" / "daytona").exists()
         if not is_mounted(self.merged):
             options = f"lowerdir={self.lower},upperdir={self.upper},workdir={self.work}"
             await _run(
@@ -81,10 +84,13 @@ class RootLayer:
             # Sandbox-written content may hold symlinks: never follow them as root.
             with contextlib.suppress(OSError):
                 os.close(open_beneath(str(self.merged), point, owner_uid))
-        # The sandbox user owns its home even when the snapshot's files say otherwise.
+        # The sandbox user owns its home even when the snapshot's files say otherwise:
+        # each sandbox runs as a host uid of its own, which no snapshot can know.
         home = open_beneath(str(self.merged), "home/daytona", owner_uid)
         try:
             os.chown(f"/proc/self/fd/{home}", owner_uid, owner_uid)
+            if first:  # copies the snapshot's home files up once, owned by this sandbox
+                await asyncio.to_thread(_own_tree, home, owner_uid)
         finally:
             os.close(home)
         if own_etc:
@@ -101,6 +107,14 @@ class RootLayer:
                 _libc.umount2(target, MNT_DETACH)
         with contextlib.suppress(OSError):
             self.merged.rmdir()
+
+
+def _own_tree(directory_fd: int, uid: int) -> None:
+    """chown everything below a directory to ``uid``, never following a symlink."""
+    for _path, dirs, files, fd in os.fwalk(".", dir_fd=directory_fd):
+        for name in (*dirs, *files):
+            with contextlib.suppress(OSError):
+                os.chown(name, uid, uid, dir_fd=fd, follow_symlinks=False)
 
 
 def _plain_resolv_conf(merged: Path) -> None:
