@@ -145,8 +145,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Failed sign-ins allowed per client address and per account in the window.
+# Sign-in throttling (dashboard/accounts/ratelimit.py): failed sign-ins allowed per
+# account from one address, and per address over all accounts, in the window.
 LOGIN_ATTEMPTS_LIMIT = env_int("SANDBAR_LOGIN_ATTEMPTS", 5, minimum=1)
+LOGIN_ADDRESS_ATTEMPTS_LIMIT = env_int("SANDBAR_LOGIN_ADDRESS_ATTEMPTS", 20, minimum=1)
 LOGIN_ATTEMPTS_WINDOW = env_int("SANDBAR_LOGIN_WINDOW_SECONDS", 300, minimum=10)
 SESSION_COOKIE_AGE = env_int("SANDBAR_SESSION_HOURS", 12, minimum=1) * 3600
 PASSWORD_RESET_TIMEOUT = 3 * 24 * 3600

@@ -59,6 +59,7 @@ ROWS = [
     Row("post", "team_active", 302, 403, 403, 302, args=("target",), data={"active": "false"}),
     Row("post", "team_invite", 302, 403, 403, 302, args=("target",)),
     Row("post", "team_quota", 302, 403, 403, 302, args=("target",), data={"quota_cpu": "2"}),
+    Row("post", "team_throttle_clear", 302, 403, 403, 404, args=(999_999,)),
     Row("post", "logout", 302, 302, 302, 302),
 ]
 

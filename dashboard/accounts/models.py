@@ -54,3 +54,33 @@ class User(AbstractUser):
     @property
     def is_viewer(self) -> bool:
         return self.is_active and self.role == Role.VIEWER
+
+
+class SignInThrottle(models.Model):
+    """Failed sign-ins counted for one address, one account from one address, or one
+    account from anywhere (see `dashboard.accounts.ratelimit` for the policy)."""
+
+    class Scope(models.TextChoices):
+        ADDRESS = "address", "address"
+        ACCOUNT_ADDRESS = "account_address", "account from an address"
+        ACCOUNT = "account", "account"
+
+    scope = models.CharField(max_length=16, choices=Scope.choices)
+    # As typed, lowercased: unknown names are throttled like real ones, so the answer
+    # does not tell which accounts exist. Empty for the address scope.
+    username = models.CharField(max_length=150, blank=True)
+    address = models.CharField(max_length=64, blank=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_start = models.DateTimeField()
+    blocked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "username", "address"], name="one_throttle_per_key"
+            )
+        ]
+        indexes = [models.Index(fields=["window_start"])]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.username} {self.address}".strip()

@@ -13,4 +13,5 @@ urlpatterns = [
     path("team/<int:pk>/active/", views.set_active, name="team_active"),
     path("team/<int:pk>/invite/", views.invite, name="team_invite"),
     path("team/<int:pk>/quota/", views.set_quota, name="team_quota"),
+    path("team/throttles/<int:pk>/clear/", views.clear_throttle, name="team_throttle_clear"),
 ]

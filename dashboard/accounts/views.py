@@ -1,3 +1,6 @@
+import asyncio
+
+from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
@@ -5,7 +8,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
@@ -21,7 +24,7 @@ from dashboard.accounts.actions import (
     do_set_quota,
 )
 from dashboard.accounts.forms import ActiveForm, PersonForm, QuotaForm, RoleForm, SignInForm
-from dashboard.accounts.models import ROLE_HELP, Role, User
+from dashboard.accounts.models import ROLE_HELP, Role, SignInThrottle, User
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record, record_request
 from dashboard.core.http import client_ip, htmx_partial
@@ -36,7 +39,20 @@ def _next_url(request: HttpRequest) -> str:
 
 @login_not_required
 @require_http_methods(["GET", "POST"])
-def sign_in(request: HttpRequest) -> HttpResponse:
+async def sign_in(request: HttpRequest) -> HttpResponse:
+    """The sign-in form. A POST is counted before its password is checked, and waits
+    out its account's slow-down here, on the event loop, holding no thread."""
+    decision = ratelimit.Decision()
+    if request.method == "POST" and not (await request.auser()).is_authenticated:
+        ip = client_ip(request)
+        username = request.POST.get("username", "")[:150]
+        decision = await sync_to_async(ratelimit.reserve)(ip, username)
+        if decision.delay:
+            await asyncio.sleep(decision.delay)
+    return await sync_to_async(_sign_in)(request, decision)
+
+
+def _sign_in(request: HttpRequest, decision: ratelimit.Decision) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect(_next_url(request))
     form = SignInForm(request, data=request.POST if request.method == "POST" else None)
@@ -44,7 +60,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         ip = client_ip(request)
         username = request.POST.get("username", "")[:150]
-        if ratelimit.is_limited(ip, username):
+        if decision.refused:
             record(
                 None,
                 "auth.sign_in",
@@ -54,29 +70,48 @@ def sign_in(request: HttpRequest) -> HttpResponse:
                 actor_name=username or "anonymous",
             )
             form.errors.clear()
+            minutes = max(1, round(decision.retry_after / 60))
             form.add_error(
-                None, "Too many failed sign-in attempts. Wait a few minutes, then try again."
+                None,
+                "Too many failed sign-in attempts from this address. "
+                f"Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
             )
-            status = 429
-        elif form.is_valid():
+            response = render(
+                request,
+                "accounts/sign_in.html",
+                {"form": form, "next": _next_url(request)},
+                status=429,
+            )
+            response["Retry-After"] = str(decision.retry_after)
+            return response
+        if form.is_valid():
             user = form.get_user()
             login(request, user)
-            ratelimit.clear(ip, username)
+            ratelimit.succeeded(ip, username)
             record_request(request, "auth.sign_in")
             return redirect(_next_url(request))
-        else:
-            ratelimit.record_failure(ip, username)
-            reason = "; ".join(form.non_field_errors()) or "missing username or password"
-            known = User.objects.filter(username=username).first()
+        for throttle in ratelimit.failed(ip, username):
             record(
-                known,
-                "auth.sign_in",
-                outcome=Outcome.FAILURE,
+                None,
+                "auth.throttle",
+                outcome=Outcome.DENIED,
                 client_ip=ip,
-                error=reason,
                 actor_name=username or "anonymous",
+                target_kind="throttle",
+                target_name=str(throttle),
+                detail={"scope": throttle.scope, "failures": throttle.failures},
             )
-            status = 400
+        reason = "; ".join(form.non_field_errors()) or "missing username or password"
+        known = User.objects.filter(username=username).first()
+        record(
+            known,
+            "auth.sign_in",
+            outcome=Outcome.FAILURE,
+            client_ip=ip,
+            error=reason,
+            actor_name=username or "anonymous",
+        )
+        status = 400
     return render(
         request, "accounts/sign_in.html", {"form": form, "next": _next_url(request)}, status=status
     )
@@ -145,6 +180,7 @@ def _team_context(request: HttpRequest, **extra) -> dict:
         "roles": Role.choices,
         "role_help": ROLE_HELP,
         "admin_count": people.filter(role=Role.ADMIN, is_active=True).count(),
+        "throttles": ratelimit.active() if team_access(request.user).act else [],
         **extra,
     }
 
@@ -267,3 +303,25 @@ def set_quota(request: HttpRequest, pk: int) -> HttpResponse:
         lambda person: do_set_quota(request, person, values),
         "Saved the quota of {person}.",
     )
+
+
+@require_POST
+def clear_throttle(request: HttpRequest, pk: int) -> HttpResponse:
+    """An admin lets an address (or an account) sign in again at once."""
+    _require_team_admin(request)
+    throttle = get_object_or_404(SignInThrottle, pk=pk)
+    throttle.delete()
+    record_request(
+        request,
+        "auth.throttle_clear",
+        target_kind="throttle",
+        target_name=str(throttle),
+        detail={
+            "scope": throttle.scope,
+            "username": throttle.username,
+            "address": throttle.address,
+            "failures": throttle.failures,
+        },
+    )
+    messages.success(request, f"Cleared the sign-in throttle of {throttle}.")
+    return redirect(f"{reverse('team')}#throttles")
