@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS sandboxes (
     updated_at TEXT NOT NULL,
     last_activity_at TEXT NOT NULL,
     stopped_at TEXT,
-    uid INTEGER NOT NULL DEFAULT 0
+    uid INTEGER NOT NULL DEFAULT 0,
+    network_allow_list TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX IF NOT EXISTS sandboxes_live_name ON sandboxes (name)
     WHERE state != 'destroyed';
@@ -100,6 +101,7 @@ class SandboxRecord:
     recoverable: bool = False
     stopped_at: str | None = None
     uid: int = 0  # the host uid the sandbox runs as, its own from create to delete
+    network_allow_list: str = ""  # comma-separated IPv4 CIDRs, canonical ("": none)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -173,6 +175,10 @@ class Store:
         columns = {row["name"] for row in self.db.execute("PRAGMA table_info(sandboxes)")}
         if "uid" not in columns:  # a database from before per-sandbox uids
             self.db.execute("ALTER TABLE sandboxes ADD COLUMN uid INTEGER NOT NULL DEFAULT 0")
+        if "network_allow_list" not in columns:  # from before egress allow lists
+            self.db.execute(
+                "ALTER TABLE sandboxes ADD COLUMN network_allow_list TEXT NOT NULL DEFAULT ''"
+            )
 
     def close(self) -> None:
         """Close the database."""

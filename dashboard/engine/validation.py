@@ -11,6 +11,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
 from dashboard.engine.errors import BadRequest
+from dashboard.engine.runtime.egress import format_allow_list, parse_allow_list
 
 MAX_STRING = 64 * 1024
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -107,6 +108,16 @@ class Body:
         if any("\x00" in v for v in value):
             raise BadRequest(f"{key} must not contain NUL characters")
         return list(value)
+
+    def allow_list(self, key: str) -> str | None:
+        """A ``networkAllowList``: comma-separated IPv4 CIDRs, returned canonical."""
+        value = self.string(key, max_length=1024)
+        if value is None:
+            return None
+        try:
+            return format_allow_list(parse_allow_list(value))
+        except ValueError as error:
+            raise BadRequest(str(error)) from None
 
     def raw(self, key: str) -> Any:
         """A field as sent, for fields only checked for emptiness."""

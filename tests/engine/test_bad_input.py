@@ -218,7 +218,7 @@ def test_malformed_json_is_a_400_with_a_message(api: httpx.Client) -> None:
         {"name": ""},
         {"snapshot": "no-such-snapshot"},
         {"volumes": [{"volumeId": "v", "mountPath": "/v"}]},
-        {"networkAllowList": "10.0.0.0/8"},
+        {"networkAllowList": "10.0.0.0"},
         {"favouriteColour": "blue"},
         {"autoStopInterval": -3},
     ],

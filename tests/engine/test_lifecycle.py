@@ -293,7 +293,14 @@ def test_blocking_all_network_takes_effect_from_the_next_start(
 
 @pytest.mark.parametrize(
     "body",
-    [{"networkAllowList": "10.0.0.0/8"}, {"networkBlockAll": "yes"}, {"bogus": 1}, [1, 2]],
+    [
+        {"networkAllowList": "10.0.0.0/33"},
+        {"networkBlockAll": True, "networkAllowList": "198.51.100.0/24"},
+        {"domainAllowList": "example.com"},
+        {"networkBlockAll": "yes"},
+        {"bogus": 1},
+        [1, 2],
+    ],
 )
 def test_network_settings_refuse_what_cannot_be_honoured(
     api: httpx.Client, fresh: dict[str, Any], body: object
