@@ -494,6 +494,8 @@ class Runtime:
             unbind_volumes(self.volumes_dir(spec.id))
             self.root_layer(spec.id).unmount()
             disk.unmount()
+            with contextlib.suppress(OSError):
+                disk.mount_point.rmdir()
             if isinstance(error, RuntimeError_):
                 raise
             raise RuntimeError_(str(error)) from error
@@ -747,7 +749,7 @@ class Runtime:
                 raise RuntimeError_(
                     f"the sandbox's egress rules could not be set: {error}"
                 ) from None
-        elif not block_all and self._slirp is not None:
+        elif not block_all and self.network:
             process, exit_fd = await self._start_network(
                 running.init_pid, running.cgroup, running.spec
             )
