@@ -13,7 +13,8 @@ from dashboard.env import env_bool, env_int, env_list, env_path, env_str, env_ur
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("SANDBAR_DATA_DIR", BASE_DIR / "var")
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# The owner's only: it holds the database and keys (dashboard/core/files.py checks it).
+DATA_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
 def _secret_key() -> str:

@@ -7,4 +7,9 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from dashboard.core import checks  # noqa: F401  (registers the deploy checks)
+        from dashboard.core import (
+            checks,  # noqa: F401  (registers the deploy checks)
+            files,
+        )
+
+        files.check_at_start()
