@@ -401,7 +401,11 @@ class Engine:
                     self._set_state(record, "starting")
                     await self.runtime.start(spec)
             except (RuntimeError_, OSError) as error:
-                self._set_error(record, str(error))
+                # Daytona keeps a sandbox whose create failed, in ``error``; here it
+                # holds nothing more (no disk, mount, cgroup or network), and it cannot
+                # be recovered: deleting it only forgets the record.
+                await self.runtime.destroy(record.id)
+                self._set_error(record, f"create failed: {error}", recoverable=False)
                 return record
             self._set_state(record, "started", last_activity_at=iso(now()))
         return record

@@ -490,7 +490,7 @@ class Runtime:
         except (OSError, DiskError, RuntimeError_) as error:
             cgroup.kill_now()
             await cgroup.wait_empty(2.0)
-            cgroup.destroy()
+            await cgroup.remove()
             unbind_volumes(self.volumes_dir(spec.id))
             self.root_layer(spec.id).unmount()
             disk.unmount()
@@ -854,7 +854,7 @@ class Runtime:
             await running.network.wait()
             await self._forget_egress(running.spec.uid)
         await cgroup.wait_empty(5.0)
-        cgroup.destroy()
+        await cgroup.remove()
         for fd in (running.userns_fd, running.root_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)

@@ -307,6 +307,22 @@ class SandboxCgroup:
                 with contextlib.suppress(OSError):
                     child.rmdir()
 
+    async def remove(self, limit: float = 3.0) -> bool:
+        """Remove the directories once the kernel lets go of them.
+
+        A process that has exited but is not reaped yet (the sandbox's first process
+        is reparented when bubblewrap dies) still pins a v1 cgroup: rmdir fails with
+        EBUSY until it is gone, so try again for a moment rather than leave it behind.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while True:
+            self.destroy()
+            left = [d for d in (*self.v1_dirs.values(), self.v2_dir) if d and d.exists()]
+            if not left or loop.time() > deadline:
+                return not left
+            await asyncio.sleep(0.01)
+
     def destroy(self) -> None:
         """Remove the (empty) directories."""
         self.manager.unpin(self.sandbox_id)
