@@ -18,10 +18,12 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from daytona import CreateSandboxFromSnapshotParams, Daytona, Sandbox
+from django.urls import reverse
 
 from dashboard.engine import image
 from tests.engine.conftest import create, run
@@ -138,6 +140,20 @@ def test_the_default_snapshot_is_listed_with_its_image_and_size(api: httpx.Clien
     assert snapshot["state"] == "active"
     assert snapshot["imageName"] == f"sandbar/{default.key}"
     assert snapshot["size"] == round(info["sizeBytes"] / 2**30, 3) > 0.1
+
+
+def test_the_dashboards_snapshots_page_lists_the_default_image(
+    daytona_engine: EngineServer, viewer_client: Any
+) -> None:
+    default = image.DefaultImage(Path(IMAGE_DIR))
+    info = default.info()
+    assert info is not None
+    response = viewer_client.get(reverse("snapshots"), {"q": "sandbar-default"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert ">sandbar-default</a>" in html
+    assert f"sandbar/{default.key}" in html
+    assert f"{round(info['sizeBytes'] / 2**30, 3):.2f}&thinsp;GiB" in html
 
 
 def _free_port() -> int:

@@ -1,13 +1,14 @@
 """A sandbox's root filesystem from a snapshot: the snapshot read-only, an overlay on top.
 
-The snapshot's directory is the overlay's lower layer, shared by every sandbox made
-from it; each sandbox's upper layer lives on its own disk, so its writes count against
-its disk size and survive stop and start. bwrap 0.8 has no ``--overlay``, so the engine
-mounts the overlay as root and hands bubblewrap the merged directory.
+The snapshot's directory (for default sandboxes, the engine's Debian image) is the
+overlay's lower layer, shared by every sandbox made from it; each sandbox's upper layer
+lives on its own disk, so its writes count against its disk size and survive stop and
+start. bwrap 0.8 has no ``--overlay``, so the engine mounts the overlay as root and
+hands bubblewrap the merged directory.
 
 A snapshot need not be a whole distribution: what it lacks of ``/usr``, ``/bin``,
 ``/lib``… comes read-only from the host, and without an ``etc/passwd`` of its own it
-gets the engine's generated ``/etc``, just as the default snapshot does.
+gets the engine's generated ``/etc``.
 """
 
 from __future__ import annotations
