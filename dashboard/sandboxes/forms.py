@@ -1,5 +1,6 @@
 """Forms for the sandboxes area: the list's filters, create, and the editable settings."""
 
+import ipaddress
 import re
 from datetime import UTC
 
@@ -377,6 +378,10 @@ class LabelsForm(forms.Form):
         return data
 
 
+# Daytona's rules for networkAllowList: IPv4 networks with a prefix length, at most ten.
+MAX_ALLOWED_NETWORKS = 10
+
+
 class NetworkForm(forms.Form):
     """Public previews and network access."""
 
@@ -384,22 +389,46 @@ class NetworkForm(forms.Form):
     network_block_all = forms.BooleanField(required=False, label="Block all network")
     network_allow_list = forms.CharField(
         required=False,
-        max_length=2000,
+        max_length=1000,
         label="Allowed networks",
-        help_text="Comma-separated CIDRs, e.g. 10.0.0.0/8; empty allows everything.",
+        help_text="Comma-separated IPv4 networks, e.g. 203.0.113.0/24; empty: no narrowing.",
     )
 
     def clean_network_allow_list(self) -> str:
-        import ipaddress
-
         value = self.cleaned_data["network_allow_list"]
         parts = [p.strip() for p in value.split(",") if p.strip()]
-        for part in parts:
-            try:
-                ipaddress.ip_network(part, strict=False)
-            except ValueError:
-                raise forms.ValidationError(f"“{part[:60]}” is not a network (CIDR).") from None
-        return ",".join(parts)
+        if len(parts) > MAX_ALLOWED_NETWORKS:
+            raise forms.ValidationError(
+                f"At most {MAX_ALLOWED_NETWORKS} networks can be allowed ({len(parts)} given)."
+            )
+        return ",".join(_ipv4_network(part) for part in parts)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("network_block_all") and data.get("network_allow_list"):
+            self.add_error(
+                "network_allow_list",
+                "Blocking all network and allowing some networks cannot go together: "
+                "clear one of them.",
+            )
+        return data
+
+
+def _ipv4_network(text: str) -> str:
+    """One allowed network in canonical form, or the reason it is not one."""
+    address, slash, prefix = text.partition("/")
+    shown = text[:60]
+    if not slash or not prefix.isdigit() or int(prefix) > 32:
+        raise forms.ValidationError(
+            f"“{shown}” is not a network: write an IPv4 address, a slash and a prefix "
+            "length from 0 to 32, e.g. 203.0.113.0/24."
+        )
+    try:
+        return str(ipaddress.IPv4Network(f"{address}/{int(prefix)}", strict=False))
+    except ValueError:
+        raise forms.ValidationError(
+            f"“{shown}” is not a network: “{address[:40]}” is not an IPv4 address."
+        ) from None
 
 
 VERBS = ("start", "stop", "archive", "recover", "delete")

@@ -425,10 +425,6 @@ async def _edit(
     else:
         error = " ".join(str(e) for errors in form.errors.values() for e in errors)
         status = 400
-    if not htmx_partial(request):
-        if error:
-            await sync_to_async(messages.error)(request, error)
-        return redirect("sandbox", sandbox_id)
     context = {
         "sandbox": sandbox,
         "row": row_for(user, sandbox),
@@ -437,6 +433,12 @@ async def _edit(
         "error_for": part if error else "",
         **_settings_context(sandbox, request.POST if error else None),
     }
+    if not htmx_partial(request):
+        if not error:
+            return redirect("sandbox", sandbox_id)
+        # The whole page, with the error by the form and what was typed still in it.
+        page = {**context, "tab": "overview", "tabs": TABS}
+        return await arender(request, "sandboxes/detail.html", page, status)
     response = await arender(request, "sandboxes/detail.html#settings", context, status)
     if not error:
         # The overview card shows some of what changed (resources): swapped out of band.
@@ -489,7 +491,7 @@ async def edit_network(request: HttpRequest, sandbox_id: str) -> HttpResponse:
             network_allow_list=data["network_allow_list"],
         )
 
-    return await _edit(request, sandbox_id, form, change)
+    return await _edit(request, sandbox_id, form, change, part="network")
 
 
 @require_POST

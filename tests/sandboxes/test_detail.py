@@ -170,17 +170,68 @@ def test_previews_are_made_public(daytona_engine, make_sandbox, member_client) -
     assert engine_call(daytona_engine, "GET", f"/sandbox/{sandbox['id']}").json()["public"]
 
 
-def test_a_network_that_is_not_a_cidr_is_refused(
+def network_url(sandbox: dict) -> str:
+    return reverse("sandbox_network", args=[sandbox["id"]])
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["plain", "htmx"])
+@pytest.mark.parametrize(
+    ("typed", "reason"),
+    [
+        ("203.0.113.0/24, the internet", "“the internet” is not a network"),
+        ("203.0.113.0", "a slash and a prefix length"),
+        ("2001:db8::/32", "is not an IPv4 address"),
+        (",".join(f"198.51.{i}.0/24" for i in range(11)), "At most 10 networks"),
+    ],
+)
+def test_a_bad_allow_list_is_refused_by_the_form_with_what_was_typed_kept(
+    daytona_engine, make_sandbox, member_client, htmx, typed, reason
+) -> None:
+    sandbox = make_sandbox(owner="mel")
+    response = member_client.post(
+        network_url(sandbox), {"network_allow_list": typed}, headers=HX if htmx else {}
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert reason in html
+    assert 'id="network-error"' in html and 'aria-invalid="true"' in html
+    assert f'value="{typed}"' in html
+    saved = engine_call(daytona_engine, "GET", f"/sandbox/{sandbox['id']}").json()
+    assert saved["networkAllowList"] is None
+
+
+def test_an_allow_list_is_saved_on_the_sandbox_in_canonical_form(
     daytona_engine, make_sandbox, member_client
 ) -> None:
     sandbox = make_sandbox(owner="mel")
     response = member_client.post(
-        reverse("sandbox_network", args=[sandbox["id"]]),
-        {"network_allow_list": "10.0.0.0/8, the internet"},
+        network_url(sandbox), {"network_allow_list": " 203.0.113.9/24 ,198.51.100.7/32"}
+    )
+    assert response.status_code == 302
+    saved = engine_call(daytona_engine, "GET", f"/sandbox/{sandbox['id']}").json()
+    assert saved["networkAllowList"] == "203.0.113.0/24,198.51.100.7/32"
+    assert saved["networkBlockAll"] is False
+    page_html = member_client.get(page(sandbox["id"])).content.decode()
+    assert 'value="203.0.113.0/24,198.51.100.7/32"' in page_html
+    # Emptying the field lifts the narrowing.
+    member_client.post(network_url(sandbox), {"network_allow_list": ""}, headers=HX)
+    cleared = engine_call(daytona_engine, "GET", f"/sandbox/{sandbox['id']}").json()
+    assert cleared["networkAllowList"] is None
+
+
+def test_blocking_all_and_allowing_some_cannot_go_together(
+    daytona_engine, make_sandbox, member_client
+) -> None:
+    sandbox = make_sandbox(owner="mel")
+    response = member_client.post(
+        network_url(sandbox),
+        {"network_block_all": "on", "network_allow_list": "203.0.113.0/24"},
         headers=HX,
     )
     assert response.status_code == 400
-    assert "is not a network" in response.content.decode()
+    assert "cannot go together" in response.content.decode()
+    saved = engine_call(daytona_engine, "GET", f"/sandbox/{sandbox['id']}").json()
+    assert saved["networkBlockAll"] is False
 
 
 def test_blocking_all_network_is_saved_on_the_sandbox(
