@@ -14,6 +14,7 @@ from dashboard.daytona.events import follow_sandbox_events
 from dashboard.daytona.models import (
     AuditLogEntry,
     AuditLogPage,
+    EngineHost,
     Organization,
     RegionUsage,
     Sandbox,
@@ -26,6 +27,7 @@ from dashboard.daytona.models import (
 )
 from dashboard.daytona.resources import (
     audit_log,
+    engine_host,
     get_snapshot,
     get_volume,
     list_organizations,
@@ -70,6 +72,7 @@ __all__ = [
     "BuildLog",
     "Conflict",
     "DaytonaError",
+    "EngineHost",
     "Forbidden",
     "NotFound",
     "Organization",
@@ -95,6 +98,7 @@ __all__ = [
     "delete_sandbox",
     "delete_snapshot",
     "delete_volume",
+    "engine_host",
     "follow_sandbox_events",
     "get_sandbox",
     "get_snapshot",

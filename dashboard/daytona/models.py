@@ -522,3 +522,47 @@ class AuditLogPage:
             total_pages=_int(data, "totalPages", 1),
             next_token=_opt_str(data, "nextToken"),
         )
+
+
+@dataclass(frozen=True)
+class EngineCheck:
+    """One of the embedded engine's host prerequisites."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    feature: str | None = None  # None: the engine cannot run without it
+
+
+@dataclass(frozen=True)
+class EngineHost:
+    """What the embedded engine found on its machine (not a Daytona Cloud API)."""
+
+    version: str
+    checks: tuple[EngineCheck, ...]
+    features: tuple[tuple[str, bool], ...]
+
+    @property
+    def failing(self) -> tuple[EngineCheck, ...]:
+        return tuple(check for check in self.checks if not check.ok)
+
+    @classmethod
+    def from_api(cls, data: Any) -> "EngineHost":
+        data = _object(data, "engine status")
+        checks = [c for c in data.get("checks") or () if isinstance(c, dict)]
+        features = data.get("features") if isinstance(data.get("features"), dict) else {}
+        return cls(
+            version=_str(data, "version"),
+            checks=tuple(
+                EngineCheck(
+                    name=_str(c, "name"),
+                    ok=_bool(c, "ok"),
+                    detail=_str(c, "detail"),
+                    fix=_str(c, "fix"),
+                    feature=_opt_str(c, "feature"),
+                )
+                for c in checks
+            ),
+            features=tuple((str(k), bool(v)) for k, v in sorted(features.items())),
+        )

@@ -3,9 +3,10 @@
 from datetime import datetime
 from urllib.parse import quote
 
-from dashboard.daytona.client import Unavailable, request
+from dashboard.daytona.client import NotFound, Unavailable, request
 from dashboard.daytona.models import (
     AuditLogPage,
+    EngineHost,
     Organization,
     Snapshot,
     SnapshotPage,
@@ -53,6 +54,15 @@ async def list_organizations() -> list[Organization]:
     if not isinstance(data, list):
         raise Unavailable("Daytona sent a malformed organization list.")
     return [Organization.from_api(item) for item in data]
+
+
+async def engine_host() -> EngineHost | None:
+    """The embedded engine's host checks; None when Daytona is not the embedded engine."""
+    try:
+        host = EngineHost.from_api(await request("GET", "/sandbar/engine"))
+    except NotFound:
+        return None
+    return host if host.checks else None
 
 
 async def usage(organization_id: str) -> Usage:

@@ -118,6 +118,14 @@ async def _organization() -> daytona.Usage:
     return await daytona.usage(organizations[0].id)
 
 
+async def _engine_host() -> daytona.EngineHost | None:
+    """The embedded engine's host checks, for admins; None on any other Daytona."""
+    try:
+        return await daytona.engine_host()
+    except daytona.DaytonaError:
+        return None  # the usage above already says when Daytona is unreachable
+
+
 def _people(user: User) -> list[User]:
     """Whose quotas this person sees: everyone's for an admin, their own for a member."""
     if user.role == Role.ADMIN:
@@ -144,11 +152,15 @@ async def limits(request: HttpRequest) -> HttpResponse:
     if not limits_access(user).see:
         raise PermissionDenied
     people = await sync_to_async(_people)(user)
-    organization, sandboxes = await asyncio.gather(
-        _organization(), _sandboxes_of(user, people), return_exceptions=True
+    is_admin = user.role == Role.ADMIN
+    organization, sandboxes, engine = await asyncio.gather(
+        _organization(),
+        _sandboxes_of(user, people),
+        _engine_host() if is_admin else asyncio.sleep(0),
+        return_exceptions=True,
     )
-    context: dict = {"refresh": REFRESH_SECONDS, "is_admin": user.role == Role.ADMIN}
-    for result in (organization, sandboxes):
+    context: dict = {"refresh": REFRESH_SECONDS, "is_admin": is_admin, "engine": engine}
+    for result in (organization, sandboxes, engine):
         if isinstance(result, BaseException) and not isinstance(result, daytona.DaytonaError):
             raise result
     if isinstance(organization, daytona.DaytonaError):

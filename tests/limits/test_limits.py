@@ -123,3 +123,64 @@ def test_an_organization_without_regions_or_limits_still_renders(admin_client, s
 def test_a_meter_says_how_full_it_is(used, limit, level, percent) -> None:
     meter = Meter("x", used, limit)
     assert (meter.level, meter.percent) == (level, percent)
+
+
+def test_an_admin_sees_the_engines_host_checks(daytona_engine, admin_client) -> None:
+    html = admin_client.get(reverse("limits")).content.decode()
+    assert "Host prerequisites" in html
+    assert "Networked sandboxes" in html
+    checks = engine_call(daytona_engine, "GET", "/sandbar/engine").json()["checks"]
+    assert f"All {len(checks)} checks pass" in html
+    assert "TUN device" in html
+
+
+def test_only_admins_see_the_engines_host_checks(daytona_engine, member_user) -> None:
+    html = client_for(member_user).get(reverse("limits")).content.decode()
+    assert "Host prerequisites" not in html
+
+
+def fake_daytona(engine_answer: httpx.Response):
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/organizations":
+            return httpx.Response(200, json=[{"id": "org-1", "name": "Org"}])
+        if request.url.path == "/api/organizations/org-1/usage":
+            return httpx.Response(200, json={"regionUsage": []})
+        if request.url.path == "/api/sandbar/engine":
+            return engine_answer
+        return httpx.Response(200, json={"items": [], "nextCursor": None})
+
+    return httpx.MockTransport(handler)
+
+
+def test_a_missing_prerequisite_is_shown_with_its_fix(admin_client, settings) -> None:
+    settings.DAYTONA_API_URL = "http://daytona.invalid/api"
+    settings.DAYTONA_API_KEY = "k"
+    check = {
+        "name": "TUN device",
+        "ok": False,
+        "detail": "/dev/net/tun is mode 0600: unprivileged sandboxes cannot open it",
+        "fix": "chmod 0666 /dev/net/tun",
+        "feature": "network",
+    }
+    answer = httpx.Response(
+        200, json={"version": "1", "checks": [check], "features": {"network": False}}
+    )
+    client.use_transport(fake_daytona(answer))
+    try:
+        html = admin_client.get(reverse("limits")).content.decode()
+    finally:
+        client.use_transport(None)
+    assert "1 prerequisite missing" in html
+    assert "<code>chmod 0666 /dev/net/tun</code>" in html
+    assert "outcome-failure" in html
+
+
+def test_daytona_cloud_has_no_engine_section(admin_client, settings) -> None:
+    settings.DAYTONA_API_URL = "http://daytona.invalid/api"
+    settings.DAYTONA_API_KEY = "k"
+    client.use_transport(fake_daytona(httpx.Response(404, json={"message": "Not Found"})))
+    try:
+        html = admin_client.get(reverse("limits")).content.decode()
+    finally:
+        client.use_transport(None)
+    assert "Host prerequisites" not in html
