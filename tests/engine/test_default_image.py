@@ -26,6 +26,7 @@ from daytona import CreateSandboxFromSnapshotParams, Daytona, Sandbox
 from django.urls import reverse
 
 from dashboard.engine import image
+from dashboard.engine.runtime.layers import RootLayer
 from tests.engine.conftest import create, run
 from tests.engine_server import IMAGE_DIR, ROOT, EngineServer
 
@@ -154,6 +155,32 @@ def test_the_dashboards_snapshots_page_lists_the_default_image(
     assert ">sandbar-default</a>" in html
     assert f"sandbar/{default.key}" in html
     assert f"{round(info['sizeBytes'] / 2**30, 3):.2f}&thinsp;GiB" in html
+
+
+async def test_a_home_kept_on_the_disk_moves_into_the_layer_on_the_first_start(
+    tmp_path: Path,
+) -> None:
+    # A default sandbox made before the image had its home on the disk itself.
+    lower = tmp_path / "image"
+    (lower / "home" / "daytona").mkdir(parents=True)
+    (lower / "etc").mkdir()
+    disk = tmp_path / "disk"
+    (disk / "home" / "notes").mkdir(parents=True)
+    (disk / "home" / "notes" / "todo.txt").write_text("kept\n")
+    layer = RootLayer.beside(disk, str(lower))
+    try:
+        await layer.mount(owner_uid=61999)
+        moved = layer.merged / "home" / "daytona" / "notes" / "todo.txt"
+        assert moved.read_text() == "kept\n"
+        assert moved.stat().st_uid == 61999
+    finally:
+        layer.unmount()
+    (disk / "home").mkdir()  # as Disk.mount makes it again on the next start
+    try:
+        await layer.mount(owner_uid=61999)  # not the first start: nothing moves again
+        assert (layer.merged / "home" / "daytona" / "notes" / "todo.txt").exists()
+    finally:
+        layer.unmount()
 
 
 def _free_port() -> int:

@@ -48,6 +48,8 @@ class RootLayer:
         self.upper = disk_mount / "layer" / "upper"
         self.work = disk_mount / "layer" / "work"
         self.merged = merged
+        # Where the disk kept home before default sandboxes ran on an image of their own.
+        self.disk_home = disk_mount / "home"
 
     @classmethod
     def beside(cls, disk_mount: Path, lower: str | None = None) -> RootLayer:
@@ -75,6 +77,8 @@ class RootLayer:
         self.merged.mkdir(parents=True, exist_ok=True)
         # Before the first mount the sandbox has no home of its own in its layer yet.
         first = not (self.upper / "home" / "daytona").exists()
+        if first and not is_mounted(self.merged):
+            _adopt_disk_home(self.disk_home, self.upper)
         if not is_mounted(self.merged):
             options = f"lowerdir={self.lower},upperdir={self.upper},workdir={self.work}"
             await _run(
@@ -108,6 +112,25 @@ class RootLayer:
                 _libc.umount2(target, MNT_DETACH)
         with contextlib.suppress(OSError):
             self.merged.rmdir()
+
+
+def _adopt_disk_home(disk_home: Path, upper: Path) -> None:
+    """Move a home kept on the disk itself into the layer, where the sandbox now sees it.
+
+    A default sandbox made before the default image had its home bound from the disk's
+    ``home``; on its first start on the image that home becomes the layer's (one rename
+    on the same filesystem), so no file is left out of sight.
+    """
+    try:
+        if disk_home.is_symlink() or not any(disk_home.iterdir()):
+            return
+    except OSError:  # no such directory: nothing to move
+        return
+    parent = upper / "home"
+    if parent.is_symlink():
+        return
+    parent.mkdir(mode=0o755, exist_ok=True)
+    os.rename(disk_home, parent / "daytona")
 
 
 def _own_tree(directory_fd: int, uid: int) -> None:
