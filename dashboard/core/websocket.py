@@ -11,6 +11,7 @@ scheme, from X-Forwarded-Proto behind a proxy as SECURE_PROXY_SSL_HEADER says), 
 listed in CSRF_TRUSTED_ORIGINS. A missing Origin, `null` and anything else are refused.
 """
 
+import json
 import logging
 from typing import Any
 
@@ -72,3 +73,49 @@ class OriginCheck:
         client = scope.get("client") or ("?", 0)
         log.warning("refused a WebSocket to %s from %s: %s", scope.get("path"), client[0], problem)
         await WebsocketDenier()(scope, receive, send)
+
+
+# -- frames a consumer cannot take ---------------------------------------------------------
+
+# Standard close codes (RFC 6455, 7.4.1) for a frame a consumer will not take.
+UNSUPPORTED_DATA = 1003  # binary where text is expected (or the other way round)
+INVALID_PAYLOAD = 1007  # text that is not the JSON it must be
+POLICY_VIOLATION = 1008  # JSON, but not a message this socket takes
+TOO_BIG = 1009  # larger than this socket takes
+
+
+class BadFrame(Exception):
+    """A frame the consumer refuses: close with `code`, say `reason`."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def parse_json_frame(text: str | None, limit: int) -> dict[str, Any]:
+    """The JSON object a text frame must hold, or BadFrame with its close code."""
+    if text is None:
+        raise BadFrame(UNSUPPORTED_DATA, "This socket takes JSON text frames, not binary.")
+    if len(text) > limit:
+        raise BadFrame(TOO_BIG, f"Messages are limited to {limit} characters.")
+    try:
+        message = json.loads(text)
+    except ValueError:
+        raise BadFrame(INVALID_PAYLOAD, "That message is not JSON.") from None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        raise BadFrame(POLICY_VIOLATION, "A message is a JSON object with a type.")
+    return message
+
+
+async def close_for(consumer: Any, bad: BadFrame) -> None:
+    """Close `consumer` for a bad frame: one log line (no traceback), the code, the reason."""
+    client = (consumer.scope.get("client") or ("?", 0))[0]
+    log.warning(
+        "closed a WebSocket to %s from %s with %d: %s",
+        consumer.scope.get("path"),
+        client,
+        bad.code,
+        bad.reason,
+    )
+    await consumer.close(code=bad.code, reason=bad.reason)

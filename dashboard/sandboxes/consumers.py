@@ -4,12 +4,14 @@ from django.template.loader import render_to_string
 from dashboard import daytona
 from dashboard.accounts.access import sandbox_access
 from dashboard.accounts.liveness import AccountWatch, Ended
+from dashboard.core.websocket import POLICY_VIOLATION, BadFrame, close_for, parse_json_frame
 from dashboard.sandboxes import live
 from dashboard.sandboxes.rows import sandbox_row
 from dashboard.sandboxes.views import row_for
 
 # Application close codes (4000-4999): the browser must not retry these.
 NOT_ALLOWED = 4403
+CONTROL_MAX = 1024
 
 
 class SandboxesConsumer(AsyncJsonWebsocketConsumer):
@@ -54,9 +56,16 @@ class SandboxesConsumer(AsyncJsonWebsocketConsumer):
             await live.leave(self.watch)
             self.watch = None
 
-    async def receive_json(self, content, **kwargs) -> None:
-        # Push only: nothing the browser says changes anything.
-        return
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        # Push only: the page may ping; anything else is a client this socket is not for.
+        try:
+            message = parse_json_frame(text_data, CONTROL_MAX)
+            if message["type"] != "ping":
+                raise BadFrame(POLICY_VIOLATION, "This socket only sends; it takes pings.")
+        except BadFrame as bad:
+            await close_for(self, bad)
+            return
+        await self.send_json({"type": "pong"})
 
     async def _send_sandbox(self, kind: str, data: dict) -> None:
         try:

@@ -35,6 +35,13 @@ from dashboard import daytona
 from dashboard.accounts.models import Role
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record
+from dashboard.core.websocket import (
+    POLICY_VIOLATION,
+    TOO_BIG,
+    BadFrame,
+    close_for,
+    parse_json_frame,
+)
 from dashboard.daytona import toolbox
 from dashboard.daytona.streams import PtyClosed, PtyExit, PtyStream
 from dashboard.terminal.base import NOT_ALLOWED, NOT_FOUND, UNAVAILABLE, RelayConsumer, frame_send
@@ -52,6 +59,7 @@ HIGH_WATER = 2 << 20  # per terminal: what may sit in buffers towards a slow bro
 LOW_WATER = 512 << 10
 PING_SECONDS = 20.0
 CONTROL_MAX = 4096
+INPUT_MAX = 64 << 10  # the toolbox closes a PTY connection on a larger input frame
 REATTACH_DELAYS = (0.0, 0.5, 2.0)
 SETTLE_SECONDS = 0.5
 RESET = b"\x1bc"  # RIS: a clean terminal before a redraw, so no old junk survives
@@ -234,6 +242,13 @@ class TerminalConsumer(RelayConsumer):
             await self._control(text_data)
 
     async def _input(self, data: bytes) -> None:
+        if len(data) > INPUT_MAX:
+            # The toolbox would drop the connection over it (and the keys with it).
+            await close_for(
+                self, BadFrame(TOO_BIG, f"Input frames are limited to {INPUT_MAX} bytes.")
+            )
+            await self._cleanup()
+            return
         if self.readonly:
             if not self.told_readonly:
                 self.told_readonly = True
@@ -261,18 +276,19 @@ class TerminalConsumer(RelayConsumer):
             return
 
     async def _control(self, text: str) -> None:
-        if len(text) > CONTROL_MAX:
-            await self._error(f"Control messages are limited to {CONTROL_MAX} bytes.")
-            return
+        # A frame outside the protocol closes the socket (1007, 1008, 1009: the page never
+        # sends one); a message with a bad value (a resize too large) gets an error.
         try:
-            message = json.loads(text)
-        except ValueError:
-            await self._error("That control message is not JSON.")
+            message = parse_json_frame(text, CONTROL_MAX)
+            if message["type"] not in ("ack", "resize", "ping", "pong"):
+                raise BadFrame(
+                    POLICY_VIOLATION, "Unknown control message; expected resize, ack or ping."
+                )
+        except BadFrame as bad:
+            await close_for(self, bad)
+            await self._cleanup()
             return
-        if not isinstance(message, dict):
-            await self._error("A control message is a JSON object with a type.")
-            return
-        kind = message.get("type")
+        kind = message["type"]
         if kind == "ack":
             count = message.get("bytes")
             if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
@@ -285,10 +301,6 @@ class TerminalConsumer(RelayConsumer):
             await self._resize(message.get("cols"), message.get("rows"))
         elif kind == "ping":
             await self._send_json({"type": "pong"})
-        elif kind == "pong":
-            pass
-        else:
-            await self._error("Unknown control message; expected resize, ack or ping.")
 
     async def _resize(self, cols: object, rows: object) -> None:
         if self.readonly:

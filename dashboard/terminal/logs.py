@@ -25,6 +25,7 @@ from channels.db import database_sync_to_async
 from dashboard import daytona
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record
+from dashboard.core.websocket import POLICY_VIOLATION, BadFrame, close_for, parse_json_frame
 from dashboard.daytona import streams, toolbox
 from dashboard.terminal.base import RelayConsumer
 
@@ -104,18 +105,19 @@ class LogsConsumer(RelayConsumer):
         await self._stop()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if text_data is None or len(text_data) > MAX_CONTROL:
-            await self._error("Messages are small JSON objects.")
-            return
+        # A frame that is not a message of this protocol closes the socket (1003, 1007,
+        # 1008, 1009); a message with a bad value (an empty command) gets an error.
         try:
-            message = json.loads(text_data)
-        except ValueError:
-            await self._error("That message is not JSON.")
+            message = parse_json_frame(text_data, MAX_CONTROL)
+            kind = message["type"]
+            if kind not in ("run", "follow", "ack", "ping"):
+                raise BadFrame(
+                    POLICY_VIOLATION, "Unknown message; expected run, follow, ack or ping."
+                )
+        except BadFrame as bad:
+            await close_for(self, bad)
+            await self._release()
             return
-        if not isinstance(message, dict):
-            await self._error("A message is a JSON object with a type.")
-            return
-        kind = message.get("type")
         if kind == "run":
             await self._run(message.get("command"))
         elif kind == "follow":
@@ -123,10 +125,8 @@ class LogsConsumer(RelayConsumer):
         elif kind == "ack":
             with contextlib.suppress(ValueError):
                 self.acked.release()
-        elif kind == "ping":
-            await self._send({"type": "pong"})
         else:
-            await self._error("Unknown message; expected run, follow, ack or ping.")
+            await self._send({"type": "pong"})
 
     async def _run(self, command: object) -> None:
         if not isinstance(command, str) or not command.strip():

@@ -88,16 +88,35 @@ async def test_a_long_log_is_followed_to_the_end_in_acknowledged_batches(
     await ws.disconnect()
 
 
-async def test_bad_messages_get_a_clear_answer(make_sandbox, member_user) -> None:
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ({"bytes_data": b"\x00\x01"}, 1003),
+        ({"text_data": "nope"}, 1007),
+        ({"text_data": "[]"}, 1008),
+        ({"text_data": '{"type": "shout"}'}, 1008),
+        ({"text_data": "x" * 50_000}, 1009),
+    ],
+)
+async def test_a_frame_outside_the_protocol_closes_with_its_code(
+    make_sandbox, member_user, frame, code
+) -> None:
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    ws = await open_logs(member_user, sandbox["id"])
+    await ws.send_to(**frame)
+    closed = await ws.receive_output(5)
+    assert closed["type"] == "websocket.close" and closed["code"] == code
+    assert closed["reason"]
+    await ws.disconnect()
+
+
+async def test_bad_values_get_a_clear_answer(make_sandbox, member_user) -> None:
     sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
     ws = await open_logs(member_user, sandbox["id"])
     for bad in (
-        "nope",
-        "[]",
         '{"type": "run", "command": ""}',
         '{"type": "follow"}',
         '{"type": "follow", "session": "s", "command": "c", "after": -1}',
-        "x" * 50_000,
     ):
         await ws.send_to(text_data=bad)
         assert json.loads(await ws.receive_from())["type"] == "error"

@@ -37,15 +37,32 @@ async def test_a_resize_reaches_the_shell_and_a_bad_one_is_refused_with_a_messag
         "from 1 to 1000" in term.controls[-1]["message"]
         or "whole number" in (term.controls[-1]["message"])
     )
-    # Garbage and oversized control frames get a message, and the terminal lives on.
-    await term.ws.send_to(text_data="not json")
-    await term.ws.send_to(text_data="[1, 2]")
+    # A bad value in a well-formed message gets a message, and the terminal lives on.
     await term.ws.send_to(text_data='{"type": "ack", "bytes": "x"}')
-    await term.ws.send_to(text_data='{"type": "nope"}')
-    await term.ws.send_to(text_data="x" * 100_000)
-    await term.until(lambda t: sum(c["type"] == "error" for c in t.controls) >= 9)
+    await term.until(lambda t: sum(c["type"] == "error" for c in t.controls) >= 5)
     await term.keys("echo still-$((1+1))\r")
     await term.until_output(b"still-2")
+    await term.ws.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ({"text_data": "not json"}, 1007),
+        ({"text_data": "[1, 2]"}, 1008),
+        ({"text_data": '{"type": "nope"}'}, 1008),
+        ({"text_data": "x" * 100_000}, 1009),
+        ({"bytes_data": b"k" * (65 << 10)}, 1009),
+    ],
+)
+async def test_a_frame_outside_the_protocol_closes_with_its_code(
+    make_sandbox, member_user, frame, code
+) -> None:
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    term, _ = await open_terminal(member_user, sandbox["id"], new_session())
+    await term.until_control("hello")
+    await term.ws.send_to(**frame)
+    assert await term.until_closed() == code
     await term.ws.disconnect()
 
 
