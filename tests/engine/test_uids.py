@@ -60,7 +60,7 @@ def test_two_sandboxes_run_as_different_host_uids(
         assert SHARED_OWNER < uid <= SHARED_OWNER + 2000
 
 
-def test_neither_sees_nor_signals_the_other(
+def test_neither_sees_signals_nor_traces_the_other(
     toolbox: httpx.Client, pair: tuple[dict[str, Any], dict[str, Any]]
 ) -> None:
     first, second = pair
@@ -79,6 +79,16 @@ def test_neither_sees_nor_signals_the_other(
     )  # fmt: skip
     assert attempt.returncode != 0
     assert "not permitted" in attempt.stderr
+    trace = (
+        "import ctypes, errno; libc = ctypes.CDLL(None, use_errno=True); "
+        f"print(libc.ptrace(16, {second_pid}, 0, 0), errno.errorcode[ctypes.get_errno()])"
+    )  # 16: PTRACE_ATTACH
+    traced = subprocess.run(
+        ["setpriv", f"--reuid={first_uid}", f"--regid={first_uid}", "--clear-groups",
+         "/usr/bin/python3", "-c", trace],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert traced.stdout.strip() == "-1 EPERM", traced.stderr
     assert os.path.exists(f"/proc/{first_pid}")
 
 
