@@ -44,6 +44,18 @@ def test_everyone_signed_in_reads_daytonas_log(a_logged_call, request, who, htmx
         assert 'aria-current="page">' in html and "Sandbar</a>" in html
 
 
+@pytest.mark.parametrize(("who", "shown"), [("viewer", False), ("member", False), ("admin", True)])
+def test_the_api_keys_ends_are_shown_to_admins_only(
+    a_logged_call, daytona_engine, users, who, shown
+) -> None:
+    from tests.conftest import client_for
+
+    key = daytona_engine.api_key
+    html = client_for(users[who]).get(reverse("audit_daytona")).content.decode()
+    assert "API key" in html
+    assert (f"API key {key[:3]}…{key[-3:]}" in html) is shown
+
+
 def test_sandbars_trail_links_to_daytonas_tab(admin_client) -> None:
     html = admin_client.get(reverse("audit")).content.decode()
     assert reverse("audit_daytona") in html
