@@ -15,7 +15,7 @@ import os
 import shutil
 import stat
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,16 +135,26 @@ def check_root(host: Host) -> Check:
     return Check("root", ok, detail, "run the engine as root (sudo python manage.py engine)")
 
 
-def check_tools(host: Host) -> Iterable[Check]:
-    """bubblewrap and util-linux's tools."""
-    for tool, package in TOOLS.items():
+def _commands(host: Host, tools: dict[str, str], feature: str | None = None) -> list[Check]:
+    """One check per command (command -> its Debian package)."""
+    checks = []
+    for tool, package in tools.items():
         found = shutil.which(tool, path=host.path)
-        yield Check(
-            f"command {tool}",
-            found is not None,
-            found or f"{tool} is not installed",
-            f"apt-get install {package} (or {SETUP})",
+        checks.append(
+            Check(
+                f"command {tool}",
+                found is not None,
+                found or f"{tool} is not installed",
+                f"apt-get install {package} (or {SETUP})",
+                feature,
+            )
         )
+    return checks
+
+
+def check_tools(host: Host) -> list[Check]:
+    """bubblewrap and util-linux's tools."""
+    return _commands(host, TOOLS)
 
 
 def check_userns(host: Host) -> Check:
@@ -212,37 +222,24 @@ def check_tun(host: Host) -> Check:
     return Check("TUN device", True, f"{host.tun} is mode {mode:04o}")
 
 
-def check_network_tools(host: Host) -> Iterable[Check]:
+def check_network_tools(host: Host) -> list[Check]:
     """The user-mode network and its firewall."""
-    for tool, package in (("slirp4netns", "slirp4netns"), ("nft", "nftables")):
-        found = shutil.which(tool, path=host.path)
-        yield Check(
-            f"command {tool}",
-            found is not None,
-            found or f"{tool} is not installed",
-            f"apt-get install {package} (or {SETUP})",
-            NETWORK,
-        )
+    return _commands(host, {"slirp4netns": "slirp4netns", "nft": "nftables"}, NETWORK)
 
 
-def check_lxcfs(host: Host) -> Iterable[Check]:
+def check_lxcfs(host: Host) -> list[Check]:
     """lxcfs (over FUSE) shows each sandbox its own memory and CPUs in /proc."""
-    found = shutil.which("lxcfs", path=host.path)
-    yield Check(
-        "command lxcfs",
-        found is not None,
-        found or "lxcfs is not installed",
-        f"apt-get install lxcfs (or {SETUP})",
-        PROC_LIMITS,
-    )
     ok = host.fuse.exists()
-    yield Check(
-        "FUSE",
-        ok,
-        f"{host.fuse} is there" if ok else f"{host.fuse} is missing",
-        "modprobe fuse",
-        PROC_LIMITS,
-    )
+    return [
+        *_commands(host, {"lxcfs": "lxcfs"}, PROC_LIMITS),
+        Check(
+            "FUSE",
+            ok,
+            f"{host.fuse} is there" if ok else f"{host.fuse} is missing",
+            "modprobe fuse",
+            PROC_LIMITS,
+        ),
+    ]
 
 
 def check_uid_range(first: int, count: int, passwd: Path = Path("/etc/passwd")) -> Check:

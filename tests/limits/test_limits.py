@@ -91,16 +91,8 @@ def test_an_organization_without_regions_or_limits_still_renders(admin_client, s
     settings.DAYTONA_API_URL = "http://daytona.invalid/api"
     settings.DAYTONA_API_KEY = "k"
     seen: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request.url.path)
-        if request.url.path == "/api/organizations":
-            return httpx.Response(200, json=[{"id": "org-1", "name": "Org"}])
-        if request.url.path == "/api/organizations/org-1/usage":
-            return httpx.Response(200, json={"regionUsage": [], "currentVolumeUsage": 3})
-        return httpx.Response(200, json={"items": [], "nextCursor": None})
-
-    client.use_transport(httpx.MockTransport(handler))
+    transport = fake_daytona(httpx.Response(404), usage={"currentVolumeUsage": 3}, seen=seen)
+    client.use_transport(transport)
     try:
         html = admin_client.get(reverse("limits")).content.decode()
     finally:
@@ -139,12 +131,17 @@ def test_only_admins_see_the_engines_host_checks(daytona_engine, member_user) ->
     assert "Host prerequisites" not in html
 
 
-def fake_daytona(engine_answer: httpx.Response):
+def fake_daytona(engine_answer: httpx.Response, usage=None, seen=None):
+    """A Daytona with one organization, no regions, no sandboxes; ``engine_answer`` for
+    the embedded engine's host checks."""
+
     def handler(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request.url.path)
         if request.url.path == "/api/organizations":
             return httpx.Response(200, json=[{"id": "org-1", "name": "Org"}])
         if request.url.path == "/api/organizations/org-1/usage":
-            return httpx.Response(200, json={"regionUsage": []})
+            return httpx.Response(200, json={"regionUsage": [], **(usage or {})})
         if request.url.path == "/api/sandbar/engine":
             return engine_answer
         return httpx.Response(200, json={"items": [], "nextCursor": None})
