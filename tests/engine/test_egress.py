@@ -206,22 +206,27 @@ class Engine:
         assert response.status_code == 200, response.text
         return response.json()
 
-    def connects(self, sandbox_id: str, *targets: tuple[str, int]) -> dict[str, bool]:
-        """Which of host:port a process in the sandbox can open a TCP connection to."""
+    def connects(self, sandbox_id: str, *targets: tuple[str, int]) -> dict[str, bool | str]:
+        """Which of host:port a process in the sandbox can open a TCP connection to
+        (True), is refused by (False), or something else (the errno, e.g. a timeout)."""
         code = (
             "import json, socket\n"
             "result = {}\n"
             f"for host, port in {list(targets)!r}:\n"
             "    s = socket.socket()\n"
-            "    s.settimeout(3)\n"
-            "    result[f'{host}:{port}'] = s.connect_ex((host, port)) == 0\n"
+            "    s.settimeout(5)\n"
+            # Refused means refused at once (connection refused, network or host
+            # unreachable), not a connection left to time out.
+            "    code = s.connect_ex((host, port))\n"
+            "    answer = {0: True, 101: False, 111: False, 113: False}\n"
+            "    result[f'{host}:{port}'] = answer.get(code, f'errno {code}')\n"
             "    s.close()\n"
             "print(json.dumps(result))\n"
         )
         with inside(self.netns):
             response = self.toolbox.post(f"/{sandbox_id}/process/code-run", json={"code": code})
         assert response.status_code == 200, response.text
-        return {k: bool(v) for k, v in json.loads(response.json()["result"]).items()}
+        return json.loads(response.json()["result"])
 
     def uid(self, sandbox_id: str) -> int:
         """The sandbox's host uid, as the engine recorded it."""

@@ -209,7 +209,7 @@ class Egress:
         chain = f"sb_{uid}"
         body = []
         if block_all:
-            body.append("reject with icmpx admin-prohibited")
+            body.append("goto refuse")
         body += [
             "meta l4proto { tcp, udp } th dport 53 ip daddr @dns4 accept",
             "meta l4proto { tcp, udp } th dport 53 ip6 daddr @dns6 accept",
@@ -218,8 +218,8 @@ class Egress:
             # Parsed again: only well-formed networks ever reach nft's input.
             listed = ", ".join(str(ipaddress.ip_network(str(n), strict=False)) for n in allow_list)
             body += [
-                f"ip daddr != {{ {listed} }} reject with icmpx admin-prohibited",
-                "meta nfproto ipv6 reject with icmpx admin-prohibited",
+                f"ip daddr != {{ {listed} }} goto refuse",
+                "meta nfproto ipv6 goto refuse",
             ]
         body.append("goto policy_rules")
         rules = "\n".join(f"  {rule}" for rule in body)
@@ -267,16 +267,21 @@ class Egress:
                 " chain output { type filter hook output priority 0; policy accept;",
                 "  meta skuid vmap @sandboxes",
                 " }",
+                # A TCP reset makes slirp4netns refuse the sandbox's connection at once;
+                # an ICMP error it would swallow, leaving the sandbox to time out.
+                " chain refuse {",
+                "  meta l4proto tcp reject with tcp reset",
+                "  reject with icmpx admin-prohibited",
+                " }",
                 " chain policy_rules {",
-                "  ip daddr @deny4 reject with icmpx admin-prohibited",
-                "  ip6 daddr @deny6 reject with icmpx admin-prohibited",
+                "  ip daddr @deny4 goto refuse",
+                "  ip6 daddr @deny6 goto refuse",
                 "  ip daddr @allow4 accept",
                 "  ip6 daddr @allow6 accept",
                 # Every address of this host, on any interface, whatever its range.
-                "  fib daddr type { local, broadcast, multicast, anycast } "
-                "reject with icmpx admin-prohibited",
-                "  ip daddr @default4 reject with icmpx admin-prohibited",
-                "  ip6 daddr @default6 reject with icmpx admin-prohibited",
+                "  fib daddr type { local, broadcast, multicast, anycast } goto refuse",
+                "  ip daddr @default4 goto refuse",
+                "  ip6 daddr @default6 goto refuse",
                 " }",
                 "}",
                 "",
