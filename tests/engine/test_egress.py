@@ -37,6 +37,7 @@ from typing import Any
 
 import httpx
 import pytest
+from daytona import CreateSandboxFromSnapshotParams, Daytona
 
 from tests.engine_server import ROOT, EngineServer, _free_port
 
@@ -342,6 +343,19 @@ def test_an_allow_list_narrows_egress_to_its_networks_and_never_widens_it(
     assert engine_in_a.connects(sandbox["id"], ("10.0.2.3", 53)) == {"10.0.2.3:53": True}
 
 
+def test_an_allow_list_holds_across_a_stop_and_a_start(engine_in_a: Engine) -> None:
+    sandbox = engine_in_a.create(networkAllowList="198.51.100.0/24")
+    for action in ("stop", "start"):
+        response = engine_in_a.api("POST", f"/sandbox/{sandbox['id']}/{action}")
+        assert response.status_code == 200, response.text
+    deadline = time.monotonic() + 30
+    while engine_in_a.api("GET", f"/sandbox/{sandbox['id']}").json()["state"] != "started":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    result = engine_in_a.connects(sandbox["id"], *_targets(*INTERNET))
+    assert result == {f"198.51.100.1:{PORT}": True, f"198.18.0.1:{PORT}": False}
+
+
 def test_network_settings_change_a_running_sandbox_at_once(engine_in_a: Engine) -> None:
     sandbox = engine_in_a.create()
     both = _targets(*INTERNET)
@@ -516,3 +530,17 @@ def test_an_allow_list_cannot_come_with_block_all(api: httpx.Client) -> None:
     response = api.post("/sandbox", json=body)
     assert response.status_code == 400
     assert "cannot be combined" in response.json()["message"]
+
+
+def test_the_official_sdk_sets_and_changes_the_allow_list(daytona: Daytona) -> None:
+    params = CreateSandboxFromSnapshotParams(network_allow_list="203.0.113.9/24")
+    sandbox = daytona.create(params)
+    try:
+        assert sandbox.network_allow_list == "203.0.113.0/24"
+        sandbox.update_network_settings(network_allow_list="198.51.100.7/32,203.0.113.0/24")
+        assert sandbox.network_allow_list == "198.51.100.7/32,203.0.113.0/24"
+        sandbox.update_network_settings(network_block_all=True)
+        assert sandbox.network_block_all is True and not sandbox.network_allow_list
+        assert daytona.get(sandbox.id).network_block_all is True
+    finally:
+        sandbox.delete()
