@@ -53,6 +53,8 @@ ROWS = [
     Row("get", "audit_daytona", 302, 200, 200, 200),
     Row("get", "team", 302, 200, 200, 200),
     Row("get", "account", 302, 200, 200, 200),
+    Row("post", "account_session_end", 302, 404, 404, 404, args=(999_999,)),
+    Row("post", "account_sessions_end", 302, 302, 302, 302),
     Row("get", "settings", 302, 403, 403, 200),
     Row("post", "team_add", 302, 403, 403, 200, data={"username": "newbie", "role": "viewer"}),
     Row("post", "team_role", 302, 403, 403, 302, args=("target",), data={"role": "member"}),

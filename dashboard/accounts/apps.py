@@ -7,6 +7,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from dashboard.accounts import liveness
+        from dashboard.accounts import liveness, sessions
 
         liveness.connect_signals()
+        sessions.connect_signals()

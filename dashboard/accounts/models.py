@@ -84,3 +84,24 @@ class SignInThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.username} {self.address}".strip()
+
+
+class AccountSession(models.Model):
+    """One sign-in of a person, for the list of their sessions on the account page.
+
+    Django's session table cannot be searched by person; this row is written at
+    sign-in and points at the session by key. The session itself stays the truth: a
+    row whose session is gone or expired is not shown (and is removed).
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sessions")
+    session_key = models.CharField(max_length=40, unique=True)
+    created_at = models.DateTimeField()
+    client_ip = models.CharField(max_length=64, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} from {self.client_ip or 'unknown'}"

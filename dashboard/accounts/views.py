@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
 from dashboard.accounts import ratelimit
+from dashboard.accounts import sessions as account_sessions
 from dashboard.accounts.access import team_access
 from dashboard.accounts.actions import (
     TeamChangeRefused,
@@ -24,7 +25,7 @@ from dashboard.accounts.actions import (
     do_set_quota,
 )
 from dashboard.accounts.forms import ActiveForm, PersonForm, QuotaForm, RoleForm, SignInForm
-from dashboard.accounts.models import ROLE_HELP, Role, SignInThrottle, User
+from dashboard.accounts.models import ROLE_HELP, AccountSession, Role, SignInThrottle, User
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record, record_request
 from dashboard.core.http import client_ip, htmx_partial
@@ -166,7 +167,12 @@ class ChangePasswordView(auth_views.PasswordChangeView):
         return response
 
     def get_context_data(self, **kwargs):
-        return super().get_context_data(role_help=ROLE_HELP.get(self.request.user.role), **kwargs)
+        return super().get_context_data(
+            role_help=ROLE_HELP.get(self.request.user.role),
+            sessions=account_sessions.open_sessions(self.request.user),
+            current_session=self.request.session.session_key,
+            **kwargs,
+        )
 
 
 account = ChangePasswordView.as_view()
@@ -325,3 +331,42 @@ def clear_throttle(request: HttpRequest, pk: int) -> HttpResponse:
     )
     messages.success(request, f"Cleared the sign-in throttle of {throttle}.")
     return redirect(f"{reverse('team')}#throttles")
+
+
+def _end_sessions(request: HttpRequest, rows: list[AccountSession]) -> None:
+    for row in rows:
+        account_sessions.end(row)
+        record_request(
+            request,
+            "auth.session_end",
+            target_kind="user",
+            target_id=str(request.user.pk),
+            target_name=request.user.username,
+            detail={"client_ip": row.client_ip, "signed_in": row.created_at.isoformat()},
+        )
+
+
+@require_POST
+def end_session(request: HttpRequest, pk: int) -> HttpResponse:
+    """Sign out one of one's other sessions (a lost laptop, a shared computer)."""
+    row = get_object_or_404(AccountSession, pk=pk, user=request.user)
+    if row.session_key == request.session.session_key:
+        messages.error(request, "That is this browser: use Sign out instead.")
+        return redirect(f"{reverse('account')}#sessions")
+    _end_sessions(request, [row])
+    messages.success(request, "That session is signed out.")
+    return redirect(f"{reverse('account')}#sessions")
+
+
+@require_POST
+def end_other_sessions(request: HttpRequest) -> HttpResponse:
+    """Sign out every session of one's own but this one."""
+    others = [
+        row
+        for row in account_sessions.open_sessions(request.user)
+        if row.session_key != request.session.session_key
+    ]
+    _end_sessions(request, others)
+    count = len(others)
+    messages.success(request, f"Signed out {count} other session{'s' if count != 1 else ''}.")
+    return redirect(f"{reverse('account')}#sessions")
