@@ -24,9 +24,10 @@ __all__ = ["EngineServer", "engine", "start_engine"]
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 30.0
-# Every engine the tests start, whatever its data directory, runs its default sandboxes
-# on one image built once (scripts/test.sh builds it; an engine refuses to start without).
-IMAGE_DIR = os.environ.get("SANDBAR_IMAGE_DIR") or str(ROOT / "var" / "images")
+# Every engine the tests start, in a subprocess or in process, whatever its data
+# directory, runs its default sandboxes on one image built once (scripts/test.sh builds
+# it; an engine refuses to start without it).
+IMAGE_DIR = os.environ.setdefault("SANDBAR_IMAGE_DIR", str(ROOT / "var" / "images"))
 
 
 def _free_port() -> int:
@@ -67,12 +68,7 @@ class EngineServer:
 
     def start(self) -> None:
         """Start the engine subprocess and wait until it answers."""
-        env = {
-            **os.environ,
-            "SANDBAR_ENGINE_TICK_SECONDS": "0.25",
-            "SANDBAR_IMAGE_DIR": IMAGE_DIR,
-            **self.env,
-        }
+        env = {**os.environ, "SANDBAR_ENGINE_TICK_SECONDS": "0.25", **self.env}
         env.pop("SANDBAR_ENGINE_PORT", None)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
