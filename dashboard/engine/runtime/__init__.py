@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -39,6 +40,7 @@ from dashboard.engine.runtime.ids import UidRange, UidRangeFull, mapping_userns
 from dashboard.engine.runtime.layers import RootLayer, has_own_etc, is_full_root
 from dashboard.engine.runtime.mounts import Mount, bind_volumes, unbind_volumes
 from dashboard.engine.runtime.procfs import Lxcfs
+from dashboard.engine.runtime.spawn import Child, Spawner
 
 log = logging.getLogger("sandbar.engine")
 WARM_PREFIX = "warm-"
@@ -180,7 +182,7 @@ class SandboxProcess:
 
     def __init__(
         self,
-        process: asyncio.subprocess.Process,
+        process: Child,
         cgroup: SandboxCgroup,
         exec_dir: Path | None,
         pty_master: int | None,
@@ -245,6 +247,8 @@ class Runtime:
         self.etc_dir = self.run_dir / "etc"
         self.cgroups = CgroupManager(config.instance_id)
         self.running: dict[str, RunningSandbox] = {}
+        # Starts every process that enters a sandbox, under the sandboxes' seccomp filter.
+        self.spawner = Spawner()
         # Default sandboxes run on the engine's own Debian image, never the host's /usr.
         self.default_image = DefaultImage.for_data_dir(config.data_dir)
         self.uids = UidRange(config.sandbox_uid, config.sandbox_uid_count)
@@ -295,7 +299,6 @@ class Runtime:
         self._etc_binds = rootfs.write_etc(self.etc_dir)
         self._host_binds = rootfs.host_binds()
         self.cgroups.setup()
-        seccomp.prepare()
         self._lxcfs_up = self.proc_limits and self.lxcfs.start()
 
     async def shutdown(self) -> None:
@@ -320,6 +323,7 @@ class Runtime:
         self.cgroups.teardown()
         self.egress.teardown()
         self.lxcfs.stop()
+        self.spawner.close()
         # Never delete through a mount that is still there.
         _unmount_all_under(self.run_dir)
         shutil.rmtree(self.run_dir, ignore_errors=True)
@@ -1039,15 +1043,14 @@ class Runtime:
             if pty:
                 master, slave = os.openpty()
                 try:
-                    process = await asyncio.create_subprocess_exec(
-                        *command,
+                    process = await self.spawner.start(
+                        command,
                         stdin=slave,
                         stdout=slave,
                         stderr=slave,
                         pass_fds=(running.userns_fd, *pass_fds),
                         env={"PATH": HOST_PATH},
                         start_new_session=True,
-                        preexec_fn=seccomp.loader,
                     )
                 finally:
                     os.close(slave)
@@ -1055,15 +1058,15 @@ class Runtime:
                 # Our own pipe rather than PIPE: background processes may keep its write
                 # end open after the command exits, and we must be able to stop reading.
                 try:
-                    process = await asyncio.create_subprocess_exec(
-                        *command,
-                        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+                    process = await self.spawner.start(
+                        command,
+                        stdin_pipe=stdin,
+                        **({} if stdin else {"stdin": subprocess.DEVNULL}),
                         stdout=out_w,
-                        stderr=asyncio.subprocess.STDOUT,
+                        stderr=subprocess.STDOUT,
                         pass_fds=(running.userns_fd, *pass_fds),
                         env={"PATH": HOST_PATH},
                         start_new_session=True,
-                        preexec_fn=seccomp.loader,
                     )
                 finally:
                     os.close(out_w)

@@ -14,7 +14,8 @@ a sandbox's processes can debug each other, and no process of another sandbox or
 the host is visible or shares their uid.
 
 The filter is compiled once by libseccomp. bubblewrap loads it for a sandbox's first
-process (``--seccomp``); every later process loads it in the child just before exec.
+process (``--seccomp``); every later process inherits it from the engine's thread
+that starts them (``spawn.py``).
 """
 
 from __future__ import annotations
@@ -94,25 +95,17 @@ class _SockFprog(ctypes.Structure):
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_prog_buffer: ctypes.Array[ctypes.c_char] | None = None
-_fprog: _SockFprog | None = None
 
 
-def loader() -> None:
-    """Install the filter in the calling process (a ``preexec_fn``: after fork, before exec).
+def load_on_this_thread() -> None:
+    """Set no_new_privs and load the filter on the calling thread only.
 
-    Everything is prepared by :func:`prepare` in the parent, so the child only makes
-    two system calls.
+    What that thread starts from then on inherits both (see ``spawn.py``).
     """
-    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        os._exit(126)
-    if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(_fprog), 0, 0) != 0:
-        os._exit(126)
-
-
-def prepare() -> None:
-    """Compile the filter and keep it where :func:`loader` finds it."""
-    global _prog_buffer, _fprog
     code = program()
-    _prog_buffer = ctypes.create_string_buffer(code, len(code))
-    _fprog = _SockFprog(len(code) // 8, ctypes.cast(_prog_buffer, ctypes.c_void_p))
+    buffer = ctypes.create_string_buffer(code, len(code))
+    fprog = _SockFprog(len(code) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+    if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
