@@ -41,7 +41,6 @@ if BEHIND_PROXY:
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SANDBAR_SECURE_COOKIES", False)
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -151,6 +150,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_ATTEMPTS_LIMIT = env_int("SANDBAR_LOGIN_ATTEMPTS", 5, minimum=1)
 LOGIN_ADDRESS_ATTEMPTS_LIMIT = env_int("SANDBAR_LOGIN_ADDRESS_ATTEMPTS", 20, minimum=1)
 LOGIN_ATTEMPTS_WINDOW = env_int("SANDBAR_LOGIN_WINDOW_SECONDS", 300, minimum=10)
+# Admins must sign in with a code from an authenticator app (dashboard/accounts/second_factor.py).
+ADMIN_SECOND_FACTOR = env_bool("SANDBAR_ADMIN_SECOND_FACTOR", False)
 SESSION_COOKIE_AGE = env_int("SANDBAR_SESSION_HOURS", 12, minimum=1) * 3600
 PASSWORD_RESET_TIMEOUT = 3 * 24 * 3600
 

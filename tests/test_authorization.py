@@ -53,6 +53,7 @@ ROWS = [
     Row("get", "audit_daytona", 302, 200, 200, 200),
     Row("get", "team", 302, 200, 200, 200),
     Row("get", "account", 302, 200, 200, 200),
+    Row("get", "second_factor", 302, 200, 200, 200),
     Row("post", "account_session_end", 302, 404, 404, 404, args=(999_999,)),
     Row("post", "account_sessions_end", 302, 302, 302, 302),
     Row("get", "settings", 302, 403, 403, 200),

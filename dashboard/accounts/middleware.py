@@ -3,10 +3,11 @@ from functools import partial
 from asgiref.sync import sync_to_async
 from django.contrib.auth import middleware
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import resolve_url
+from django.shortcuts import redirect, resolve_url
 from django.utils.http import urlencode
 from django_htmx.http import HttpResponseClientRedirect
 
+from dashboard.accounts import second_factor
 from dashboard.core.middleware import InlineHooks
 
 
@@ -27,6 +28,12 @@ class AuthenticationMiddleware(InlineHooks, middleware.AuthenticationMiddleware)
         request.auser = partial(_auser, request)
 
 
+def second_factor_exempt(view):
+    """Reachable by an admin who has yet to set up the second factor the settings require."""
+    view.second_factor_exempt = True
+    return view
+
+
 class LoginRequiredMiddleware(middleware.LoginRequiredMiddleware):
     """Every view needs a signed-in user unless marked `@login_not_required`.
 
@@ -38,9 +45,24 @@ class LoginRequiredMiddleware(middleware.LoginRequiredMiddleware):
         # Async so that the user is resolved once, for this check and the view alike.
         if not getattr(view_func, "login_required", True):
             return None
-        if (await request.auser()).is_authenticated:
-            return None
-        return self.handle_no_permission(request, view_func)
+        user = await request.auser()
+        if not user.is_authenticated:
+            return self.handle_no_permission(request, view_func)
+        if await self._owes_second_factor(user, view_func):
+            # An admin without the second factor the settings require: set it up first.
+            target = resolve_url("second_factor")
+            if getattr(request, "htmx", False):
+                return HttpResponseClientRedirect(target)
+            return redirect(target)
+        return None
+
+    @staticmethod
+    async def _owes_second_factor(user, view_func) -> bool:
+        if getattr(view_func, "second_factor_exempt", False):
+            return False
+        if not second_factor.required_of(user):
+            return False
+        return not await sync_to_async(second_factor.has_one)(user)
 
     def handle_no_permission(self, request: HttpRequest, view_func) -> HttpResponse:
         if getattr(request, "htmx", False):

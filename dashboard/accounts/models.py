@@ -105,3 +105,18 @@ class AccountSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} from {self.client_ip or 'unknown'}"
+
+
+class SecondFactor(models.Model):
+    """A person's authenticator app (TOTP, RFC 6238): asked for after the password."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="second_factor")
+    # Base32, as authenticator apps take it. It lives with the password hashes, in the
+    # database only its owner may read (docs/security.md, "Files at rest").
+    secret = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    # The 30-second step of the last code accepted: a code works once.
+    last_step = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"authenticator of {self.user}"

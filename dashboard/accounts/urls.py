@@ -4,7 +4,9 @@ from dashboard.accounts import views
 
 urlpatterns = [
     path("sign-in/", views.sign_in, name="login"),
+    path("sign-in/code/", views.sign_in_code, name="sign_in_code"),
     path("sign-out/", views.sign_out, name="logout"),
+    path("account/second-factor/", views.second_factor_settings, name="second_factor"),
     path("account/", views.account, name="account"),
     path("account/sessions/<int:pk>/end/", views.end_session, name="account_session_end"),
     path("account/sessions/end-others/", views.end_other_sessions, name="account_sessions_end"),

@@ -1,6 +1,8 @@
 import asyncio
+import time
 
 from asgiref.sync import sync_to_async
+from django import forms
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
@@ -13,7 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
-from dashboard.accounts import ratelimit
+from dashboard.accounts import ratelimit, second_factor
 from dashboard.accounts import sessions as account_sessions
 from dashboard.accounts.access import team_access
 from dashboard.accounts.actions import (
@@ -25,7 +27,15 @@ from dashboard.accounts.actions import (
     do_set_quota,
 )
 from dashboard.accounts.forms import ActiveForm, PersonForm, QuotaForm, RoleForm, SignInForm
-from dashboard.accounts.models import ROLE_HELP, AccountSession, Role, SignInThrottle, User
+from dashboard.accounts.middleware import second_factor_exempt
+from dashboard.accounts.models import (
+    ROLE_HELP,
+    AccountSession,
+    Role,
+    SecondFactor,
+    SignInThrottle,
+    User,
+)
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record, record_request
 from dashboard.core.http import client_ip, htmx_partial
@@ -87,8 +97,17 @@ def _sign_in(request: HttpRequest, decision: ratelimit.Decision) -> HttpResponse
             return response
         if form.is_valid():
             user = form.get_user()
-            login(request, user)
             ratelimit.succeeded(ip, username)
+            if second_factor.has_one(user):
+                # Not signed in yet: the code comes first (sign_in_code).
+                request.session[second_factor.PENDING_KEY] = {
+                    "user": user.pk,
+                    "backend": user.backend,
+                    "at": time.time(),
+                    "next": str(_next_url(request)),
+                }
+                return redirect("sign_in_code")
+            login(request, user)
             record_request(request, "auth.sign_in")
             return redirect(_next_url(request))
         for throttle in ratelimit.failed(ip, username):
@@ -118,6 +137,84 @@ def _sign_in(request: HttpRequest, decision: ratelimit.Decision) -> HttpResponse
     )
 
 
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label="Code from your authenticator app",
+        max_length=10,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
+        ),
+    )
+
+
+def _pending(request: HttpRequest) -> tuple[User, dict] | None:
+    """The person who gave the right password and owes a code, if still in time."""
+    pending = request.session.get(second_factor.PENDING_KEY)
+    if not isinstance(pending, dict) or time.time() - pending.get("at", 0) > (
+        second_factor.PENDING_SECONDS
+    ):
+        return None
+    user = User.objects.filter(pk=pending.get("user"), is_active=True).first()
+    return (user, pending) if user is not None else None
+
+
+@login_not_required
+@require_http_methods(["GET", "POST"])
+async def sign_in_code(request: HttpRequest) -> HttpResponse:
+    """The second step of a sign-in with an authenticator: throttled like the first."""
+    pending = await sync_to_async(_pending)(request)
+    decision = ratelimit.Decision()
+    if pending is not None and request.method == "POST":
+        decision = await sync_to_async(ratelimit.reserve)(
+            client_ip(request), f"{pending[0].username}#code"
+        )
+        if decision.delay:
+            await asyncio.sleep(decision.delay)
+    return await sync_to_async(_sign_in_code)(request, pending, decision)
+
+
+def _sign_in_code(
+    request: HttpRequest, pending: tuple[User, dict] | None, decision: ratelimit.Decision
+) -> HttpResponse:
+    if pending is None:
+        request.session.pop(second_factor.PENDING_KEY, None)
+        messages.info(request, "Sign in again: the code was not entered in time.")
+        return redirect("login")
+    user, data = pending
+    form = CodeForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        ip, key = client_ip(request), f"{user.username}#code"
+        if decision.refused:
+            form.add_error(None, "Too many wrong codes. Wait a few minutes, then sign in again.")
+            record(
+                user, "auth.sign_in", outcome=Outcome.DENIED, client_ip=ip, error="too many codes"
+            )
+            status = 429
+        elif form.is_valid() and second_factor.verify(user, form.cleaned_data["code"]):
+            ratelimit.succeeded(ip, key)
+            del request.session[second_factor.PENDING_KEY]
+            login(request, user, backend=data["backend"])
+            record_request(request, "auth.sign_in", detail={"second_factor": "totp"})
+            return redirect(data.get("next") or "home")
+        else:
+            ratelimit.failed(ip, key)
+            form.add_error(None, "That code is not right (or was used already). Try the next one.")
+            record(
+                user,
+                "auth.sign_in",
+                outcome=Outcome.FAILURE,
+                client_ip=ip,
+                error="wrong authenticator code",
+            )
+            status = 400
+    response = render(request, "accounts/sign_in_code.html", {"form": form}, status=status)
+    if status == 429:
+        response["Retry-After"] = str(decision.retry_after)
+    return response
+
+
+@second_factor_exempt
 @require_POST
 def sign_out(request: HttpRequest) -> HttpResponse:
     record_request(request, "auth.sign_out")
@@ -171,6 +268,7 @@ class ChangePasswordView(auth_views.PasswordChangeView):
             role_help=ROLE_HELP.get(self.request.user.role),
             sessions=account_sessions.open_sessions(self.request.user),
             current_session=self.request.session.session_key,
+            second_factor=second_factor.has_one(self.request.user),
             **kwargs,
         )
 
@@ -370,3 +468,67 @@ def end_other_sessions(request: HttpRequest) -> HttpResponse:
     count = len(others)
     messages.success(request, f"Signed out {count} other session{'s' if count != 1 else ''}.")
     return redirect(f"{reverse('account')}#sessions")
+
+
+class TurnOffForm(forms.Form):
+    password = forms.CharField(label="Your password", widget=forms.PasswordInput)
+    code = CodeForm.base_fields["code"]
+
+
+@second_factor_exempt
+@require_http_methods(["GET", "POST"])
+def second_factor_settings(request: HttpRequest) -> HttpResponse:
+    """Set up an authenticator app (scan, type a code) or turn it off."""
+    user = request.user
+    enabled = second_factor.has_one(user)
+    required = second_factor.required_of(user)
+    if enabled:
+        form = TurnOffForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            if required:
+                form.add_error(None, "Admins must keep a second factor here.")
+            elif not user.check_password(form.cleaned_data["password"]):
+                form.add_error("password", "That is not your password.")
+            elif not second_factor.verify(user, form.cleaned_data["code"]):
+                form.add_error("code", "That code is not right (or was used already).")
+            else:
+                SecondFactor.objects.filter(user=user).delete()
+                _audit_self(request, "auth.second_factor_off")
+                messages.success(request, "Sign-in no longer asks for a code.")
+                return redirect("account")
+        context = {"enabled": True, "form": form, "required": required}
+        status = 400 if form.errors else 200
+        return render(request, "accounts/second_factor.html", context, status=status)
+    secret = request.session.get("sandbar_new_factor") or second_factor.new_secret()
+    request.session["sandbar_new_factor"] = secret
+    form = CodeForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        if second_factor.enable(user, secret, form.cleaned_data["code"]):
+            del request.session["sandbar_new_factor"]
+            _audit_self(request, "auth.second_factor_on")
+            messages.success(request, "From now on, sign-in asks for a code from your app.")
+            return redirect("account")
+        form.add_error(
+            "code", "That code does not match: check the app's clock, and type the current one."
+        )
+    uri = second_factor.setup_uri(user, secret)
+    context = {
+        "enabled": False,
+        "form": form,
+        "required": required,
+        "secret": secret,
+        "qr": second_factor.qr_data_uri(uri),
+    }
+    return render(
+        request, "accounts/second_factor.html", context, status=400 if form.errors else 200
+    )
+
+
+def _audit_self(request: HttpRequest, action: str) -> None:
+    record_request(
+        request,
+        action,
+        target_kind="user",
+        target_id=str(request.user.pk),
+        target_name=request.user.username,
+    )
