@@ -27,12 +27,11 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from serving import free_port, serve_dashboard
+from serving import free_port, scratch, serve_dashboard
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -60,91 +59,91 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=30)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="sandbar-bench-pages-"))
-    os.environ["SANDBAR_DATA_DIR"] = str(work / "web")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
-    from tests.engine_server import start_engine
+    with scratch("sandbar-bench-pages-") as work:
+        os.environ["SANDBAR_DATA_DIR"] = str(work / "web")
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+        from tests.engine_server import start_engine
 
-    # Stopped sandboxes still count against the disk quota: make room for all of them.
-    engine = start_engine(
-        work / "engine",
-        SANDBAR_QUOTA_DISK=str(args.sandboxes * 4),
-        SANDBAR_QUOTA_CPU="64",
-        SANDBAR_QUOTA_MEMORY="128",
-    )
-    dashboard = None
-    try:
-        started = time.perf_counter()
-        asyncio.run(seed(engine.api_url, engine.api_key, args.sandboxes))
-        print(f"seeded {args.sandboxes} sandboxes in {time.perf_counter() - started:.1f} s")
+        # Stopped sandboxes still count against the disk quota: make room for all of them.
+        engine = start_engine(
+            work / "engine",
+            SANDBAR_QUOTA_DISK=str(args.sandboxes * 4),
+            SANDBAR_QUOTA_CPU="64",
+            SANDBAR_QUOTA_MEMORY="128",
+        )
+        dashboard = None
+        try:
+            started = time.perf_counter()
+            asyncio.run(seed(engine.api_url, engine.api_key, args.sandboxes))
+            print(f"seeded {args.sandboxes} sandboxes in {time.perf_counter() - started:.1f} s")
 
-        import django
+            import django
 
-        django.setup()
-        from django.core.management import call_command
-        from django.test import Client
+            django.setup()
+            from django.core.management import call_command
+            from django.test import Client
 
-        from dashboard.accounts.models import Role, User
+            from dashboard.accounts.models import Role, User
 
-        call_command("migrate", verbosity=0)
-        call_command("collectstatic", interactive=False, verbosity=0)  # as `make run` does
-        admin = User.objects.create_user(username="ada", password="x" * 20, role=Role.ADMIN)
-        browser = Client()
-        browser.force_login(admin)
-        cookie = browser.cookies["sessionid"].value
-        port = free_port()
-        dashboard = serve_dashboard(work / "web", engine, port, app="pages_app:application")
-        params = {"limit": "100", "sort": "lastActivityAt", "order": "desc"}
+            call_command("migrate", verbosity=0)
+            call_command("collectstatic", interactive=False, verbosity=0)  # as `make run` does
+            admin = User.objects.create_user(username="ada", password="x" * 20, role=Role.ADMIN)
+            browser = Client()
+            browser.force_login(admin)
+            cookie = browser.cookies["sessionid"].value
+            port = free_port()
+            dashboard = serve_dashboard(work / "web", engine, port, app="pages_app:application")
+            params = {"limit": "100", "sort": "lastActivityAt", "order": "desc"}
 
-        async def measure() -> tuple[list[float], list[float], list[float]]:
-            api = httpx.AsyncClient(
-                base_url=engine.api_url,
-                headers={"Authorization": f"Bearer {engine.api_key}"},
-                timeout=30,
-            )
-            web = httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{port}", cookies={"sessionid": cookie}, timeout=30
-            )
-            async with api, web:
+            async def measure() -> tuple[list[float], list[float], list[float]]:
+                api = httpx.AsyncClient(
+                    base_url=engine.api_url,
+                    headers={"Authorization": f"Bearer {engine.api_key}"},
+                    timeout=30,
+                )
+                web = httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{port}", cookies={"sessionid": cookie}, timeout=30
+                )
+                async with api, web:
 
-                async def timed(http: httpx.AsyncClient, url: str, query: dict) -> tuple:
-                    start = time.perf_counter()
-                    response = await http.get(url, params=query)
-                    return (time.perf_counter() - start) * 1000, response
+                    async def timed(http: httpx.AsyncClient, url: str, query: dict) -> tuple:
+                        start = time.perf_counter()
+                        response = await http.get(url, params=query)
+                        return (time.perf_counter() - start) * 1000, response
 
-                async def time_raw() -> float:
-                    elapsed, response = await timed(api, "/sandbox", params)
-                    assert len(response.json()["items"]) == 100
-                    return elapsed
+                    async def time_raw() -> float:
+                        elapsed, response = await timed(api, "/sandbox", params)
+                        assert len(response.json()["items"]) == 100
+                        return elapsed
 
-                async def time_floor() -> float:
-                    elapsed, response = await timed(web, "/bench-floor/", {"limit": "100"})
-                    assert response.content == b"100", response.content
-                    return elapsed
+                    async def time_floor() -> float:
+                        elapsed, response = await timed(web, "/bench-floor/", {"limit": "100"})
+                        assert response.content == b"100", response.content
+                        return elapsed
 
-                async def time_page() -> float:
-                    elapsed, response = await timed(web, "/sandboxes/", {"limit": "100"})
-                    assert response.status_code == 200, response.status_code
-                    assert response.content.count(b'<tr id="sb-') == 100
-                    return elapsed
+                    async def time_page() -> float:
+                        elapsed, response = await timed(web, "/sandboxes/", {"limit": "100"})
+                        assert response.status_code == 200, response.status_code
+                        assert response.content.count(b'<tr id="sb-') == 100
+                        return elapsed
 
-                for _ in range(5):  # warm every path (connections, template cache)
-                    await time_raw()
-                    await time_floor()
-                    await time_page()
-                raw_ms, floor_ms, page_ms = [], [], []
-                for _ in range(args.samples):
-                    raw_ms.append(await time_raw())
-                    floor_ms.append(await time_floor())
-                    page_ms.append(await time_page())
-            return raw_ms, floor_ms, page_ms
+                    for _ in range(5):  # warm every path (connections, template cache)
+                        await time_raw()
+                        await time_floor()
+                        await time_page()
+                    raw_ms, floor_ms, page_ms = [], [], []
+                    for _ in range(args.samples):
+                        raw_ms.append(await time_raw())
+                        floor_ms.append(await time_floor())
+                        page_ms.append(await time_page())
+                return raw_ms, floor_ms, page_ms
 
-        raw_ms, floor_ms, page_ms = asyncio.run(measure())
-    finally:
-        if dashboard is not None:
-            dashboard.terminate()
-            dashboard.wait(10)
-        engine.stop()
+            raw_ms, floor_ms, page_ms = asyncio.run(measure())
+        finally:
+            if dashboard is not None:
+                dashboard.terminate()
+                dashboard.wait(10)
+            engine.stop()
     raw_median = statistics.median(raw_ms)
     floor_median = statistics.median(floor_ms)
     page_median = statistics.median(page_ms)

@@ -3,16 +3,37 @@ options of `manage.py up`), in its own process, on a free loopback port."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def scratch(prefix: str) -> Iterator[Path]:
+    """A work directory removed when the bench ends, also on Ctrl-C or SIGTERM.
+
+    It holds the throwaway engine's data: with --sandboxes 1000, about 1.7 GB of
+    sparse disk images.
+    """
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        yield work
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def free_port() -> int:

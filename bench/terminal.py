@@ -26,13 +26,12 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import httpx
-from serving import free_port, serve_dashboard
+from serving import free_port, scratch, serve_dashboard
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError
 
@@ -264,45 +263,45 @@ def main() -> int:
     parser.add_argument("--stall-seconds", type=float, default=8.0)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="sandbar-bench-terminal-"))
-    os.environ["SANDBAR_DATA_DIR"] = str(work / "web")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
-    from tests.engine_server import start_engine
+    with scratch("sandbar-bench-terminal-") as work:
+        os.environ["SANDBAR_DATA_DIR"] = str(work / "web")
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+        from tests.engine_server import start_engine
 
-    engine = start_engine(work / "engine")
-    dashboard = None
-    try:
-        with httpx.Client(
-            base_url=engine.api_url,
-            headers={"Authorization": f"Bearer {engine.api_key}"},
-            timeout=60,
-        ) as http:
-            body = {"name": "bench-terminal", "labels": {"sandbar.owner": "mel"}}
-            sandbox = http.post("/sandbox", json=body).raise_for_status().json()
+        engine = start_engine(work / "engine")
+        dashboard = None
+        try:
+            with httpx.Client(
+                base_url=engine.api_url,
+                headers={"Authorization": f"Bearer {engine.api_key}"},
+                timeout=60,
+            ) as http:
+                body = {"name": "bench-terminal", "labels": {"sandbar.owner": "mel"}}
+                sandbox = http.post("/sandbox", json=body).raise_for_status().json()
 
-        import django
+            import django
 
-        django.setup()
-        from django.core.management import call_command
-        from django.test import Client
+            django.setup()
+            from django.core.management import call_command
+            from django.test import Client
 
-        from dashboard.accounts.models import Role, User
+            from dashboard.accounts.models import Role, User
 
-        call_command("migrate", verbosity=0)
-        user = User.objects.create_user("mel", role=Role.MEMBER)
-        client = Client()
-        client.force_login(user)
-        cookie = client.cookies["sessionid"].value
+            call_command("migrate", verbosity=0)
+            user = User.objects.create_user("mel", role=Role.MEMBER)
+            client = Client()
+            client.force_login(user)
+            cookie = client.cookies["sessionid"].value
 
-        port = free_port()
-        dashboard = serve_dashboard(work / "web", engine, port)
-        web = f"127.0.0.1:{port}"
-        result = asyncio.run(run(args, engine, web, cookie, sandbox["id"], dashboard.pid))
-    finally:
-        if dashboard is not None:
-            dashboard.terminate()
-            dashboard.wait(10)
-        engine.stop()
+            port = free_port()
+            dashboard = serve_dashboard(work / "web", engine, port)
+            web = f"127.0.0.1:{port}"
+            result = asyncio.run(run(args, engine, web, cookie, sandbox["id"], dashboard.pid))
+        finally:
+            if dashboard is not None:
+                dashboard.terminate()
+                dashboard.wait(10)
+            engine.stop()
 
     print(
         f"echo p50 {result['echo_p50_ms']} ms via dashboard, {result['echo_direct_p50_ms']} ms "
