@@ -7,7 +7,7 @@ or ``/etc`` is shown, so what a sandbox finds does not depend on the machine.
 
 It is built with debootstrap from the machine's apt mirror (the builder that
 ``debian:<suite>`` snapshots use), plus the tools code written for Daytona expects:
-``python`` and ``python3`` (one interpreter), pip, venv, git, curl, an editor. Debian
+``python`` and ``python3`` (one interpreter), pip, venv, git, curl, node, an editor. Debian
 marks its Python "externally managed" (PEP 668), which makes ``pip install --user``
 refuse to run outside a venv; the image drops that marker, as Daytona's Python image
 has none, so ``pip install [--user]`` installs into the sandbox user's home.
@@ -41,6 +41,9 @@ SUITE = "bookworm"
 PACKAGES = (
     "python3", "python-is-python3", "python3-pip", "python3-venv",
     "git", "curl", "ca-certificates", "procps", "less", "vim-tiny", "nano",
+    # code-run's javascript interpreter, as Daytona's image has one (npm is left out:
+    # Debian's pulls in hundreds of packages).
+    "nodejs",
     # Essential in Debian already; named because the runtime needs nsenter and setpriv
     # inside every sandbox, and bash and coreutils are promised to users.
     "bash", "coreutils", "util-linux",
@@ -49,7 +52,7 @@ PACKAGES = (
 RECIPE_VERSION = 1
 # debootstrap's per-package lines for this recipe (retrieve, validate, extract, unpack,
 # configure), counted on a build of 2026-12-03; only the progress bar uses it.
-EXPECTED_STEPS = 680
+EXPECTED_STEPS = 720
 STEP = re.compile(
     r"^I: (Retrieving|Validating|Extracting|Unpacking|Configuring) (\S+?)(?:\.\.\.)?(?: |$)"
 )

@@ -108,6 +108,14 @@ def test_git_curl_less_and_an_editor_are_there(sandbox: Sandbox) -> None:
     sh(sandbox, "command -v vi && command -v nano && command -v ps && command -v bash")
 
 
+def test_code_run_runs_javascript_with_the_images_node(
+    toolbox: httpx.Client, sandbox: Sandbox
+) -> None:
+    body = {"code": "console.log(6 * 7, typeof process.version)", "language": "javascript"}
+    response = toolbox.post(f"/{sandbox.id}/process/code-run", json=body).json()
+    assert (response["exitCode"], response["result"]) == (0, "42 string\n")
+
+
 def test_apt_cannot_install_inside_a_sandbox(offline: Sandbox) -> None:
     # The image's files belong to host root, which the sandbox's user namespace does
     # not map; the sandbox user is not root. The README says so.
