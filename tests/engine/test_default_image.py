@@ -90,6 +90,12 @@ def test_pip_install_user_installs_a_local_wheel(offline: Sandbox) -> None:
         offline, "python -c 'import sandbar_probe; print(sandbar_probe.__file__)'"
     )
     sh(offline, "pip uninstall -y sandbar-probe")
+    # Without --user too: the system's site is not the user's to write, so pip uses theirs.
+    assert "Defaulting to user installation" in sh(
+        offline, f"pip install --no-index /tmp/{WHEEL_NAME}"
+    )
+    sh(offline, "cd / && python -c 'import sandbar_probe'")
+    sh(offline, "pip uninstall -y sandbar-probe")
 
 
 def test_a_venv_gets_its_own_pip_and_packages(offline: Sandbox) -> None:
