@@ -299,7 +299,9 @@ class Snapshots:
         return self.directory / snapshot.id / "rootfs"
 
     def log_path(self, snapshot_id: str) -> Path:
-        """The snapshot's build log."""
+        """The snapshot's build log (the default snapshot's: its image's debootstrap run)."""
+        if snapshot_id == DEFAULT_ID:
+            return self.default_image.log_path
         return self.directory / snapshot_id / "build.log"
 
     def _set_state(self, snapshot: Snapshot, state: str, **changes: Any) -> None:

@@ -157,6 +157,14 @@ def test_the_default_snapshot_is_listed_with_its_image_and_size(api: httpx.Clien
     assert snapshot["size"] == round(info["sizeBytes"] / 2**30, 3) > 0.1
 
 
+def test_the_default_snapshots_build_log_is_its_images(api: httpx.Client) -> None:
+    default = api.get("/snapshots/sandbar-default").json()
+    log = api.get(f"/snapshots/{default['id']}/build-logs").text
+    assert log == image.DefaultImage(Path(IMAGE_DIR)).log_path.read_text()
+    assert log.startswith("$ debootstrap --variant=minbase --include=")
+    assert "I: Base system installed successfully." in log
+
+
 def test_the_dashboards_snapshots_page_lists_the_default_image(
     daytona_engine: EngineServer, viewer_client: Any
 ) -> None:
