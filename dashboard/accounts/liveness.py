@@ -69,6 +69,9 @@ def sandbox_group(sandbox_id: str) -> str:
     return f"sandbox.{hashlib.sha256(sandbox_id.encode()).hexdigest()[:32]}"
 
 
+_sending: set[asyncio.Task] = set()
+
+
 def publish(group: str, message: dict[str, Any]) -> None:
     """Tell every consumer in `group`, once the current transaction has committed.
 
@@ -77,8 +80,19 @@ def publish(group: str, message: dict[str, Any]) -> None:
     """
 
     def send() -> None:
+        layer = get_channel_layer()
         try:
-            async_to_sync(get_channel_layer().group_send)(group, message)
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        try:
+            if loop is None:
+                async_to_sync(layer.group_send)(group, message)
+            else:
+                # Called on an event loop (code allowed to be sync there): no waiting on it.
+                task = loop.create_task(layer.group_send(group, message))
+                _sending.add(task)
+                task.add_done_callback(_sending.discard)
         except Exception as error:
             log.warning("could not tell %s about %s: %s", group, message["type"], error)
 
