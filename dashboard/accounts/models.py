@@ -83,7 +83,7 @@ class SignInThrottle(models.Model):
         indexes = [models.Index(fields=["window_start"])]
 
     def __str__(self) -> str:
-        return f"{self.scope} {self.username} {self.address}".strip()
+        return " ".join(part for part in (self.scope, self.username, self.address) if part)
 
 
 class AccountSession(models.Model):
