@@ -1,3 +1,4 @@
+import os
 import secrets
 
 from django.conf import settings
@@ -12,7 +13,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--username", default="admin")
-        parser.add_argument("--url", default="http://127.0.0.1:8000/")
+        # Where `manage.py up` serves (the same settings), so the message is right first time.
+        host = os.environ.get("SANDBAR_HOST", "127.0.0.1")
+        port = os.environ.get("SANDBAR_PORT", "8000")
+        parser.add_argument("--url", default=f"http://{host}:{port}/")
 
     def handle(self, *args, username: str, url: str, **options) -> None:
         password_file = settings.DATA_DIR / "initial-admin-password"
