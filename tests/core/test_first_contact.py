@@ -1,9 +1,16 @@
 """First contact: the first-run message, and a page that is not there."""
 
 import io
+import re
 
 import pytest
+from django.contrib.auth.tokens import default_token_generator
 from django.core.management import call_command
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from dashboard.accounts.models import Role
+from tests.conftest import PASSWORD, make_user
 
 
 @pytest.mark.django_db
@@ -34,3 +41,35 @@ def test_a_signed_in_404_keeps_the_app_frame(admin_client) -> None:
     response = admin_client.get("/no-such-page/")
     assert response.status_code == 404
     assert 'class="sidebar"' in response.content.decode()
+
+
+def invitation_form(client, user) -> str:
+    """Open the one-time link as the invited person does; the form's own address."""
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)
+    response = client.get(f"/set-password/{uid}/{token}/")
+    assert response.status_code == 302
+    return response["Location"]
+
+
+@pytest.mark.django_db
+def test_a_too_short_password_is_refused_under_its_own_field_with_the_input_kept(client) -> None:
+    invited = make_user("ivy", Role.MEMBER)
+    form = invitation_form(client, invited)
+    response = client.post(form, {"new_password1": "abc1", "new_password2": "abc1"})
+    assert response.status_code == 200
+    page = response.content.decode()
+    first, second = page.split('for="id_new_password2"')
+    assert "too short" in first
+    assert "too short" not in second
+    assert re.search(r'<input type="password" name="new_password1"[^>]* value="abc1"', first)
+
+
+@pytest.mark.django_db
+def test_a_mismatch_is_shown_under_the_confirmation(client) -> None:
+    invited = make_user("ivy", Role.MEMBER)
+    form = invitation_form(client, invited)
+    response = client.post(form, {"new_password1": PASSWORD, "new_password2": PASSWORD + "x"})
+    first, second = response.content.decode().split('for="id_new_password2"')
+    assert "match" in second
+    assert "match" not in first.split('for="id_new_password1"')[1]
