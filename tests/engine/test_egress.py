@@ -258,10 +258,10 @@ def _wait_ready(server: EngineServer) -> None:
     raise RuntimeError(f"engine did not start: {server.log_path.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def engine_in_a(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+@contextlib.contextmanager
+def engine_inside(world: World, data_dir: Path, **settings: str) -> Iterator[Engine]:
     """An engine whose network namespace is ``a`` and whose resolv.conf names 10.99.0.53."""
-    data_dir = tmp_path_factory.mktemp("egress-engine")
+    data_dir.mkdir(parents=True, exist_ok=True)
     resolv = data_dir / "resolv.conf"
     resolv.write_text(f"nameserver {RESOLVER}\n")
     server = EngineServer(data_dir=data_dir, port=_free_port())
@@ -270,6 +270,7 @@ def engine_in_a(world: World, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "SANDBAR_ENGINE_TICK_SECONDS": "0.25",
         "SANDBAR_ENGINE_WARM_POOL": "0",
         "SANDBAR_IMAGE_DIR": os.environ.get("SANDBAR_IMAGE_DIR") or str(ROOT / "var" / "images"),
+        **settings,
     }
     env.pop("SANDBAR_ENGINE_PORT", None)
     # A mount namespace of its own (private to it) shows the engine, and the
@@ -296,6 +297,13 @@ def engine_in_a(world: World, tmp_path_factory: pytest.TempPathFactory) -> Itera
         server.stop()
         engine.client.close()
         engine.toolbox.close()
+
+
+@pytest.fixture(scope="module")
+def engine_in_a(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The module's engine, with the default policy."""
+    with engine_inside(world, tmp_path_factory.mktemp("egress-engine")) as engine:
+        yield engine
 
 
 def _targets(*addresses: str, port: int = PORT) -> list[tuple[str, int]]:
@@ -391,6 +399,41 @@ def test_a_sandbox_started_offline_gets_its_network_when_unblocked(engine_in_a: 
         f"198.51.100.1:{PORT}": True,
         f"10.99.0.1:{PORT}": False,
     }
+
+
+def test_the_operator_allows_and_denies_networks_on_top_of_the_default(
+    world: World, tmp_path: Path
+) -> None:
+    settings = {
+        # Its own uids: rules of the module's engine, in the same namespace, would also
+        # apply to sandboxes that share a uid with its own (never loosening them).
+        "SANDBAR_SANDBOX_UID": "70000",
+        "SANDBAR_EGRESS_ALLOW": "10.99.0.1/32, 169.254.0.0/16",
+        "SANDBAR_EGRESS_DENY": "198.18.0.0/15,169.254.169.254/32",
+    }
+    with engine_inside(world, tmp_path / "engine", **settings) as engine:
+        sandbox = engine.create()
+        probed = ("10.99.0.1", "100.64.0.1", "169.254.169.254", *INTERNET)
+        result = engine.connects(sandbox["id"], *_targets(*probed))
+    # Allowed past the default: 10.99.0.1; denied on top: 198.18.0.1; a deny inside an
+    # allowed network wins (169.254.169.254); the rest of the default stands.
+    assert result == {
+        f"10.99.0.1:{PORT}": True,
+        f"100.64.0.1:{PORT}": False,
+        f"169.254.169.254:{PORT}": False,
+        f"198.51.100.1:{PORT}": True,
+        f"198.18.0.1:{PORT}": False,
+    }
+
+
+def test_a_setting_that_is_not_a_network_stops_the_engine_with_its_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dashboard.engine.config import ConfigError, load_config
+
+    monkeypatch.setenv("SANDBAR_EGRESS_DENY", "198.18.0.0/15, the office")
+    with pytest.raises(ConfigError, match="SANDBAR_EGRESS_DENY: 'the office' is not an IP"):
+        load_config()
 
 
 def test_the_rules_also_refuse_the_sandbox_uid_loopback_and_ipv6_ranges(
