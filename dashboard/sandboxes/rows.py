@@ -193,22 +193,28 @@ def _row_parts(row) -> tuple[str, str]:
     gpu_title = f" · {s.gpu} GPU" if s.gpu else ""
     dimmed = DIMMED if s.gone or s.state == "destroying" else ""
     verbs = " ".join(row.verbs) if row.can_act else ""
+    snapshot, owner = escape(s.snapshot) or "—", escape(s.owner) or "—"
+    # The columns a narrow screen hides come back as this line under the name.
+    under = (
+        f'<span class="name-sub mono small muted"><span>{short_id}</span>'
+        f'<span class="sub-snapshot">{snapshot}</span><span class="sub-owner">{owner}</span></span>'
+    )
     head = (
         f'<tr id="sb-{sid}" data-sandbox-id="{sid}" data-state="{escape(s.state)}"{dimmed}>'
         f'<td class="select"><input type="checkbox" name="ids" value="{sid}" form="bulk-form"'
         f' aria-label="Select {name}" data-verbs="{verbs}"></td>'
         f'<td class="name-cell"><a class="cell-title" href="{_url(s.id)}" title="{name}">'
-        f"{name}</a></td>"
-        f'<td class="id-cell"><span class="mono small muted" title="{sid}">{short_id}</span>'
+        f"{name}</a>{under}</td>"
+        f'<td class="id-cell col-id"><span class="mono small muted" title="{sid}">{short_id}</span>'
         f'<button type="button" class="btn ghost icon-only tiny" data-copy="{sid}"'
         f' aria-label="Copy the id of {name}" title="Copy id">{icon("copy", 14)}</button></td>'
-        f"<td>{badge(s.state, s.error_reason)}</td>"
-        f'<td class="mono small nowrap">{escape(s.snapshot) or "—"}</td>'
-        f'<td class="num small resources" title="{s.cpu} vCPU · {s.memory} GiB memory ·'
-        f' {s.disk} GiB disk{gpu_title}">{s.cpu}&thinsp;vCPU · {s.memory}&thinsp;GiB ·'
-        f" {s.disk}&thinsp;GiB{gpu}</td>"
-        f'<td><div class="labels-cell">{chips or NOTHING}</div></td>'
-        f"<td>{escape(s.owner) or '—'}</td>"
+        f'<td class="col-state">{badge(s.state, s.error_reason)}</td>'
+        f'<td class="mono small nowrap col-snapshot">{snapshot}</td>'
+        f'<td class="num small resources col-resources" title="{s.cpu} vCPU · {s.memory} GiB'
+        f' memory · {s.disk} GiB disk{gpu_title}">{s.cpu}&thinsp;vCPU · {s.memory}&thinsp;GiB'
+        f" · {s.disk}&thinsp;GiB{gpu}</td>"
+        f'<td class="col-labels"><div class="labels-cell">{chips or NOTHING}</div></td>'
+        f'<td class="col-owner">{owner}</td>'
     )
     return head, f'<td class="right actions row-actions">{actions(row, "row")}</td></tr>'
 
@@ -233,7 +239,7 @@ def sandbox_row(row, now=None, zone=None) -> SafeString:
     now, zone = now or timezone.now(), zone or timezone.get_current_timezone()
     # Safe: every value from Daytona was escaped where the parts were built.
     return SafeString(
-        f"{parts[0]}<td>{_when(s.last_event_at, now, zone)}</td>"
+        f'{parts[0]}<td class="col-last">{_when(s.last_event_at, now, zone)}</td>'
         f'<td class="col-created">{_when(s.created_at, now, zone)}</td>{parts[1]}'
     )
 

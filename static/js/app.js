@@ -79,9 +79,13 @@
     if (document.body.classList.contains("nav-open") && !event.target.closest("#sidebar,[data-toggle-nav]")) {
       closeNav();
     }
-    var target = event.target.closest("[data-theme-toggle],[data-toggle-nav],[data-dismiss],[data-copy]");
+    var target = event.target.closest("[data-theme-toggle],[data-toggle-nav],[data-dismiss],[data-copy],[data-toggle-filters]");
     if (!target) return;
-    if (target.hasAttribute("data-theme-toggle")) {
+    if (target.hasAttribute("data-toggle-filters")) {
+      // On a phone the filters beyond the search start folded (app.css: .filters.collapsible).
+      var shown = target.closest("form").classList.toggle("filters-open");
+      target.setAttribute("aria-expanded", shown ? "true" : "false");
+    } else if (target.hasAttribute("data-theme-toggle")) {
       var next = currentTheme() === "dark" ? "light" : "dark";
       document.documentElement.dataset.theme = next;
       try { localStorage.setItem("sandbar-theme", next); } catch (e) { /* ignore */ }
@@ -104,6 +108,23 @@
       }, function () { toast("Copy failed: your browser blocked the clipboard.", "error"); });
     }
   });
+
+  // Each table cell learns its column's name, which a phone shows when rows become cards.
+  function labelCells(root) {
+    (root.querySelectorAll ? root : document).querySelectorAll("table.table").forEach(function (table) {
+      var heads = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) { return th.textContent.trim(); });
+      table.querySelectorAll("tbody tr").forEach(function (row) {
+        var column = 0;
+        Array.prototype.forEach.call(row.children, function (cell) {
+          if (heads[column] && !cell.hasAttribute("data-label")) cell.setAttribute("data-label", heads[column]);
+          column += cell.colSpan || 1;
+        });
+      });
+    });
+  }
+  labelCells(document);
+  document.addEventListener("htmx:afterSettle", function () { labelCells(document); });
+  document.addEventListener("htmx:oobAfterSwap", function () { labelCells(document); });
 
   // A select marked data-autosubmit submits its form when changed (hx-post if present).
   document.addEventListener("change", function (event) {
