@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -47,6 +48,7 @@ from dashboard.engine.validation import Body, Query, read_json
 if TYPE_CHECKING:
     from dashboard.engine.image import DefaultImage
     from dashboard.engine.lifecycle import Engine
+    from dashboard.engine.runtime.layers import RootLayer
     from dashboard.engine.store import SandboxRecord
 
 log = logging.getLogger("sandbar.engine")
@@ -79,6 +81,7 @@ DEFAULT_SUITE = "bookworm"
 TERMINAL = ("active", "inactive", "error", "build_failed")
 SORTS = {"name": "name", "state": "state", "lastUsedAt": "last_used_at", "createdAt": "created_at"}
 MIRROR_TIMEOUT = 5.0
+COPY_BATCH = 500  # paths per cp command line when capturing a sandbox
 FOLLOW_POLL = 0.2
 
 Notify = Callable[[str, Callable[[str], Any]], None]
@@ -477,11 +480,13 @@ class Snapshots:
         with open(path, "a") as handle:
             handle.write(f"{iso(now())} {line}\n")
 
-    async def _run_logged(self, snapshot: Snapshot, argv: list[str]) -> None:
-        self._log(self.log_path(snapshot.id), "$ " + " ".join(argv))
+    async def _run_logged(
+        self, snapshot: Snapshot, argv: list[str], cwd: Path | None = None, shown: str = ""
+    ) -> None:
+        self._log(self.log_path(snapshot.id), "$ " + (shown or " ".join(argv)))
         with open(self.log_path(snapshot.id), "ab") as output:  # noqa: ASYNC230 -- local, small
             process = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=output
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=output, cwd=cwd
             )
             try:
                 code = await process.wait()
@@ -527,9 +532,7 @@ class Snapshots:
                 spec = engine._spec(record)
                 layer = await runtime.mount_root(spec)
                 if layer is not None:
-                    await self._run_logged(
-                        snapshot, ["cp", "-a", "--", f"{layer.merged}/.", str(target)]
-                    )
+                    await self._copy_layer(snapshot, layer, target)
                 else:
                     home = target / rootfs.HOME.lstrip("/")
                     home.parent.mkdir(parents=True, exist_ok=True)
@@ -541,6 +544,27 @@ class Snapshots:
                 engine._set_state(record, previous)
                 record.desired_state = previous
                 engine.store.save(record)
+
+    async def _copy_layer(self, snapshot: Snapshot, layer: RootLayer, target: Path) -> None:
+        """A sandbox's root as plain files: its snapshot's linked, what it changed copied.
+
+        Snapshots (and the default image) never change once built, so the new snapshot
+        may share their files: capturing a sandbox of the 400 MB default image takes
+        hard links and a copy of what the sandbox's layer holds, not a full copy.
+        """
+        same_fs = os.stat(layer.lower).st_dev == os.stat(target).st_dev
+        link = ["cp", "-al"] if same_fs else ["cp", "-a"]
+        await self._run_logged(snapshot, [*link, "--", f"{layer.lower}/.", str(target)])
+        copies, dirs = await asyncio.to_thread(clear_changes, layer.upper, target)
+        for start in range(0, len(copies), COPY_BATCH):
+            batch = copies[start : start + COPY_BATCH]
+            await self._run_logged(
+                snapshot,
+                ["cp", "-a", "--parents", "--", *batch, str(target)],
+                cwd=layer.merged,
+                shown=f"cp -a --parents ({len(batch)} changed paths) {target}",
+            )
+        await asyncio.to_thread(copy_dir_modes, layer.merged, target, dirs)
 
     async def delete(self, id_or_name: str) -> Snapshot:
         """Delete a snapshot no sandbox uses (409 otherwise)."""
@@ -654,6 +678,63 @@ def _own_home(root: Path, uid: int) -> None:
         for name in (directory, *(os.path.join(directory, n) for n in [*dirs, *files])):
             with contextlib.suppress(OSError):
                 os.chown(name, uid, uid, follow_symlinks=False)
+
+
+def clear_changes(upper: Path, target: Path) -> tuple[list[str], list[str]]:
+    """Remove from ``target`` (a copy of the lower layer) what an overlay's upper replaces.
+
+    Returns the relative paths to copy whole from the merged view (files, symlinks, and
+    directories that hide the lower's: opaque or redirected), and the plain directories
+    whose mode and owner come from it. Nothing under ``upper`` is followed.
+    """
+    copies: list[str] = []
+    dirs: list[str] = []
+    for directory, subdirs, files in os.walk(upper):
+        base = os.path.relpath(directory, upper)
+        descend = []
+        for name in subdirs:
+            path, rel = os.path.join(directory, name), os.path.normpath(os.path.join(base, name))
+            if os.path.islink(path) or _hides_lower(path):
+                _remove(target / rel)
+                copies.append(rel)
+                continue
+            if not (target / rel).is_dir() or (target / rel).is_symlink():
+                _remove(target / rel)
+                (target / rel).mkdir()
+            dirs.append(rel)
+            descend.append(name)
+        subdirs[:] = descend
+        for name in files:
+            path, rel = os.path.join(directory, name), os.path.normpath(os.path.join(base, name))
+            _remove(target / rel)
+            info = os.lstat(path)
+            if not (stat.S_ISCHR(info.st_mode) and info.st_rdev == 0):  # else a whiteout
+                copies.append(rel)
+    return copies, dirs
+
+
+def _hides_lower(path: str) -> bool:
+    for name in ("trusted.overlay.opaque", "trusted.overlay.redirect"):
+        with contextlib.suppress(OSError):
+            os.getxattr(path, name, follow_symlinks=False)
+            return True
+    return False
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
+def copy_dir_modes(merged: Path, target: Path, dirs: list[str]) -> None:
+    """Give ``target``'s directories the mode and owner they have in the merged view."""
+    for rel in dirs:
+        with contextlib.suppress(OSError):
+            info = os.lstat(merged / rel)
+            os.chown(target / rel, info.st_uid, info.st_gid, follow_symlinks=False)
+            os.chmod(target / rel, stat.S_IMODE(info.st_mode))
 
 
 def tree_size(path: Path) -> int:

@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +29,7 @@ from django.urls import reverse
 
 from dashboard.engine import image
 from dashboard.engine.runtime.layers import RootLayer
+from dashboard.engine.snapshots import TERMINAL
 from tests.engine.conftest import create, run
 from tests.engine_server import IMAGE_DIR, ROOT, EngineServer
 
@@ -155,6 +158,63 @@ def test_the_default_snapshot_is_listed_with_its_image_and_size(api: httpx.Clien
     assert snapshot["state"] == "active"
     assert snapshot["imageName"] == f"sandbar/{default.key}"
     assert snapshot["size"] == round(info["sizeBytes"] / 2**30, 3) > 0.1
+
+
+def _wait_active(api: httpx.Client, name: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while (snapshot := api.get(f"/snapshots/{name}").json())["state"] not in TERMINAL:
+        assert time.monotonic() < deadline, snapshot
+        time.sleep(0.1)
+    assert snapshot["state"] == "active", snapshot["errorReason"]
+    return snapshot
+
+
+def test_a_captured_sandbox_keeps_what_it_changed_deleted_and_made(
+    engine: EngineServer, api: httpx.Client, toolbox: httpx.Client, tmp_path: Path
+) -> None:
+    home = tmp_path / "home" / "daytona"
+    home.mkdir(parents=True)
+    for name in ("gone.txt", "changed.txt"):
+        (home / name).write_text("from the snapshot\n")
+    base = f"base-{uuid.uuid4().hex[:8]}"
+    api.post("/snapshots", json={"name": base, "imageName": f"dir:{tmp_path}"})
+    _wait_active(api, base)
+    captured = f"captured-{uuid.uuid4().hex[:8]}"
+    origin = create(api, snapshot=base)
+    try:
+        edits = "rm gone.txt && echo mine > changed.txt && mkdir -p new/deep && echo x > new/deep/f"
+        assert run(toolbox, origin["id"], edits)["exitCode"] == 0
+        api.post(f"/sandbox/{origin['id']}/snapshot", json={"name": captured})
+        snapshot = _wait_active(api, captured)
+        root = engine.data_dir / "engine" / "snapshots" / snapshot["id"] / "rootfs"
+        files = sorted(
+            str(p.relative_to(root / "home/daytona")) for p in (root / "home/daytona").rglob("*")
+        )
+        assert files == ["changed.txt", "new", "new/deep", "new/deep/f"]
+        assert (root / "home/daytona/changed.txt").read_text() == "mine\n"
+        assert (home / "changed.txt").read_text() == "from the snapshot\n"
+    finally:
+        api.delete(f"/sandbox/{origin['id']}")
+        api.delete(f"/snapshots/{captured}")
+        api.delete(f"/snapshots/{base}")
+
+
+def test_a_captured_default_sandbox_links_the_images_files(
+    engine: EngineServer, api: httpx.Client, toolbox: httpx.Client
+) -> None:
+    captured = f"captured-{uuid.uuid4().hex[:8]}"
+    origin = create(api)
+    try:
+        run(toolbox, origin["id"], "echo mine > notes.txt")
+        api.post(f"/sandbox/{origin['id']}/snapshot", json={"name": captured})
+        snapshot = _wait_active(api, captured)
+        root = engine.data_dir / "engine" / "snapshots" / snapshot["id"] / "rootfs"
+        assert (root / "home/daytona/notes.txt").read_text() == "mine\n"
+        python = image.DefaultImage(Path(IMAGE_DIR)).rootfs / "usr/bin/python3.11"
+        assert (root / "usr/bin/python3.11").stat().st_ino == python.stat().st_ino
+    finally:
+        api.delete(f"/sandbox/{origin['id']}")
+        api.delete(f"/snapshots/{captured}")
 
 
 def test_the_default_snapshots_build_log_is_its_images(api: httpx.Client) -> None:
