@@ -80,7 +80,14 @@ def start_engine(
         ],
         cwd=ROOT,
         # Throwaway data directories share the default image that make bench builds.
-        env={"SANDBAR_IMAGE_DIR": str(ROOT / "var" / "images"), **os.environ, **(env or {})},
+        # and take a uid range of their own (by port), beside a `make run` engine's.
+        env={
+            "SANDBAR_IMAGE_DIR": str(ROOT / "var" / "images"),
+            "SANDBAR_SANDBOX_UID": str(1_000_000 + port * 100),
+            "SANDBAR_SANDBOX_UID_COUNT": "50",
+            **os.environ,
+            **(env or {}),
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
     )

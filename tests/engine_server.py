@@ -66,9 +66,27 @@ class EngineServer:
         headers = {"Authorization": f"Bearer {self.api_key}"}
         return httpx.Client(base_url=self.api_url, headers=headers, timeout=60, **kwargs)  # type: ignore[arg-type]
 
+    @property
+    def uid_base(self) -> int:
+        """SANDBAR_SANDBOX_UID: each test engine has a range of its own (by its port, which
+        no other running engine has), as engines on one machine must (see ids.claim)."""
+        return int(self.env.get("SANDBAR_SANDBOX_UID", 1_000_000 + self.port * 100))
+
+    @property
+    def uid_count(self) -> int:
+        """SANDBAR_SANDBOX_UID_COUNT: sandboxes at once."""
+        return int(self.env.get("SANDBAR_SANDBOX_UID_COUNT", 50))
+
+    def uid_env(self) -> dict[str, str]:
+        """The engine's uid range as settings."""
+        return {
+            "SANDBAR_SANDBOX_UID": str(self.uid_base),
+            "SANDBAR_SANDBOX_UID_COUNT": str(self.uid_count),
+        }
+
     def start(self) -> None:
         """Start the engine subprocess and wait until it answers."""
-        env = {**os.environ, "SANDBAR_ENGINE_TICK_SECONDS": "0.25", **self.env}
+        env = {**os.environ, "SANDBAR_ENGINE_TICK_SECONDS": "0.25", **self.uid_env(), **self.env}
         env.pop("SANDBAR_ENGINE_PORT", None)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:

@@ -267,6 +267,7 @@ def engine_inside(world: World, data_dir: Path, **settings: str) -> Iterator[Eng
     server = EngineServer(data_dir=data_dir, port=_free_port())
     env = {
         **os.environ,
+        **server.uid_env(),
         "SANDBAR_ENGINE_TICK_SECONDS": "0.25",
         "SANDBAR_ENGINE_WARM_POOL": "0",
         "SANDBAR_IMAGE_DIR": os.environ.get("SANDBAR_IMAGE_DIR") or str(ROOT / "var" / "images"),
@@ -405,9 +406,6 @@ def test_the_operator_allows_and_denies_networks_on_top_of_the_default(
     world: World, tmp_path: Path
 ) -> None:
     settings = {
-        # Its own uids: rules of the module's engine, in the same namespace, would also
-        # apply to sandboxes that share a uid with its own (never loosening them).
-        "SANDBAR_SANDBOX_UID": "70000",
         "SANDBAR_EGRESS_ALLOW": "10.99.0.1/32, 169.254.0.0/16",
         "SANDBAR_EGRESS_DENY": "198.18.0.0/15,169.254.169.254/32",
     }
@@ -526,6 +524,7 @@ def test_an_engine_removes_its_table_when_it_stops_and_those_of_dead_engines_whe
     server = EngineServer(data_dir=data_dir, port=_free_port())
     env = {
         **os.environ,
+        **server.uid_env(),
         "SANDBAR_ENGINE_WARM_POOL": "0",
         "SANDBAR_IMAGE_DIR": os.environ.get("SANDBAR_IMAGE_DIR") or str(ROOT / "var" / "images"),
     }

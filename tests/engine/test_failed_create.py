@@ -25,7 +25,14 @@ from dashboard.engine.runtime.disk import Disk
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    config = replace(load_config(), data_dir=tmp_path / "data", warm_pool=0)
+    # A uid range of its own, as every engine on one machine needs (ids.claim).
+    config = replace(
+        load_config(),
+        data_dir=tmp_path / "data",
+        warm_pool=0,
+        sandbox_uid=8_000_000 + os.getpid() % 100_000 * 100,
+        sandbox_uid_count=50,
+    )
     engine = Engine(config)
     await engine.startup()
     yield engine

@@ -19,9 +19,8 @@ import pytest
 
 from dashboard.engine.image import DefaultImage
 from tests.engine.conftest import create, run
-from tests.engine_server import IMAGE_DIR
+from tests.engine_server import IMAGE_DIR, EngineServer
 
-SANDBOX_UID = int(os.environ.get("SANDBAR_SANDBOX_UID", "61000"))
 DEFAULT_IMAGE = DefaultImage(Path(IMAGE_DIR))
 
 
@@ -114,7 +113,9 @@ def test_it_cannot_write_usr_etc_or_the_root(toolbox: httpx.Client, small: dict[
     assert not Path("/usr/sandbar-probe").exists()
 
 
-def test_it_runs_as_an_unprivileged_host_uid(toolbox: httpx.Client, small: dict[str, Any]) -> None:
+def test_it_runs_as_an_unprivileged_host_uid(
+    toolbox: httpx.Client, small: dict[str, Any], engine: EngineServer
+) -> None:
     marker = f"sandbar-uid-probe-{os.getpid()}"
     run(toolbox, small["id"], f"(exec -a {marker} sleep 30) >/dev/null 2>&1 &")
     found: list[str] = []
@@ -131,7 +132,7 @@ def test_it_runs_as_an_unprivileged_host_uid(toolbox: httpx.Client, small: dict[
     uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
     # Its own uid from the engine's range: above the shared owner, never root.
     assert len(set(uids)) == 1
-    assert SANDBOX_UID < int(uids[0]) <= SANDBOX_UID + 2000
+    assert engine.uid_base < int(uids[0]) <= engine.uid_base + engine.uid_count
     caps = next(line for line in status.splitlines() if line.startswith("CapEff:")).split()[1]
     assert int(caps, 16) == 0
     assert run(toolbox, small["id"], "id -u")["result"] == "1000\n"

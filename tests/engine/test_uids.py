@@ -17,8 +17,6 @@ import pytest
 from tests.engine.conftest import create, run
 from tests.engine_server import EngineServer
 
-SHARED_OWNER = int(os.environ.get("SANDBAR_SANDBOX_UID", "61000"))
-
 
 def host_process(marker: str) -> tuple[int, int]:
     """The host pid and uid of the process whose command line starts with ``marker``."""
@@ -52,12 +50,12 @@ def pair(api: httpx.Client) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
 
 
 def test_two_sandboxes_run_as_different_host_uids(
-    toolbox: httpx.Client, pair: tuple[dict[str, Any], dict[str, Any]]
+    toolbox: httpx.Client, pair: tuple[dict[str, Any], dict[str, Any]], engine: EngineServer
 ) -> None:
     (_, first_uid), (_, second_uid) = (probe(toolbox, sandbox["id"]) for sandbox in pair)
     assert first_uid != second_uid
     for uid in (first_uid, second_uid):
-        assert SHARED_OWNER < uid <= SHARED_OWNER + 2000
+        assert engine.uid_base < uid <= engine.uid_base + engine.uid_count
 
 
 def test_neither_sees_signals_nor_traces_the_other(
@@ -144,7 +142,7 @@ def test_files_in_a_shared_volume_belong_to_whichever_sandbox_reads_them(
         assert run(toolbox, writer["id"], "cat ~/shared/notes.txt")["result"] == "one\ntwo\n"
         # On the host the files belong to the range's shared owner, not to either sandbox.
         on_disk = engine.data_dir / "engine" / "volumes" / volume["id"] / "notes.txt"
-        assert on_disk.stat().st_uid == SHARED_OWNER
+        assert on_disk.stat().st_uid == engine.uid_base
     finally:
         for sandbox in (writer, reader):
             api.delete(f"/sandbox/{sandbox['id']}")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from dashboard.engine.config import EngineConfig
 from dashboard.engine.image import DefaultImage
-from dashboard.engine.runtime import rootfs, seccomp
+from dashboard.engine.runtime import ids, rootfs, seccomp
 from dashboard.engine.runtime.cgroups import CgroupManager, SandboxCgroup
 from dashboard.engine.runtime.disk import MNT_DETACH, Disk, DiskError, _libc
 from dashboard.engine.runtime.egress import Egress, EgressError, EgressPolicy, parse_cidrs
@@ -252,6 +252,7 @@ class Runtime:
         # Default sandboxes run on the engine's own Debian image, never the host's /usr.
         self.default_image = DefaultImage.for_data_dir(config.data_dir)
         self.uids = UidRange(config.sandbox_uid, config.sandbox_uid_count)
+        self._uid_claim: int | None = None  # held while the engine runs (ids.claim)
         # The uids the engine's records hold (set by the engine); the runtime adds those
         # of the sandboxes it runs and of the warm pool, which have no record.
         self.recorded_uids: Callable[[], set[int]] = set
@@ -283,6 +284,10 @@ class Runtime:
     def setup(self) -> None:
         """Write the generated /etc and create the instance cgroups (the host is checked
         before, by :mod:`dashboard.engine.prereqs`)."""
+        try:
+            self._uid_claim = ids.claim(self.uids, str(self.config.data_dir))
+        except ids.UidRangeTaken as error:
+            raise RuntimeError_(str(error)) from None
         self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # An engine that died left its mounts (and maybe pool sandboxes) behind.
@@ -324,6 +329,9 @@ class Runtime:
         self.egress.teardown()
         self.lxcfs.stop()
         self.spawner.close()
+        if self._uid_claim is not None:
+            ids.release(self._uid_claim, self.uids)
+            self._uid_claim = None
         # Never delete through a mount that is still there.
         _unmount_all_under(self.run_dir)
         shutil.rmtree(self.run_dir, ignore_errors=True)
@@ -562,8 +570,11 @@ class Runtime:
         try:
             await self._map_ids(info_r, block_w, spec.uid)
             line = await asyncio.wait_for(init.stdout.readline(), READY_TIMEOUT)
-        except (TimeoutError, OSError, ValueError, KeyError) as error:
+        except (TimeoutError, OSError, ValueError, KeyError, RuntimeError_) as error:
             line, failure = b"", f"bubblewrap did not start: {error}"
+        except BaseException:  # cancelled: it must not go on starting on its own
+            _kill(init)
+            raise
         finally:
             os.close(info_r)
             os.close(block_w)

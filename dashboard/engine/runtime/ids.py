@@ -13,10 +13,13 @@ volume belongs, for every other sandbox that mounts it, to that sandbox's own us
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
+import fcntl
 import os
 from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 
 from dashboard.engine.runtime.disk import _libc
 
@@ -68,6 +71,55 @@ class UidRange:
             f"all {self.count} sandbox uids are in use; delete sandboxes or raise "
             "SANDBAR_SANDBOX_UID_COUNT"
         )
+
+
+RANGES = Path("/run/sandbar/uid-ranges")
+
+
+class UidRangeTaken(RuntimeError):
+    """Another running engine gives its sandboxes uids of this range."""
+
+
+def claim(uids: UidRange, owner: str, registry: Path = RANGES) -> int:
+    """Hold ``uids`` for this engine as long as the returned descriptor stays open.
+
+    Two engines on one machine whose ranges overlap would hand the same host uid to
+    two sandboxes (which could then signal each other), and each engine's egress
+    rules, matched by uid, would also filter the other's sandboxes. Each running
+    engine holds a lock on a file named after its range; a file nobody holds is left
+    by an engine that is gone and is removed.
+    """
+    registry.mkdir(parents=True, exist_ok=True)
+    last = uids.first + 2 * uids.count
+    for entry in registry.glob("*-*"):
+        first_text, _, last_text = entry.name.partition("-")
+        if not (first_text.isdigit() and last_text.isdigit()):
+            continue
+        other_first, other_last = int(first_text), int(last_text)
+        if other_last < uids.first or last < other_first:
+            continue
+        with contextlib.suppress(FileNotFoundError), open(entry, "r+") as held:
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UidRangeTaken(
+                    f"host uids {uids.first}-{last} overlap {other_first}-{other_last}, used by "
+                    f"the engine of {held.read().strip() or 'another data directory'}; give "
+                    "each engine its own range (SANDBAR_SANDBOX_UID, SANDBAR_SANDBOX_UID_COUNT)"
+                ) from None
+            entry.unlink()  # its engine is gone
+    fd = os.open(registry / f"{uids.first}-{last}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.ftruncate(fd, 0)
+    os.write(fd, owner.encode())
+    return fd
+
+
+def release(fd: int, uids: UidRange, registry: Path = RANGES) -> None:
+    """Give the range back (the file goes, then the lock)."""
+    with contextlib.suppress(FileNotFoundError):
+        (registry / f"{uids.first}-{uids.first + 2 * uids.count}").unlink()
+    os.close(fd)
 
 
 class _MountAttr(ctypes.Structure):
