@@ -132,6 +132,9 @@ SETTLE_JS = "() => new Promise(done => requestAnimationFrame(() => requestAnimat
 def look(page, name: str) -> list[str]:
     """Every width x theme of the open page: its overflow problems, and screenshots."""
     problems = []
+    # Motion off: the phone drawer slides away when the width drops, and the screenshot
+    # would catch it halfway.
+    page.emulate_media(reduced_motion="reduce")
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": HEIGHT[width]})
         for theme in THEMES:
