@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from dashboard.engine.runtime import ids
 from tests.engine.conftest import create, run
 from tests.engine_server import EngineServer
 
@@ -147,3 +148,19 @@ def test_files_in_a_shared_volume_belong_to_whichever_sandbox_reads_them(
         for sandbox in (writer, reader):
             api.delete(f"/sandbox/{sandbox['id']}")
         api.delete(f"/volumes/{volume['id']}")
+
+
+def test_two_engines_cannot_hold_overlapping_uid_ranges(tmp_path: Path) -> None:
+    first = ids.UidRange(500_000, 10)
+    held = ids.claim(first, "/data/one", registry=tmp_path)
+    try:
+        with pytest.raises(ids.UidRangeTaken, match="/data/one"):
+            ids.claim(ids.UidRange(500_015, 10), "/data/two", registry=tmp_path)
+        apart = ids.claim(ids.UidRange(500_021, 10), "/data/three", registry=tmp_path)
+        ids.release(apart, ids.UidRange(500_021, 10), registry=tmp_path)
+    finally:
+        ids.release(held, first, registry=tmp_path)
+    # Released (or left by an engine that died, holding no lock): free again.
+    (tmp_path / "500015-500035").write_text("/data/gone")
+    again = ids.claim(ids.UidRange(500_015, 10), "/data/two", registry=tmp_path)
+    ids.release(again, ids.UidRange(500_015, 10), registry=tmp_path)
