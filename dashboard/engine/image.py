@@ -49,7 +49,7 @@ PACKAGES = (
     "bash", "coreutils", "util-linux",
 )  # fmt: skip
 # Bump when customize() changes what the image holds: a new recipe is a new directory.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 # debootstrap's per-package lines for this recipe (retrieve, validate, extract, unpack,
 # configure), counted on a build of 2026-12-03; only the progress bar uses it.
 EXPECTED_STEPS = 720
@@ -305,6 +305,10 @@ def customize(root: Path, key: str) -> None:
     for leftover in lists.glob("*") if lists.is_dir() else ():
         if leftover.is_file():
             leftover.unlink()
+    # vim-tiny answers to vi only; people (and scripts) type vim.
+    vim = root / "usr/bin/vim"
+    if not os.path.lexists(vim):
+        vim.symlink_to("vim.tiny")
     (root / MARKER).parent.mkdir(parents=True, exist_ok=True)
     (root / MARKER).write_text(f"sandbar default image {key} (Debian {SUITE})\n")
     os.chmod(root, 0o755)  # noqa: S103 -- the root directory sandboxes see

@@ -115,6 +115,7 @@ def test_git_curl_less_and_an_editor_are_there(sandbox: Sandbox) -> None:
     assert sh(sandbox, "curl --version").startswith("curl ")
     assert sh(sandbox, "less --version").startswith("less ")
     sh(sandbox, "command -v vi && command -v nano && command -v ps && command -v bash")
+    assert sh(sandbox, "vim --version").startswith("VIM - Vi IMproved")
 
 
 def test_code_run_runs_javascript_with_the_images_node(
