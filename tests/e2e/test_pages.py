@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from django.contrib.auth.tokens import default_token_generator
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from dashboard.accounts.access import OWNER_LABEL
 from dashboard.accounts.models import Role
@@ -219,7 +222,11 @@ def test_the_pages_a_viewer_sees_differently_fit_every_width_and_theme(
 
 
 def test_the_signed_out_pages_fit_every_width_and_theme(page, asgi_live_server) -> None:
-    check_pages(page, asgi_live_server, SIGNED_OUT_PAGES, "signed-out")
+    invited = make_user("ivy", Role.MEMBER)
+    uid = urlsafe_base64_encode(force_bytes(invited.pk))
+    invitation = f"/set-password/{uid}/{default_token_generator.make_token(invited)}/"
+    pages = {**SIGNED_OUT_PAGES, "invitation": invitation}
+    check_pages(page, asgi_live_server, pages, "signed-out")
 
 
 # The colours that matter in the dark theme, each as the browser computed them.
