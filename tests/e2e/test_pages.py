@@ -286,13 +286,15 @@ ROW_ACTIONS_JS = """
 """
 
 
-def test_the_sandboxes_table_fits_every_laptop_and_desktop_width_with_its_actions_whole(
+def test_the_sandboxes_table_fits_every_width_from_a_tablet_up_with_its_actions_whole(
     page, asgi_live_server, world
 ) -> None:
     make_user("ada", Role.ADMIN)
     sign_in(page, asgi_live_server, "ada", PASSWORD)
     page.goto(f"{asgi_live_server}/sandboxes/")
-    for width in range(1280, 1921, 40):
+    # Every 40 px, and either side of each breakpoint of the table and the sidebar.
+    edges = (641, 799, 800, 900, 901, 1099, 1100, 1249, 1250, 1559, 1560, 1679, 1680)
+    for width in sorted({*range(680, 1921, 40), *edges}):
         page.set_viewport_size({"width": width, "height": 800})
         page.evaluate(SETTLE_JS)
         seen = page.evaluate(ROW_ACTIONS_JS)
