@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import stat
 from pathlib import Path
 
-from dashboard.engine.runtime.disk import DiskError, _libc, _run, is_mounted
+from dashboard.engine.runtime.disk import MS_NODEV, MS_NOSUID, DiskError, _libc, is_mounted
 from dashboard.engine.runtime.mounts import open_beneath
 
 MNT_DETACH = 2
@@ -80,11 +81,7 @@ class RootLayer:
         if first and not is_mounted(self.merged):
             _adopt_disk_home(self.disk_home, self.upper)
         if not is_mounted(self.merged):
-            options = f"lowerdir={self.lower},upperdir={self.upper},workdir={self.work}"
-            await _run(
-                "mount", "-t", "overlay", "overlay", "-o", f"{options},nodev,nosuid",
-                str(self.merged),
-            )  # fmt: skip
+            await asyncio.to_thread(self._mount_overlay)
         for point in (*MOUNT_POINTS, *extra_points):
             # Sandbox-written content may hold symlinks: never follow them as root.
             with contextlib.suppress(OSError):
@@ -103,6 +100,15 @@ class RootLayer:
         for target, name in symlinks:
             with contextlib.suppress(FileExistsError):
                 os.symlink(target, self.merged / name)
+
+    def _mount_overlay(self) -> None:
+        # mount(2) itself rather than mount(8): a warm pool refill, which competes with
+        # the creates it serves, spares a process.
+        options = f"lowerdir={self.lower},upperdir={self.upper},workdir={self.work}"
+        merged = str(self.merged).encode()
+        if _libc.mount(b"overlay", merged, b"overlay", MS_NOSUID | MS_NODEV, options.encode()):
+            error = ctypes.get_errno()
+            raise DiskError(f"mounting the snapshot's overlay failed: {os.strerror(error)}")
 
     def unmount(self) -> None:
         """Unmount the overlay (lazily if something still holds it) and remove its mount point."""
