@@ -8,7 +8,7 @@ register = template.Library()
 
 SPRITE = "vendor/lucide-1.62.0-sprite.svg"
 
-# One look per meaning, the same in every area (see UI.md, "State").
+# One look per meaning, the same in every area: a state badge never relies on colour alone.
 STATE_TONES = {
     "started": "running",
     "active": "running",
