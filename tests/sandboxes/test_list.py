@@ -1,3 +1,5 @@
+import os
+import signal
 import uuid
 
 import pytest
@@ -184,7 +186,13 @@ async def test_a_page_that_fails_to_render_does_not_leave_the_daytona_call_runni
     monkeypatch.setattr(views, "arender", broken)
     request = rf.get(URL)
     request.auser = auser
-    with pytest.raises(RuntimeError, match="template broke"):
-        await views.sandbox_list(request)
+    # Daytona holds its answer (the engine is paused), so the call is surely still
+    # pending when the render fails: a quick answer could otherwise win the race.
+    os.kill(daytona_engine.process.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(RuntimeError, match="template broke"):
+            await views.sandbox_list(request)
+    finally:
+        os.kill(daytona_engine.process.pid, signal.SIGCONT)
     assert len(tasks) == 1
     assert tasks[0].cancelling() or tasks[0].cancelled()
