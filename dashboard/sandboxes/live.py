@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -180,31 +182,50 @@ def _key() -> tuple[int, str]:
     return id(asyncio.get_running_loop()), group_name()
 
 
+class _Shared(Protocol):
+    """One task shared by every consumer that wants it, counted."""
+
+    watchers: int
+    task: asyncio.Task | None
+
+    async def run(self) -> None: ...
+
+
+def _hold[K, S: _Shared](registry: dict[K, S], key: K, make: Callable[[], S], name: str) -> K:
+    """Count one more watcher of ``registry[key]``, made and started by the first."""
+    shared = registry.get(key)
+    if shared is None:
+        shared = registry[key] = make()
+    shared.watchers += 1
+    if shared.task is None or shared.task.done():
+        shared.task = asyncio.create_task(shared.run(), name=name)
+    return key
+
+
+async def _let_go[K](registry: dict[K, Any], key: K) -> None:
+    """Count one watcher fewer; the last one stops the task."""
+    shared = registry.get(key)
+    if shared is None:
+        return
+    shared.watchers -= 1
+    if shared.watchers <= 0:
+        registry.pop(key, None)
+        if shared.task is not None:
+            shared.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await shared.task
+
+
 async def join() -> tuple[int, str]:
     """Count one more watcher; the first one starts the shared poll. Returns the key to leave."""
     key = _key()
-    watch = _watches.get(key)
-    if watch is None:
-        watch = _watches[key] = _Watch(group=key[1])
-    watch.watchers += 1
-    if watch.task is None or watch.task.done():
-        watch.task = asyncio.create_task(watch.run(), name=f"poll {watch.group}")
-    return key
+    return _hold(_watches, key, lambda: _Watch(group=key[1]), f"poll {key[1]}")
 
 
 async def leave(key: tuple[int, str]) -> None:
     """Count one watcher fewer; the last one stops the poll."""
     # The key from join(), not a fresh one: the connection may have changed meanwhile.
-    watch = _watches.get(key)
-    if watch is None:
-        return
-    watch.watchers -= 1
-    if watch.watchers <= 0:
-        _watches.pop(key, None)
-        if watch.task is not None:
-            watch.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch.task
+    await _let_go(_watches, key)
 
 
 # -- one sandbox's owner, for its open terminals and logs --------------------------------
@@ -220,7 +241,7 @@ LABELS_POLL_SECONDS = 1.0
 class _Followed:
     sandbox_id: str
     labels: dict[str, str]
-    followers: int = 0
+    watchers: int = 0  # its open terminals and logs
     task: asyncio.Task | None = None
 
     async def run(self) -> None:
@@ -246,21 +267,11 @@ async def follow(sandbox_id: str, labels: dict[str, str]) -> tuple[int, str]:
     """Count one more open consumer of `sandbox_id`, which knows it with `labels`;
     returns the key to `unfollow`."""
     key = (id(asyncio.get_running_loop()), sandbox_id)
-    followed = _followed.setdefault(key, _Followed(sandbox_id, dict(labels)))
-    followed.followers += 1
-    if followed.task is None or followed.task.done():
-        followed.task = asyncio.create_task(followed.run(), name=f"labels {sandbox_id}")
-    return key
+    return _hold(
+        _followed, key, lambda: _Followed(sandbox_id, dict(labels)), f"labels {sandbox_id}"
+    )
 
 
 async def unfollow(key: tuple[int, str]) -> None:
-    followed = _followed.get(key)
-    if followed is None:
-        return
-    followed.followers -= 1
-    if followed.followers <= 0:
-        _followed.pop(key, None)
-        if followed.task is not None:
-            followed.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await followed.task
+    """Count one open consumer fewer; the last one stops looking."""
+    await _let_go(_followed, key)
