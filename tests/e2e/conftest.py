@@ -5,10 +5,13 @@ import shutil
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
 import uvicorn
+
+from dashboard.accounts.access import OWNER_LABEL
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -91,6 +94,17 @@ def page(browser) -> Iterator:
     tab.on("pageerror", lambda error: tab.console_errors.append(str(error)))
     yield tab
     context.close()
+
+
+@pytest.fixture
+def sandbox(daytona_engine):
+    """A sandbox owned by "mel", deleted after the test."""
+    with daytona_engine.client() as http:
+        body = {"name": f"e2e-{uuid.uuid4().hex[:8]}", "labels": {OWNER_LABEL: "mel"}}
+        created = http.post("/sandbox", json=body).json()
+    yield created
+    with daytona_engine.client() as http:
+        http.delete(f"/sandbox/{created['id']}")
 
 
 def sign_in(page, base_url: str, username: str, password: str) -> None:

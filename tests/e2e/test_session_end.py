@@ -1,27 +1,14 @@
 """In a real browser: an open terminal whose account is deactivated says why it closed."""
 
-import uuid
-
 import httpx
 import pytest
 from django.urls import reverse
 
-from dashboard.accounts.access import OWNER_LABEL
 from dashboard.accounts.models import Role
 from tests.conftest import PASSWORD, make_user
 from tests.e2e.conftest import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def sandbox(daytona_engine):
-    with daytona_engine.client() as http:
-        body = {"name": f"e2e-{uuid.uuid4().hex[:8]}", "labels": {OWNER_LABEL: "mel"}}
-        created = http.post("/sandbox", json=body).json()
-    yield created
-    with daytona_engine.client() as http:
-        http.delete(f"/sandbox/{created['id']}")
 
 
 def test_the_terminal_page_says_the_account_was_deactivated(page, asgi_live_server, sandbox):

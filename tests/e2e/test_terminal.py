@@ -3,11 +3,9 @@
 import os
 import re
 import time
-import uuid
 
 import pytest
 
-from dashboard.accounts.access import OWNER_LABEL
 from dashboard.accounts.models import Role
 from tests.conftest import PASSWORD, make_user
 from tests.e2e.conftest import sign_in
@@ -16,16 +14,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 # Set to a folder to keep screenshots of the terminal in both themes.
 SHOTS = os.environ.get("SANDBAR_TEST_SCREENSHOTS", "")
-
-
-@pytest.fixture
-def sandbox(daytona_engine):
-    with daytona_engine.client() as http:
-        body = {"name": f"e2e-{uuid.uuid4().hex[:8]}", "labels": {OWNER_LABEL: "mel"}}
-        created = http.post("/sandbox", json=body).json()
-    yield created
-    with daytona_engine.client() as http:
-        http.delete(f"/sandbox/{created['id']}")
 
 
 def screen_text(page) -> str:

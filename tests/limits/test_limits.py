@@ -87,16 +87,21 @@ def test_an_unreachable_daytona_shows_a_banner_not_a_500(
     assert "personal usage is unknown" in html
 
 
-def test_an_organization_without_regions_or_limits_still_renders(admin_client, settings):
+def limits_page_through(transport, admin_client, settings) -> str:
+    """The limits page as an admin sees it when Daytona answers through `transport`."""
     settings.DAYTONA_API_URL = "http://daytona.invalid/api"
     settings.DAYTONA_API_KEY = "k"
-    seen: list[str] = []
-    transport = fake_daytona(httpx.Response(404), usage={"currentVolumeUsage": 3}, seen=seen)
     client.use_transport(transport)
     try:
-        html = admin_client.get(reverse("limits")).content.decode()
+        return admin_client.get(reverse("limits")).content.decode()
     finally:
         client.use_transport(None)
+
+
+def test_an_organization_without_regions_or_limits_still_renders(admin_client, settings):
+    seen: list[str] = []
+    transport = fake_daytona(httpx.Response(404), usage={"currentVolumeUsage": 3}, seen=seen)
+    html = limits_page_through(transport, admin_client, settings)
     assert "/api/organizations/org-1/usage" in seen
     assert "reported no regions" in html
     assert "no limit" in html
@@ -150,8 +155,6 @@ def fake_daytona(engine_answer: httpx.Response, usage=None, seen=None):
 
 
 def test_a_missing_prerequisite_is_shown_with_its_fix(admin_client, settings) -> None:
-    settings.DAYTONA_API_URL = "http://daytona.invalid/api"
-    settings.DAYTONA_API_KEY = "k"
     check = {
         "name": "TUN device",
         "ok": False,
@@ -162,22 +165,13 @@ def test_a_missing_prerequisite_is_shown_with_its_fix(admin_client, settings) ->
     answer = httpx.Response(
         200, json={"version": "1", "checks": [check], "features": {"network": False}}
     )
-    client.use_transport(fake_daytona(answer))
-    try:
-        html = admin_client.get(reverse("limits")).content.decode()
-    finally:
-        client.use_transport(None)
+    html = limits_page_through(fake_daytona(answer), admin_client, settings)
     assert "1 prerequisite missing" in html
     assert "<code>chmod 0666 /dev/net/tun</code>" in html
     assert "outcome-failure" in html
 
 
 def test_daytona_cloud_has_no_engine_section(admin_client, settings) -> None:
-    settings.DAYTONA_API_URL = "http://daytona.invalid/api"
-    settings.DAYTONA_API_KEY = "k"
-    client.use_transport(fake_daytona(httpx.Response(404, json={"message": "Not Found"})))
-    try:
-        html = admin_client.get(reverse("limits")).content.decode()
-    finally:
-        client.use_transport(None)
+    not_found = httpx.Response(404, json={"message": "Not Found"})
+    html = limits_page_through(fake_daytona(not_found), admin_client, settings)
     assert "Host prerequisites" not in html
