@@ -9,7 +9,8 @@ its namespaces, that becomes the next plain command.
 
 Privilege model: the engine runs as host root only to set up cgroups, mounts and
 namespaces. Every process inside a sandbox, bubblewrap itself and the network helper
-run as the unprivileged ``sandbox_uid`` with no capabilities and ``no_new_privs``.
+run as the sandbox's own unprivileged host uid (``ids.py``) with no capabilities, an
+empty bounding set, ``no_new_privs`` and the seccomp filter (``seccomp.py``).
 """
 
 from __future__ import annotations
