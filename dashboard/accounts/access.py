@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AnonymousUser
 
 from dashboard.accounts.models import Role, User
-
-OWNER_LABEL = "sandbar.owner"
+from dashboard.daytona.labels import OWNER_LABEL
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from dashboard import daytona
-from dashboard.accounts.access import OWNER_LABEL, limits_access
+from dashboard.accounts.access import limits_access
 from dashboard.accounts.models import Role, User
 from dashboard.accounts.quotas import Footprint, Usage, usage_of
 from dashboard.core.http import htmx_partial
+from dashboard.daytona.labels import OWNER_LABEL
 
 # A meter turns amber from here, red from FULL (of the limit).
 WARN = 0.75

@@ -14,10 +14,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 
 from dashboard import daytona
-from dashboard.accounts.access import OWNER_LABEL, Access, sandbox_access
+from dashboard.accounts.access import Access, sandbox_access
 from dashboard.accounts.quotas import Footprint, quota_problem
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record_request
+from dashboard.daytona.labels import OWNER_LABEL
 
 NOT_YOURS = "Only its owner or an admin may change this sandbox."
 

@@ -8,7 +8,7 @@ from django import forms
 from django.http import QueryDict
 
 from dashboard import daytona
-from dashboard.accounts.access import OWNER_LABEL
+from dashboard.daytona.labels import OWNER_LABEL
 
 PAGE_SIZES = (10, 25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 25

@@ -20,8 +20,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from dashboard import daytona
-from dashboard.accounts.access import OWNER_LABEL, sandbox_access
+from dashboard.accounts.access import sandbox_access
 from dashboard.core.http import arender, arender_to_string, htmx_partial, status_for, toast
+from dashboard.daytona.labels import OWNER_LABEL
 from dashboard.sandboxes import actions
 from dashboard.sandboxes.actions import applies
 from dashboard.sandboxes.forms import (
