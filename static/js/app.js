@@ -8,7 +8,9 @@
     region.textContent = "";
     window.setTimeout(function () { region.textContent = text; }, 50);
   }
-  window.sandbar = { announce: announce };
+  // reconnect.js may have put its helper here first.
+  window.sandbar = window.sandbar || {};
+  window.sandbar.announce = announce;
 
   function toast(text, kind) {
     var box = document.getElementById("toasts");
@@ -135,6 +137,32 @@
       else form.requestSubmit();
     }
   });
+
+  // Times marked data-relative say how long ago (or how soon) in words, and keep saying
+  // it truly: the server's "now" becomes "2 minutes ago" without a reload.
+  var TIME_UNITS = [["year", 31536000], ["month", 2592000], ["week", 604800], ["day", 86400], ["hour", 3600], ["minute", 60]];
+  var relative = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(document.documentElement.lang || "en", { numeric: "auto" }) : null;
+  function inWords(seconds) {
+    for (var i = 0; i < TIME_UNITS.length; i += 1) {
+      var size = TIME_UNITS[i][1];
+      if (Math.abs(seconds) >= size) return relative.format(Math.trunc(seconds / size), TIME_UNITS[i][0]);
+    }
+    return relative.format(0, "second");  // under a minute: "now" (the clock ticks per minute)
+  }
+  function tickTimes() {
+    if (!relative) return;
+    var now = Date.now();
+    document.querySelectorAll("time[data-relative][datetime]").forEach(function (el) {
+      var at = Date.parse(el.getAttribute("datetime"));
+      if (isNaN(at)) return;
+      var words = inWords((at - now) / 1000);
+      if (el.textContent !== words) el.textContent = words;
+    });
+  }
+  window.setInterval(tickTimes, 30000);
+  document.addEventListener("DOMContentLoaded", tickTimes);
+  document.addEventListener("htmx:afterSettle", tickTimes);
+  window.sandbar.tickTimes = tickTimes;
 
   // Toasts rendered by the server (Django messages) fade out by themselves.
   document.addEventListener("DOMContentLoaded", function () {
