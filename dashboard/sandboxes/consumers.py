@@ -31,6 +31,11 @@ class SandboxesConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         self.watch = await live.join()
+        if not live.answering(self.watch):
+            # Everyone else heard it when it stopped answering; this page has just come.
+            await self.send_json(
+                {"type": "sandbox.unavailable", "message": "Daytona is not answering."}
+            )
         self.account = AccountWatch(self.scope, self._recheck, self._revoke)
         await self.account.start()
 
@@ -99,3 +104,6 @@ class SandboxesConsumer(AsyncJsonWebsocketConsumer):
 
     async def sandbox_unavailable(self, event: dict) -> None:
         await self.send_json({"type": "sandbox.unavailable", "message": event["message"]})
+
+    async def sandbox_available(self, event: dict) -> None:
+        await self.send_json({"type": "sandbox.available"})

@@ -143,6 +143,8 @@ class _Watch:
                 await asyncio.sleep(BACKOFF_SECONDS)
                 continue
             self.polls += 1
+            if not self.healthy:  # the pages said "not answering": now they catch up
+                await layer.group_send(self.group, {"type": "sandbox.available"})
             self.healthy = True
             current = {s.id: s for s in sandboxes}
             fresh: dict[str, tuple] = {}
@@ -220,6 +222,11 @@ async def join() -> tuple[int, str]:
     """Count one more watcher; the first one starts the shared poll. Returns the key to leave."""
     key = _key()
     return _hold(_watches, key, lambda: _Watch(group=key[1]), f"poll {key[1]}")
+
+
+def answering(key: tuple[int, str]) -> bool:
+    """Whether the shared poll's last look at Daytona got an answer."""
+    return key not in _watches or _watches[key].healthy
 
 
 async def leave(key: tuple[int, str]) -> None:

@@ -155,17 +155,32 @@
   }
 
   // --- Live state over a WebSocket (one shared poll on the server fans out to everyone). --
-  var LIVE_PATH = "/ws/sandboxes/";
-  var socket = null;
-  var retry = 1000;
+  // The badge tells what is true now: live, reconnecting or offline (with the reason), or
+  // Daytona not answering while the dashboard itself is reachable.
+  var LIVE_TEXT = {
+    connecting: "Connecting…",
+    live: "Live",
+    reconnecting: "Reconnecting…",
+    offline: "Offline",
+    idle: "Offline",
+    daytona: "Daytona not answering"
+  };
+  var live = null;
+  var shownStatus = "";
 
-  function setLive(on) {
+  function showLive(status, reason) {
     var badge = document.getElementById("live-status");
     if (!badge) return;
+    var was = shownStatus;
+    shownStatus = status;
     badge.hidden = false;
-    badge.classList.toggle("on", on);
-    badge.querySelector(".live-text").textContent = on ? "Live" : "Reconnecting…";
-    badge.title = on ? "State changes appear here as they happen" : "Live updates paused; reconnecting";
+    badge.dataset.status = status;
+    badge.classList.toggle("on", status === "live");
+    badge.querySelector(".live-text").textContent = LIVE_TEXT[status] + (reason && status !== "live" ? ": " + reason : "");
+    badge.title = status === "live" ? "State changes appear here as they happen" :
+      "Live updates paused" + (reason ? " (" + reason + ")" : "") + (status === "offline" ? ". Reload the page to try again." : "");
+    if (was === "live" && status !== "live") announce("Live updates paused: " + (reason || LIVE_TEXT[status]));
+    else if (was && was !== "live" && was !== "connecting" && status === "live") announce("Live updates are back");
   }
 
   function fromHtml(html, tag) {
@@ -175,7 +190,6 @@
   }
 
   function applyChange(message) {
-    setLive(true);
     var row = document.getElementById("sb-" + message.id);
     var changed = false;
     if (row && message.row) {
@@ -194,6 +208,7 @@
     }
     if (changed) announce(message.name + " is now " + String(message.state).replace(/_/g, " "));
     updateBulkBar();
+    detailChanged();
   }
 
   // New and vanished sandboxes are patched in place from the pushed row, so a creation
@@ -243,30 +258,98 @@
     }
   }
 
-  function connect() {
-    if (!document.getElementById("live-status") || !window.WebSocket) return;
-    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + window.location.host + LIVE_PATH);
-    socket.addEventListener("open", function () { retry = 1000; setLive(true); });
-    socket.addEventListener("message", function (event) {
-      var message;
-      try { message = JSON.parse(event.data); } catch (e) { return; }
-      if (message.type === "sandbox.changed") applyChange(message);
-      else if (message.type === "sandbox.unavailable") {
-        var badge = document.getElementById("live-status");
-        if (badge) {
-          badge.classList.remove("on");
-          badge.querySelector(".live-text").textContent = "Daytona not answering";
-          badge.title = message.message || "";
-        }
-      } else if (message.type === "sandbox.created") insertRow(message);
-      else if (message.type === "sandbox.removed") dropRow(message);
+  function onMessage(event) {
+    var message;
+    try { message = JSON.parse(event.data); } catch (e) { return; }
+    if (message.type === "sandbox.changed") applyChange(message);
+    else if (message.type === "sandbox.created") insertRow(message);
+    else if (message.type === "sandbox.removed") dropRow(message);
+    else if (message.type === "sandbox.unavailable") showLive("daytona", message.message || "");
+    else if (message.type === "sandbox.available") { showLive("live"); catchUp(); }
+  }
+
+  // What the page shows may be stale after a gap (a lost socket, Daytona away): fetch it
+  // again rather than trust that every change in between was pushed.
+  function catchUp() {
+    refreshList();
+    document.dispatchEvent(new CustomEvent("sandbar:live-resumed"));
+  }
+
+  // --- The sandbox page: its header and its tab follow the sandbox's state. -------------
+  // The tab's body (#sandbox-tab) was drawn for one state ("The sandbox is stopped", or a
+  // terminal); when the state moves on, or after a gap, the page is fetched again and
+  // what changed is swapped in. A tab in the same state is left alone: a live terminal or
+  // log keeps its own connection, and a half-typed settings form keeps its text.
+  var detailFetch = null;
+
+  function swapIn(id, fresh) {
+    var old = document.getElementById(id);
+    if (!old || !fresh) return null;
+    window.htmx.swap(old, fresh.outerHTML, { swapStyle: "outerHTML" });
+    return document.getElementById(id);
+  }
+
+  // htmx runs no scripts that come with swapped markup (allowScriptTags is off): the tab's
+  // own scripts (our static files; the CSP allows nothing else) are loaded again, in order.
+  function runScripts(root) {
+    root.querySelectorAll("script[src]").forEach(function (old) {
+      var script = document.createElement("script");
+      script.src = old.src;
+      script.async = false;
+      old.remove();
+      document.head.appendChild(script);
     });
-    socket.addEventListener("close", function (event) {
-      setLive(false);
-      if (event.code === 4403 || event.code === 4401) return; // not allowed: do not hammer
-      window.setTimeout(connect, retry);
-      retry = Math.min(retry * 2, 15000);
+  }
+
+  function refreshDetail() {
+    var head = document.getElementById("sandbox-head");
+    if (!head || !window.htmx) return;
+    if (detailFetch) { detailFetch.again = true; return; }
+    detailFetch = { again: false };
+    fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : ""; })
+      .catch(function () { return ""; })
+      .then(function (html) {
+        var again = detailFetch.again;
+        detailFetch = null;
+        if (html) applyDetail(new DOMParser().parseFromString(html, "text/html"));
+        if (again) refreshDetail();
+      });
+  }
+
+  function applyDetail(doc) {
+    var head = doc.getElementById("sandbox-head");
+    if (!head) return;  // gone, or signed out: the live socket says so on its own
+    swapIn("sandbox-head", head);
+    var tab = document.getElementById("sandbox-tab");
+    var fresh = doc.getElementById("sandbox-tab");
+    if (!tab || !fresh) return;
+    if (tab.getAttribute("data-tab") === "overview") {
+      swapIn("facts", doc.getElementById("facts"));
+      tab.setAttribute("data-state", fresh.getAttribute("data-state"));
+      return;
+    }
+    if (tab.getAttribute("data-state") === fresh.getAttribute("data-state")) return;
+    var swapped = swapIn("sandbox-tab", fresh);
+    if (swapped) runScripts(swapped);
+  }
+
+  // A pushed header in another state than the tab was drawn for: draw the tab again.
+  function detailChanged() {
+    var head = document.getElementById("sandbox-head");
+    var tab = document.getElementById("sandbox-tab");
+    if (head && tab && head.getAttribute("data-state") !== tab.getAttribute("data-state")) refreshDetail();
+  }
+  document.addEventListener("sandbar:live-resumed", refreshDetail);
+
+  function connect() {
+    if (!document.getElementById("live-status") || !sandbar.reconnect) return;
+    live = sandbar.reconnect({
+      url: "/ws/sandboxes/",
+      delays: { first: 1000, max: 15000 },
+      onStatus: function (status, detail) { showLive(status, status === "live" ? "" : detail.reason); },
+      onOpen: function (socket, info) { if (info.reconnected) catchUp(); },
+      onMessage: onMessage
     });
   }
 
