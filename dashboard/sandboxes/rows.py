@@ -113,7 +113,8 @@ def _stamp(moment, zone) -> str:
     """The fixed part of a time cell (a sandbox's times repeat on every load of the list)."""
     local = moment.astimezone(zone)
     return (
-        f'<time datetime="{moment.isoformat()}" title="{local.strftime("%Y-%m-%d %H:%M:%S %Z")}">'
+        f'<time data-relative datetime="{moment.isoformat()}"'
+        f' title="{local.strftime("%Y-%m-%d %H:%M:%S %Z")}">'
     )
 
 
