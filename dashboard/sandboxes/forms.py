@@ -1,6 +1,7 @@
 """Forms for the sandboxes area: the list's filters, create, and the editable settings."""
 
 import ipaddress
+import posixpath
 import re
 from datetime import UTC
 
@@ -43,6 +44,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/]{0,127}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_PAIRS = 50
+# Where Daytona's own examples mount a volume; the blank row's path, a real value.
+DEFAULT_MOUNT_PATH = "/home/daytona/volume"
 MAX_TRAIL = 50
 
 
@@ -238,23 +241,44 @@ class KeyValueRows:
         ]
         self.key_re = key_re
         self.errors: list[str] = []
+        # Row index -> its problem, so a form can show it beside that row's inputs.
+        self.row_errors: dict[int, str] = {}
 
     def clean(self) -> dict[str, str]:
         result: dict[str, str] = {}
         if len(self.rows) > MAX_PAIRS:
             self.errors.append(f"At most {MAX_PAIRS} entries.")
-        for key, value in self.rows:
+        for index, (key, value) in enumerate(self.rows):
+            problem = ""
             if not key:
-                self.errors.append(f"The value “{value[:40]}” has no key.")
+                problem = f"The value “{value[:40]}” has no key."
             elif not self.key_re.match(key):
-                self.errors.append(f"“{key[:60]}” is not a valid key.")
+                problem = f"“{key[:60]}” is not a valid key."
             elif key in result:
-                self.errors.append(f"The key “{key}” appears twice; each key once.")
+                problem = f"The key “{key}” appears twice; each key once."
             elif len(value) > 4096:
-                self.errors.append(f"The value of “{key}” is too long (4,096 characters at most).")
+                problem = f"The value of “{key}” is too long (4,096 characters at most)."
             else:
                 result[key] = value
+            if problem:
+                self.errors.append(problem)
+                self.row_errors[index] = problem
         return result
+
+    def refuse(self, key: str, why: str) -> None:
+        """Mark the row holding `key` as refused, for a rule beyond the key's shape."""
+        index = next(i for i, (k, _) in enumerate(self.rows) if k == key)
+        self.row_errors[index] = f"“{key}” {why}"
+        self.errors.append(self.row_errors[index])
+
+    def shown(self) -> list[tuple[str, str, str]]:
+        """(key, value, problem) for each row to draw, and one empty row to start with."""
+        rows = [(k, v, self.row_errors.get(i, "")) for i, (k, v) in enumerate(self.rows)]
+        return rows or [("", "", "")]
+
+    def general_errors(self) -> list[str]:
+        """Problems of the rows as a whole (too many), shown once under them."""
+        return [e for e in self.errors if e not in self.row_errors.values()]
 
 
 def minutes(label: str, *, minimum: int = 0, help_text: str = "") -> forms.IntegerField:
@@ -302,6 +326,10 @@ class CreateSandboxForm(LifecycleForm):
     )
     public = forms.BooleanField(required=False, label="Public preview URLs")
     network_block_all = forms.BooleanField(required=False, label="Block all network")
+    # Never drawn as inputs: they hold the rows' errors so each shows at its rows, not on top.
+    env = forms.Field(required=False)
+    labels = forms.Field(required=False)
+    volumes = forms.Field(required=False)
 
     def __init__(
         self, *args, volumes: list[daytona.Volume] = (), limits: dict | None = None, **kwargs
@@ -316,11 +344,14 @@ class CreateSandboxForm(LifecycleForm):
         data = self.data if self.is_bound else QueryDict()
         self.env_rows = KeyValueRows(data, "env", key_re=ENV_KEY_RE)
         self.label_rows = KeyValueRows(data, "label")
+        # A row left at "no volume" with the path untouched is the form's blank row, not a mount.
         self.volume_rows = [
             (v, p.strip())
             for v, p in zip(data.getlist("volume_id"), data.getlist("volume_path"), strict=False)
-            if v or p.strip()
+            if v or p.strip() not in ("", DEFAULT_MOUNT_PATH)
         ]
+        # Row index -> ("volume" or "path", the problem), shown beside that input.
+        self.volume_errors: dict[int, tuple[str, str]] = {}
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
@@ -332,32 +363,68 @@ class CreateSandboxForm(LifecycleForm):
 
     def clean(self) -> dict:
         data = super().clean()
-        data["env"] = self.env_rows.clean()
+        env = self.env_rows.clean()
         for error in self.env_rows.errors:
-            self.add_error(None, f"Environment: {error}")
+            self.add_error("env", error)
         labels = self.label_rows.clean()
-        for error in self.label_rows.errors:
-            self.add_error(None, f"Labels: {error}")
         if OWNER_LABEL in labels:
-            self.add_error(None, f"Labels: “{OWNER_LABEL}” is set by Sandbar to who created it.")
-        data["labels"] = labels
-        known = {v.id for v in self.volumes}
-        mounts, paths = [], set()
-        for volume_id, path in self.volume_rows:
-            if volume_id not in known:
-                self.add_error(None, "Volumes: choose a volume from the list.")
-            elif not path.startswith("/") or len(path) > 255 or path in paths:
-                self.add_error(None, f"Volumes: “{path[:60]}” must be an absolute path, used once.")
-            else:
-                paths.add(path)
-                mounts.append(daytona.VolumeMount(volume_id, path))
-        data["volumes"] = mounts
+            self.label_rows.refuse(OWNER_LABEL, "is set by Sandbar to who created it.")
+        for error in self.label_rows.errors:
+            self.add_error("labels", error)
+        mounts = self._mounts()
+        for index, (_, problem) in sorted(self.volume_errors.items()):
+            self.add_error("volumes", f"Row {index + 1}: {problem}")
+        data.update(env=env, labels=labels, volumes=mounts)
         for name, maximum in self.limits.items():
             if data.get(name) and data[name] > maximum:
                 self.add_error(name, f"The organization allows at most {maximum} per sandbox.")
         if data.get("ephemeral"):
             data["auto_delete"] = 0
         return data
+
+    def _mounts(self) -> list[daytona.VolumeMount]:
+        """The chosen mounts; each bad row's problem goes to `volume_errors`."""
+        names = {v.id: v.name for v in self.volumes}
+        mounts, paths = [], set()
+        for index, (volume_id, path) in enumerate(self.volume_rows):
+            if volume_id not in names:
+                problem = ("volume", f"Choose a volume to mount at {path[:60]}, or clear the path.")
+            elif not path:
+                problem = (
+                    "path",
+                    f"Give a path to mount it at, e.g. /home/daytona/{names[volume_id]}.",
+                )
+            elif not path.startswith("/") or len(path) > 255:
+                problem = (
+                    "path",
+                    "Give an absolute path (starting with /), 255 characters at most.",
+                )
+            elif path == "/" or posixpath.normpath(path) != path:
+                problem = (
+                    "path",
+                    "Give a plain path without . or .. or a trailing /, not / itself.",
+                )
+            elif path in paths:
+                problem = ("path", "Another volume is mounted here already; use each path once.")
+            else:
+                paths.add(path)
+                mounts.append(daytona.VolumeMount(volume_id, path))
+                continue
+            self.volume_errors[index] = problem
+        return mounts
+
+    def shown_volume_rows(self) -> list[dict[str, str]]:
+        """Each volume row to draw with its problem; with none, a blank row with a real path."""
+        rows = self.volume_rows or [("", DEFAULT_MOUNT_PATH)]
+        return [
+            {
+                "volume_id": volume_id,
+                "path": path,
+                "error_on": self.volume_errors.get(index, ("", ""))[0],
+                "error": self.volume_errors.get(index, ("", ""))[1],
+            }
+            for index, (volume_id, path) in enumerate(rows)
+        ]
 
 
 class LabelsForm(forms.Form):

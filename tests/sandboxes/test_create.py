@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from dashboard.audit.models import AuditEntry
+from tests.html_attrs import elements, text_of
 from tests.sandboxes.conftest import HX, engine_call
 
 URL = "/sandboxes/new/"
@@ -104,7 +105,7 @@ def test_ephemeral_means_deleted_on_stop(daytona_engine, member_client, cleanup)
         ({"env_key": ["1BAD"], "env_value": ["x"]}, "is not a valid key"),
         ({"label_key": ["sandbar.owner"], "label_value": ["someone"]}, "is set by Sandbar"),
         ({"auto_stop": "-5"}, "greater than or equal to 0"),
-        ({"volume_id": ["nope"], "volume_path": ["/data"]}, "choose a volume"),
+        ({"volume_id": ["nope"], "volume_path": ["/data"]}, "Choose a volume"),
     ],
 )
 def test_bad_input_is_refused_on_the_form_and_the_input_kept(
@@ -169,3 +170,69 @@ def test_a_member_over_their_personal_quota_is_refused_before_daytona_is_asked(
     assert engine_call(daytona_engine, "GET", f"/sandbox/{new}").status_code == 404
     entry = AuditEntry.objects.order_by("-seq").first()
     assert (entry.action, entry.outcome) == ("sandbox.create", "denied")
+
+
+# -- errors at their field, defaults that are values -----------------------------------
+
+
+@pytest.fixture
+def ready_volume(daytona_engine):
+    volume = engine_call(daytona_engine, "POST", "/volumes", json={"name": name()}).json()
+    yield volume
+    engine_call(daytona_engine, "DELETE", f"/volumes/{volume['id']}")
+
+
+def test_a_field_error_is_tied_to_its_input_by_id(daytona_engine, member_client) -> None:
+    html = member_client.post(URL, {"auto_stop": "-5"}, headers=HX).content.decode()
+    (field,) = elements(html, "input", name="auto_stop")
+    assert field["aria-invalid"] == "true"
+    described = field["aria-describedby"].split()
+    assert "greater than or equal to 0" in text_of(html, "id_auto_stop_error")
+    assert set(described) == {"id_auto_stop_helptext", "id_auto_stop_error"}
+    assert text_of(html, "id_auto_stop_helptext")  # the help is there under the same id
+    assert not elements(html, "div", **{"class": "alert alert-error", "role": "alert"})
+
+
+def test_the_blank_volume_row_holds_a_real_path_not_a_placeholder(
+    daytona_engine, member_client, ready_volume
+) -> None:
+    html = member_client.get(URL).content.decode()
+    (path,) = elements(html, "input", name="volume_path")
+    assert path["value"] == "/home/daytona/volume"
+    assert "placeholder" not in path
+
+
+def test_a_blank_volume_row_sent_as_it_is_mounts_nothing(
+    daytona_engine, member_client, ready_volume, cleanup
+) -> None:
+    new = name()
+    cleanup.append(new)
+    data = {"name": new, "volume_id": [""], "volume_path": ["/home/daytona/volume"]}
+    assert member_client.post(URL, data).status_code == 302
+    assert engine_call(daytona_engine, "GET", f"/sandbox/{new}").json()["volumes"] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [("data", "absolute path"), ("/srv/../etc", "without . or .."), ("", "/home/daytona/")],
+)
+def test_a_bad_mount_path_is_marked_on_its_input_not_on_top(
+    daytona_engine, member_client, ready_volume, path, words
+) -> None:
+    data = {"volume_id": [ready_volume["id"]], "volume_path": [path]}
+    html = member_client.post(URL, data, headers=HX).content.decode()
+    (field,) = elements(html, "input", name="volume_path")
+    assert field["aria-invalid"] == "true"
+    assert words in text_of(html, field["aria-describedby"])
+    assert field["value"] == path
+    (chosen,) = elements(html, "option", value=ready_volume["id"])
+    assert "selected" in chosen
+    assert not elements(html, "div", **{"class": "alert alert-error", "role": "alert"})
+
+
+def test_a_bad_env_key_is_marked_on_its_row(daytona_engine, member_client) -> None:
+    data = {"env_key": ["GOOD", "1BAD"], "env_value": ["x", "y"]}
+    html = member_client.post(URL, data, headers=HX).content.decode()
+    good, bad = elements(html, "input", name="env_key")
+    assert "aria-invalid" not in good and bad["aria-invalid"] == "true"
+    assert "“1BAD” is not a valid key" in text_of(html, bad["aria-describedby"])
