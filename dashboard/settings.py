@@ -93,7 +93,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.csp",
-                "dashboard.core.context_processors.sandbar",
+                "dashboard.accounts.context_processors.sandbar",
             ],
         },
     },

@@ -1,12 +1,13 @@
 from django.urls import include, path
 
+from dashboard.accounts import views as accounts
 from dashboard.audit import views as audit
 from dashboard.core import views as core
 
 urlpatterns = [
     path("", core.home, name="home"),
     path("healthz", core.healthz, name="healthz"),
-    path("settings/", core.connection_settings, name="settings"),
+    path("settings/", accounts.connection_settings, name="settings"),
     path("sandboxes/", include("dashboard.sandboxes.urls")),
     path("sandboxes/", include("dashboard.terminal.urls")),
     path("snapshots/", include("dashboard.snapshots.urls")),

@@ -3,7 +3,8 @@
 Views and consumers ask these helpers and nothing else, so a rule lives in one
 place. Each takes a user, never a request. `Access.see` False means the user
 must not learn the thing exists (404); `see` without `act` means read-only (403
-on a change).
+on a change). The audit trail, which sits below accounts, decides its one rule
+(everyone signed in reads it) in its own views.
 """
 
 from dataclasses import dataclass
@@ -70,11 +71,6 @@ volume_access = shared_resource_access
 def limits_access(user: User | AnonymousUser) -> Access:
     """Usage and limits: everyone reads; admins set member quotas."""
     return shared_resource_access(user)
-
-
-def audit_access(user: User | AnonymousUser) -> Access:
-    """The audit trail: everyone signed in reads it; nobody can change it."""
-    return READ if _role(user) else NONE
 
 
 def team_access(user: User | AnonymousUser) -> Access:

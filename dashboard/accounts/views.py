@@ -3,6 +3,7 @@ import time
 
 from asgiref.sync import sync_to_async
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
@@ -17,7 +18,7 @@ from django_htmx.http import trigger_client_event
 
 from dashboard.accounts import ratelimit, second_factor
 from dashboard.accounts import sessions as account_sessions
-from dashboard.accounts.access import team_access
+from dashboard.accounts.access import settings_access, team_access
 from dashboard.accounts.actions import (
     TeamChangeRefused,
     do_change_role,
@@ -531,4 +532,34 @@ def _audit_self(request: HttpRequest, action: str) -> None:
         target_kind="user",
         target_id=str(request.user.pk),
         target_name=request.user.username,
+    )
+
+
+# -- Which Daytona this is (admins only) --------------------------------------------------
+
+
+def connection_settings(request: HttpRequest) -> HttpResponse:
+    """Which Daytona this dashboard talks to (never the key itself)."""
+    if not settings_access(request.user).see:
+        raise PermissionDenied
+    embedded = (
+        f"http://{settings.ENGINE_HOST}:{settings.ENGINE_PORT}/api" == settings.DAYTONA_API_URL
+    )
+    key_source = (
+        "DAYTONA_API_KEY"
+        if settings.DAYTONA_API_KEY
+        else f"the embedded engine's key file ({settings.DAYTONA_API_KEY_FILE})"
+    )
+    return render(
+        request,
+        "accounts/settings.html",
+        {
+            "api_url": settings.DAYTONA_API_URL,
+            "embedded": embedded,
+            "key_source": key_source,
+            "timeout": settings.DAYTONA_TIMEOUT,
+            "data_dir": settings.DATA_DIR,
+            "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+            "channel_layer": "Redis" if settings.REDIS_URL else "in-memory (one process)",
+        },
     )

@@ -1,17 +1,21 @@
-"""Recording and verifying the audit trail. `record` is the one way in."""
+"""Recording and verifying the audit trail. `record` is the one way in.
+
+The trail sits below accounts (which records sign-ins and team changes into it), so
+it knows a person only as Django's user, never accounts' model.
+"""
 
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import IntegrityError, transaction
 from django.dispatch import Signal
 from django.http import HttpRequest
 from django.utils import timezone
 
-from dashboard.accounts.models import User
 from dashboard.audit.models import GENESIS_HASH, AuditEntry, Outcome
 from dashboard.core.http import client_ip
 
@@ -26,7 +30,7 @@ recorded = Signal()
 
 
 def record(
-    actor: User | AnonymousUser | None,
+    actor: AbstractBaseUser | AnonymousUser | None,
     action: str,
     *,
     target_kind: str = "",
@@ -39,7 +43,7 @@ def record(
     actor_name: str = "",
 ) -> AuditEntry:
     """Append one entry to the chain and return it; it is committed when this returns."""
-    user = actor if isinstance(actor, User) else None
+    user = actor if isinstance(actor, AbstractBaseUser) else None
     name = actor_name or (user.get_username() if user else "anonymous")
     for attempt in range(_ATTEMPTS):
         try:

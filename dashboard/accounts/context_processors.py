@@ -1,3 +1,6 @@
+"""The frame's navigation. Here, not in core, because which areas a person sees
+follows from their role, and roles are accounts' to know."""
+
 from django.conf import settings
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
