@@ -15,7 +15,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dashboard.engine import api, audit, events, snapshots, toolbox, toolbox_process, usage, volumes
+from dashboard.engine import (
+    api,
+    audit,
+    events,
+    snapshots,
+    toolbox,
+    toolbox_interpreter,
+    toolbox_process,
+    usage,
+    volumes,
+)
 from dashboard.engine.errors import ApiError, NotFound
 from dashboard.engine.fs import FsError
 from dashboard.engine.lifecycle import Engine
@@ -121,7 +131,14 @@ def create_app(engine: Engine, api_key: str, *, manage_engine: bool = True) -> S
                     *audit.routes(),
                 ],
             ),
-            Mount("/toolbox", routes=[*toolbox.routes(), *toolbox_process.routes()]),
+            Mount(
+                "/toolbox",
+                routes=[
+                    *toolbox.routes(),
+                    *toolbox_process.routes(),
+                    *toolbox_interpreter.routes(),
+                ],
+            ),
         ],
         exception_handlers={
             ApiError: _api_error,

@@ -25,6 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from dashboard.engine import logs
 from dashboard.engine.errors import ApiError, BadRequest, NotFound
+from dashboard.engine.interpreter import InterpreterManager, WorkerProcess
 from dashboard.engine.lifecycle import Engine
 from dashboard.engine.pty import (
     MAX_COLS,
@@ -56,6 +57,7 @@ class ProcessHub:
 
     sessions: SessionManager
     terminals: PtyManager
+    interpreters: InterpreterManager
     started_at: float  # of the sandbox's process tree: a restart means a fresh hub
 
 
@@ -75,7 +77,8 @@ def _hub(app: Any, record: SandboxRecord) -> ProcessHub:
     """This sandbox's hub, created on first use.
 
     Like the Daytona daemon, sessions and terminals live as long as the sandbox's
-    processes: once it stops (or is deleted) its hub and session logs are dropped.
+    processes: once it stops (or is deleted) its hub, session logs and interpreter
+    contexts are dropped (their processes died with the sandbox).
     """
     engine = _engine(app)
     runtime = engine.runtime
@@ -101,9 +104,13 @@ def _hub(app: Any, record: SandboxRecord) -> ProcessHub:
         async def spawn_pty(argv: Sequence[str], envs: Mapping[str, str], cwd: str) -> PtyProcess:
             return await runtime.spawn(record.id, argv, env=envs, cwd=cwd, pty=True)
 
+        async def spawn_worker(argv: Sequence[str], cwd: str) -> WorkerProcess:
+            return await runtime.spawn(record.id, argv, env=env, cwd=cwd, stdin=True)
+
         hub = ProcessHub(
             SessionManager(logs_root / record.id, spawn_shell),
             PtyManager(spawn_pty),
+            InterpreterManager(spawn_worker, rootfs.HOME),
             runtime.get(record.id).started_at,
         )
         hubs[record.id] = hub
