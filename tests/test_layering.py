@@ -24,6 +24,17 @@ TOP = "dashboard"
 # What the client may not know: our Django apps (anything under dashboard/ but itself)
 # and Django's users.
 CLIENT_FORBIDDEN_OUTSIDE = ("django.contrib.auth",)
+# Bottom to top; a package imports only from layers below its own. The engine stands
+# apart: nothing imports it and it imports nothing of ours.
+LAYERS = (
+    ("dashboard.daytona",),
+    ("dashboard.core",),
+    ("dashboard.audit",),
+    ("dashboard.accounts",),
+    ("dashboard.sandboxes", "dashboard.snapshots", "dashboard.volumes", "dashboard.limits"),
+    ("dashboard.terminal",),
+    (TOP,),
+)
 
 
 @dataclass(frozen=True)
@@ -143,6 +154,22 @@ def client_leaks(imports: Iterable[Import]) -> list[str]:
     return leaks
 
 
+def upward_arrows(graph: Graph, layers: tuple[tuple[str, ...], ...] = LAYERS) -> list[str]:
+    """Arrows that point to the same layer or up, and packages no layer names."""
+    rank = {package: n for n, layer in enumerate(layers) for package in layer}
+    problems = []
+    for source, targets in sorted(graph.items()):
+        for target, where in sorted(targets.items()):
+            if source == ENGINE or target == ENGINE:
+                continue  # engine_leaks judges the engine's own imports
+            if source not in rank or target not in rank:
+                unknown = source if source not in rank else target
+                problems.append(f"{unknown} is in no layer: place it in LAYERS")
+            elif rank[target] >= rank[source]:
+                problems.append(f"{source} → {target} points up ({where[0]})")
+    return problems
+
+
 # -- the dashboard as it is ---------------------------------------------------------------
 
 
@@ -157,6 +184,15 @@ def test_the_engine_imports_nothing_from_the_rest_of_the_dashboard():
 
 def test_the_daytona_client_imports_no_app_of_ours_and_not_django_auth():
     assert client_leaks(dashboard_imports()) == []
+
+
+def test_every_arrow_points_down_the_layers():
+    assert upward_arrows(package_graph(dashboard_imports())) == []
+
+
+def test_nothing_imports_the_engine():
+    graph = package_graph(dashboard_imports())
+    assert [source for source, targets in graph.items() if ENGINE in targets] == []
 
 
 def test_core_imports_no_feature_app():
@@ -206,6 +242,25 @@ def test_arrows_that_run_one_way_are_no_circle():
         )
     )
     assert circle_in(graph) is None
+
+
+def test_an_arrow_up_or_sideways_and_an_unplaced_package_are_caught():
+    graph = package_graph(
+        _imports(
+            ("dashboard.audit.views", "dashboard.accounts.access"),
+            ("dashboard.snapshots.views", "dashboard.volumes.views"),
+            ("dashboard.limits.views", "dashboard.core.http"),
+            ("dashboard.terminal.base", "dashboard.sandboxes.live"),
+        )
+    )
+    without_limits = tuple(tuple(p for p in layer if p != "dashboard.limits") for layer in LAYERS)
+    assert upward_arrows(graph, without_limits) == [
+        "dashboard.audit → dashboard.accounts points up (made-up.py:0 imports "
+        "dashboard.accounts.access)",
+        "dashboard.limits is in no layer: place it in LAYERS",
+        "dashboard.snapshots → dashboard.volumes points up (made-up.py:1 imports "
+        "dashboard.volumes.views)",
+    ]
 
 
 def test_an_engine_import_of_the_dashboard_is_caught_and_one_of_itself_is_not():
