@@ -10,12 +10,22 @@ class ApiError(Exception):
 
     status = 500
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        source: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if status is not None:
             self.status = status
         self.code = code
+        # Daytona's SDK picks a typed error from (source, code): DAYTONA_DAEMON for the
+        # toolbox's codes such as GIT_REPO_NOT_FOUND or PROCESS_EXECUTION_TIMEOUT.
+        self.source = source
 
     def body(self, path: str, timestamp: str) -> dict[str, object]:
         """The JSON body Daytona sends for an error."""
@@ -28,6 +38,8 @@ class ApiError(Exception):
         }
         if self.code:
             body["code"] = self.code
+        if self.source:
+            body["source"] = self.source
         return body
 
 

@@ -29,6 +29,7 @@ RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_IN_ROOT = 0x10
 MAX_RESULTS = 10_000
 MAX_GREP_FILE = 10 << 20
+MAX_REPLACE_FILE = 64 << 20  # read whole into the engine's memory, so bounded
 T = TypeVar("T")
 
 
@@ -94,6 +95,15 @@ _owner_names: dict[int, str] = {0: "root"}
 
 def _name_of(uid: int) -> str:
     return _owner_names.get(uid, str(uid))
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, max(size, 1 << 16)):
+        chunks.append(chunk)
+        if sum(map(len, chunks)) > MAX_REPLACE_FILE:
+            raise FsError(f"larger than {MAX_REPLACE_FILE >> 20} MiB", 400)
+    return b"".join(chunks)
 
 
 class SandboxFS:
@@ -270,6 +280,36 @@ class SandboxFS:
             return written
 
         return self._guard(absolute, operation)
+
+    def replace(self, path: str, pattern: bytes, new_value: bytes) -> None:
+        """Replace every ``pattern`` in a regular file, in place (same inode and mode).
+
+        The file is rewritten only when something changed; a growing file reserves its
+        new size first, so a full disk fails before a byte of it is touched.
+        """
+        absolute = self.absolute(path)
+
+        def operation() -> None:
+            with self._fd(absolute, os.O_RDWR | os.O_NONBLOCK | os.O_NOCTTY) as fd:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise FsError(f"{absolute}: not a regular file", 400)
+                if st.st_size > MAX_REPLACE_FILE:
+                    raise FsError(f"{absolute}: larger than {MAX_REPLACE_FILE >> 20} MiB", 400)
+                os.set_blocking(fd, True)
+                data = _read_all(fd, st.st_size)
+                updated = data.replace(pattern, new_value)
+                if updated == data:
+                    return
+                if len(updated) > len(data):
+                    os.posix_fallocate(fd, 0, len(updated))
+                view = memoryview(updated)
+                offset = 0
+                while offset < len(view):
+                    offset += os.pwrite(fd, view[offset:], offset)
+                os.ftruncate(fd, len(updated))
+
+        self._guard(absolute, operation)
 
     def delete(self, path: str, *, recursive: bool) -> None:
         """Delete a file, or a directory tree when ``recursive``."""

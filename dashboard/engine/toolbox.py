@@ -21,11 +21,12 @@ from dashboard.engine.fs import FsError, SandboxFS
 from dashboard.engine.lifecycle import Engine
 from dashboard.engine.process import CommandTimeout, run_command
 from dashboard.engine.runtime import NotRunning, rootfs
-from dashboard.engine.store import SandboxRecord
+from dashboard.engine.store import SandboxRecord, iso, now
 from dashboard.engine.validation import Body, Query, read_json
 
 MAX_UPLOAD_FILES = 1000
 CHUNK = 1 << 20
+MAX_TEXT = 16 << 20  # characters of a replace's pattern or new value
 BASE_ENV = {
     "PATH": rootfs.PATH,
     "HOME": rootfs.HOME,
@@ -94,6 +95,17 @@ def _timeout(request: Request, body: Body) -> int:
 # -- process ------------------------------------------------------------------------
 
 
+DAEMON = "DAYTONA_DAEMON"  # the error source Daytona's SDK expects from the toolbox
+
+
+def _timed_out() -> RequestTimeout:
+    """A killed command, in the daemon's words and code (the SDK raises its
+    DaytonaProcessExecutionTimeoutError for it)."""
+    return RequestTimeout(
+        "command execution timeout", code="PROCESS_EXECUTION_TIMEOUT", source=DAEMON
+    )
+
+
 async def execute(request: Request) -> Response:
     """POST /process/execute: run through bash; combined output and exit code."""
     record = _sandbox(request)
@@ -113,8 +125,8 @@ async def execute(request: Request) -> Response:
                 cwd=cwd,
                 time_limit=timeout,
             )
-    except CommandTimeout as error:
-        raise RequestTimeout(str(error), code="PROCESS_EXECUTION_TIMEOUT") from None
+    except CommandTimeout:
+        raise _timed_out() from None
     except NotRunning as error:
         raise ApiError(str(error), status=409) from None
     return JSONResponse({"exitCode": result.exit_code, "result": result.output})
@@ -143,8 +155,8 @@ async def code_run(request: Request) -> Response:
                 time_limit=timeout,
                 stdin=code.encode(),
             )
-    except CommandTimeout as error:
-        raise RequestTimeout(str(error), code="PROCESS_EXECUTION_TIMEOUT") from None
+    except CommandTimeout:
+        raise _timed_out() from None
     except NotRunning as error:
         raise ApiError(str(error), status=409) from None
     return JSONResponse(
@@ -242,12 +254,14 @@ async def bulk_download(request: Request) -> Response:
                 try:
                     handle = await _in_thread(lambda p=path: fs.open_read(p))
                 except FsError as error:
-                    yield _part_head(boundary, "error", path, "application/json")
-                    yield _json_bytes(error)
+                    payload = _json_bytes(error, path)
+                    yield _part_head(boundary, "error", path, "application/json", len(payload))
+                    yield payload
                     yield b"\r\n"
                     continue
-                yield _part_head(boundary, "file", path, "application/octet-stream")
-                async for chunk in _chunks(handle):
+                size = os.fstat(handle.fileno()).st_size
+                yield _part_head(boundary, "file", path, "application/octet-stream", size)
+                async for chunk in _sized_chunks(handle, size, path):
                     yield chunk
                 yield b"\r\n"
             yield f"--{boundary}--\r\n".encode()
@@ -257,16 +271,44 @@ async def bulk_download(request: Request) -> Response:
     return StreamingResponse(parts(), media_type=f"multipart/form-data; boundary={boundary}")
 
 
-def _part_head(boundary: str, name: str, path: str, content_type: str) -> bytes:
+def _part_head(boundary: str, name: str, path: str, content_type: str, length: int) -> bytes:
+    """A part's headers; Content-Length too, as the daemon sends (the SDK reports
+    progress against it)."""
     return (
         f"--{boundary}\r\n"
         f"Content-Disposition: {_disposition(name, path)}\r\n"
-        f"Content-Type: {content_type}\r\n\r\n"
+        f"Content-Type: {content_type}\r\n"
+        f"Content-Length: {length}\r\n\r\n"
     ).encode()
 
 
-def _json_bytes(error: FsError) -> bytes:
-    body: dict[str, object] = {"message": error.message, "statusCode": error.status}
+async def _sized_chunks(handle: IO[bytes], size: int, path: str) -> AsyncIterator[bytes]:
+    """Exactly ``size`` bytes of the file: the part's Content-Length was sent already.
+
+    A file that grows meanwhile is cut at the announced size; one that shrinks cannot
+    honour it, so the response is broken off rather than left silently short.
+    """
+    left = size
+    try:
+        while left > 0:
+            size_now = min(CHUNK, left)
+            chunk = await _in_thread(lambda n=size_now: handle.read(n))
+            if not chunk:
+                raise OSError(f"{path} shrank while it was being downloaded")
+            left -= len(chunk)
+            yield chunk
+    finally:
+        handle.close()
+
+
+def _json_bytes(error: FsError, path: str) -> bytes:
+    body: dict[str, object] = {
+        "statusCode": error.status,
+        "message": error.message,
+        "timestamp": iso(now()),
+        "path": path,
+        "method": "POST",
+    }
     if error.code:
         body["code"] = error.code
     return json.dumps(body).encode()
@@ -324,6 +366,29 @@ async def upload_file(request: Request) -> Response:
         with _fs(request, record) as fs:
             written = await _in_thread(lambda: fs.write(path, upload.file))
     return JSONResponse({"path": path, "bytes": written})
+
+
+async def replace_in_files(request: Request) -> Response:
+    """POST /files/replace {files, pattern, newValue}: [{file, success, error?}], one per
+    file in order; a file that fails does not stop the others (as the daemon)."""
+    record = _sandbox(request)
+    body = Body(await read_json(request), {"files", "pattern", "newValue"})
+    if not isinstance(body.raw("files"), list):
+        raise BadRequest("files must be an array of strings")
+    files = body.string_list("files", max_items=MAX_UPLOAD_FILES)
+    pattern = body.string("pattern", required=True, allow_empty=False, max_length=MAX_TEXT)
+    new_value = body.string("newValue", "", max_length=MAX_TEXT)
+    assert pattern is not None and new_value is not None
+    results: list[dict[str, object]] = []
+    with _fs(request, record) as fs:
+        for path in files:
+            try:
+                await _in_thread(lambda p=path: fs.replace(p, pattern.encode(), new_value.encode()))
+            except FsError as error:
+                results.append({"file": path, "success": False, "error": error.message})
+            else:
+                results.append({"file": path, "success": True})
+    return JSONResponse(results)
 
 
 def _mode(raw: str | None, default: int) -> int:
@@ -423,6 +488,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{base}/files/upload", upload_file, methods=["POST"]),
         Route(f"{base}/files/folder", create_folder, methods=["POST"]),
         Route(f"{base}/files/move", move_file, methods=["POST"]),
+        Route(f"{base}/files/replace", replace_in_files, methods=["POST"]),
         Route(f"{base}/files/permissions", set_permissions, methods=["POST"]),
         Route(f"{base}/work-dir", work_dir, methods=["GET"]),
         Route(f"{base}/user-home-dir", work_dir, methods=["GET"]),
