@@ -3,6 +3,8 @@ import shlex
 
 from django import forms
 
+from dashboard.core.converters import DAYTONA_ID
+
 SORTS = [
     ("lastUsedAt", "Last used"),
     ("createdAt", "Created"),
@@ -18,6 +20,18 @@ SOURCE_KINDS = [
     ("debian", "Debian base"),
     ("sandbox", "Sandbox"),
 ]
+# Which kinds each connection can build: the embedded engine pulls no images, and
+# dir:/tar:/debian: are its own sources that Daytona would take for image names.
+ENGINE_KINDS = ("dir", "tar", "debian", "sandbox")
+DAYTONA_KINDS = ("image", "sandbox")
+# The source box's label and help for each kind (the page swaps them as the kind changes).
+SOURCE_HELP = {
+    "dir": ("Directory", "An absolute path on the engine's machine, e.g. /srv/roots/tools."),
+    "tar": ("Tarball", "An absolute path to a .tar, .tar.gz or .tar.xz on the engine's machine."),
+    "image": ("Image", "A registry image with a version tag, e.g. python:3.12-slim."),
+    "debian": ("Debian suite", "A suite name; empty builds bookworm. Needs a Debian mirror."),
+    "sandbox": ("Sandbox", "The name or id of a started or stopped sandbox: its files as now."),
+}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,254}$")
 SUITE = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
 
@@ -58,17 +72,40 @@ class CreateSnapshotForm(forms.Form):
         help_text="Letters, digits and . _ : / @ -, e.g. python-3.12-tools. Not :latest.",
     )
     kind = forms.ChoiceField(choices=SOURCE_KINDS, initial="dir", label="Built from")
-    source = forms.CharField(
-        required=False,
-        max_length=4096,
-        help_text="An image (python:3.12-slim), an absolute path, a Debian suite or a sandbox id.",
-    )
+    source = forms.CharField(required=False, max_length=4096)
     cpu = forms.IntegerField(required=False, min_value=1, max_value=64, label="vCPU")
     memory = forms.IntegerField(required=False, min_value=1, max_value=1024, label="Memory GiB")
     disk = forms.IntegerField(required=False, min_value=1, max_value=10_000, label="Disk GiB")
     entrypoint = forms.CharField(
         required=False, max_length=1024, help_text="Optional command, e.g. sleep infinity."
     )
+
+    def __init__(self, *args, kinds: tuple[str, ...] = ENGINE_KINDS, why: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["kind"]
+        field.choices = [(k, label) for k, label in SOURCE_KINDS if k in kinds]
+        field.initial = kinds[0]
+        # Django's own words ("Select a valid choice") would not say why a kind is missing.
+        field.error_messages["invalid_choice"] = (
+            f"“%(value)s” is not a source this connection builds from. {why}".strip()
+        )
+        self.kinds = kinds
+
+    def source_help(self) -> list[dict[str, str | bool]]:
+        """Each offered kind's label and help; the chosen kind's is the one shown."""
+        chosen = self["kind"].value()
+        chosen = chosen if chosen in self.kinds else self.kinds[0]
+        names = dict(SOURCE_KINDS)
+        return [
+            {
+                "kind": k,
+                "name": names[k],
+                "label": SOURCE_HELP[k][0],
+                "help": SOURCE_HELP[k][1],
+                "shown": k == chosen,
+            }
+            for k in self.kinds
+        ]
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
@@ -107,7 +144,7 @@ class CreateSnapshotForm(forms.Form):
                 self.add_error("source", "Give a Debian suite name, e.g. bookworm.")
             data["image_name"] = f"debian:{suite}"
         elif kind == "sandbox":
-            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$", source):
+            if not re.fullmatch(DAYTONA_ID, source):
                 self.add_error("source", "Give the id or name of a started or stopped sandbox.")
             data["sandbox"] = source
         return data

@@ -31,7 +31,13 @@ from dashboard.core.templatetags.sandbar import state_tone
 from dashboard.daytona import streams
 from dashboard.daytona.snapshots import FINAL_STATES
 from dashboard.snapshots import actions
-from dashboard.snapshots.forms import CreateSnapshotForm, SnapshotFilterForm
+from dashboard.snapshots.forms import (
+    DAYTONA_KINDS,
+    ENGINE_KINDS,
+    SOURCE_KINDS,
+    CreateSnapshotForm,
+    SnapshotFilterForm,
+)
 
 LABELS = {
     "activate": ("Activate", "Activated"),
@@ -134,6 +140,8 @@ async def snapshot_list(request: HttpRequest) -> HttpResponse:
     # Poll only while a build or a removal is under way; then stop the poll.
     context["polling"] = any(_changing(r.snapshot) for r in context["rows"])
     partial = htmx_partial(request)
+    # The count sits in the page head, outside the results: a reload sends it along.
+    context["oob_count"] = partial
     context["refresh"] = form.cleaned_data.get("refresh") if form.is_valid() else None
     idle = not context["polling"] and not context["refresh"]
     if partial and request.htmx.trigger == "results" and idle and status == 200:
@@ -309,12 +317,26 @@ async def snapshot_log(request: HttpRequest, snapshot_id: str) -> HttpResponse:
     return response
 
 
+async def _sources() -> tuple[tuple[str, ...], str, str]:
+    """The source kinds this connection builds from, why others are missing, and a warning."""
+    try:
+        engine = await daytona.engine_host()
+    except daytona.DaytonaError as error:
+        # Unknown connection: offer every kind and let Daytona's answer decide.
+        return tuple(k for k, _ in SOURCE_KINDS), "", f"Could not ask Daytona: {error.message}"
+    if engine is not None:
+        why = "The embedded engine pulls no container images."
+        return ENGINE_KINDS, why, ""
+    return DAYTONA_KINDS, "Daytona builds snapshots from images and sandboxes only.", ""
+
+
 @require_http_methods(["GET", "POST"])
 async def create(request: HttpRequest) -> HttpResponse:
     """The form for a new snapshot; on success, its page, which follows the build."""
     if not snapshot_access(await request.auser()).act:
         raise PermissionDenied
-    form = CreateSnapshotForm(request.POST or None)
+    kinds, why, warning = await _sources()
+    form = CreateSnapshotForm(request.POST or None, kinds=kinds, why=why)
     if request.method == "POST" and form.is_valid():
         try:
             snapshot = await actions.do_create_snapshot(request, form.cleaned_data)
@@ -333,7 +355,7 @@ async def create(request: HttpRequest) -> HttpResponse:
             return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     # A refused form re-renders with 200: it is a page to correct, not an error.
     template = "snapshots/create.html#form" if htmx_partial(request) else "snapshots/create.html"
-    return await arender(request, template, {"form": form})
+    return await arender(request, template, {"form": form, "warning": warning})
 
 
 async def _fragment(

@@ -1,9 +1,12 @@
 import tarfile
 
+import httpx
 import pytest
 from django.urls import reverse
 
 from dashboard.audit.models import AuditEntry
+from dashboard.daytona import client
+from tests.html_attrs import elements, text_of
 from tests.snapshots.conftest import HX, engine_call, wait_for_snapshot
 
 
@@ -24,7 +27,7 @@ def test_the_form_explains_each_source(daytona_engine, admin_client, htmx) -> No
     html = response.content.decode()
     assert 'id="create-form"' in html
     if not htmx:
-        for words in ("Container image", "Tarball", "Debian base", "A sandbox"):
+        for words in ("Tarball", "Debian base", "A sandbox"):
             assert words in html
 
 
@@ -72,10 +75,12 @@ def test_it_builds_from_a_tarball_with_resources(
         ({"name": "x:latest", "kind": "dir", "source": "/tmp"}, "refuses the :latest tag"),
         ({"name": "bad name", "kind": "dir", "source": "/tmp"}, "letters, digits"),
         ({"name": "rel", "kind": "dir", "source": "relative/path"}, "absolute path"),
-        ({"name": "img", "kind": "image", "source": ""}, "Name the image"),
         ({"name": "deb", "kind": "debian", "source": "Not A Suite"}, "Debian suite"),
         ({"name": "sbx", "kind": "sandbox", "source": "../x"}, "id or name"),
-        ({"name": "nope", "kind": "floppy", "source": "/tmp"}, "Select a valid choice"),
+        (
+            {"name": "nope", "kind": "floppy", "source": "/tmp"},
+            "not a source this connection builds from",
+        ),
     ],
 )
 def test_bad_input_re_renders_the_form_with_the_reason(
@@ -87,17 +92,86 @@ def test_bad_input_re_renders_the_form_with_the_reason(
     assert "HX-Redirect" not in response
 
 
-def test_daytonas_refusal_shows_on_the_form(daytona_engine, admin_client) -> None:
-    # The engine pulls no images: Daytona's own reason is shown beside the source.
+def test_daytonas_refusal_shows_on_the_form(daytona_engine, admin_client, source_dir) -> None:
+    # A tarball that is a directory: the engine's own reason is shown beside the source.
     response = admin_client.post(
         reverse("snapshot_create"),
-        {"name": "pull-me", "kind": "image", "source": "python:3.12-slim"},
+        {"name": "untar-me", "kind": "tar", "source": str(source_dir)},
         headers=HX,
     )
     assert response.status_code == 200
-    assert "cannot pull the image" in response.content.decode()
+    html = response.content.decode()
+    assert "is not a file" in text_of(html, "id_source_error")
+    (source,) = elements(html, "input", name="source")
+    assert source["aria-invalid"] == "true"
     entry = AuditEntry.objects.order_by("-seq").first()
     assert (entry.action, entry.outcome) == ("snapshot.create", "failure")
+
+
+def kinds_offered(html: str) -> list[str]:
+    assert elements(html, "select", name="kind")
+    return [o["value"] for o in elements(html, "option") if "data-label" in o]
+
+
+def test_the_engine_is_offered_only_the_sources_it_builds(daytona_engine, admin_client) -> None:
+    html = admin_client.get(reverse("snapshot_create")).content.decode()
+    assert kinds_offered(html) == ["dir", "tar", "debian", "sandbox"]
+    assert "Container image" not in html
+
+
+def test_an_image_sent_to_the_engine_is_refused_at_the_kind_with_the_reason(
+    daytona_engine, admin_client
+) -> None:
+    data = {"name": "pull-me", "kind": "image", "source": "python:3.12-slim"}
+    html = admin_client.post(reverse("snapshot_create"), data, headers=HX).content.decode()
+    (kind,) = elements(html, "select", name="kind")
+    assert kind["aria-invalid"] == "true"
+    assert "pulls no container images" in text_of(html, kind["aria-describedby"])
+    assert "imageName" not in html
+    assert engine_call(daytona_engine, "GET", "/snapshots/pull-me").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("kind", "label", "words"),
+    [
+        ("tar", "Tarball", ".tar.gz"),
+        ("debian", "Debian suite", "bookworm"),
+        ("sandbox", "Sandbox", "started or stopped"),
+    ],
+)
+def test_the_source_box_is_labelled_for_the_chosen_kind(
+    daytona_engine, admin_client, kind, label, words
+) -> None:
+    data = {"name": "", "kind": kind, "source": ""}
+    html = admin_client.post(reverse("snapshot_create"), data, headers=HX).content.decode()
+    (source,) = elements(html, "input", name="source")
+    assert text_of(html, "id_source_helptext") and words in text_of(html, "id_source_helptext")
+    assert "id_source_helptext" in source["aria-describedby"].split()
+    labels = [x for x in elements(html, "label", **{"for": "id_source"})]
+    assert len(labels) == 1
+    assert f">{label}</label>" in html
+
+
+@pytest.fixture
+def cloud_daytona(settings):
+    """A Daytona that is not the embedded engine (no /sandbar/engine); a fake."""
+    settings.DAYTONA_API_URL = "http://daytona.invalid/api"
+    settings.DAYTONA_API_KEY = "k"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, json={"message": "Cannot GET " + request.url.path})
+
+    client.use_transport(httpx.MockTransport(handler))
+    yield
+    client.use_transport(None)
+
+
+def test_daytona_is_offered_images_and_sandboxes(cloud_daytona, admin_client) -> None:
+    html = admin_client.get(reverse("snapshot_create")).content.decode()
+    assert kinds_offered(html) == ["image", "sandbox"]
+    (chosen,) = elements(html, "option", value="image")
+    assert "selected" in chosen
+    assert "python:3.12-slim" in text_of(html, "id_source_helptext")
 
 
 def test_a_duplicate_name_is_refused_on_the_name(
