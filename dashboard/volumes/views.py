@@ -95,6 +95,15 @@ async def _mounts() -> dict[str, tuple[Mount, ...]] | None:
     return {k: tuple(v) for k, v in found.items()}
 
 
+async def _in_use(volume: daytona.Volume, error: daytona.DaytonaError) -> str:
+    """Why a delete was refused, naming the sandboxes that mount it (Daytona gives ids)."""
+    mounts = (await _mounts() or {}).get(volume.id, ())
+    if not mounts:
+        return error.message
+    names = ", ".join(sorted({m.sandbox_name for m in mounts}))
+    return f"{names} mount{'' if len(mounts) > 1 else 's'} it; delete or recreate them first"
+
+
 def _matches(volume: daytona.Volume, q: str) -> bool:
     q = q.lower()
     return q in volume.name.lower() or q in volume.id.lower() or q in volume.state
@@ -146,6 +155,8 @@ async def volume_list(request: HttpRequest) -> HttpResponse:
     rows = context.get("rows", [])
     context["polling"] = any(state_tone(r.volume.state) == "changing" for r in rows)
     partial = htmx_partial(request)
+    # The count sits in the page head, outside the results: a reload sends it along.
+    context["oob_count"] = partial
     context["refresh"] = form.cleaned_data.get("refresh") if form.is_valid() else None
     idle = not context["polling"] and not context["refresh"]
     if partial and request.htmx.trigger == "results" and idle and status == 200:
@@ -199,7 +210,7 @@ async def delete(request: HttpRequest, volume_id: str) -> HttpResponse:
     try:
         await actions.do_delete_volume(request, volume)
     except daytona.Conflict as error:
-        problem, status = f"Not deleted: {error.message}", 409
+        problem, status = f"Not deleted: {await _in_use(volume, error)}", 409
     except daytona.NotFound:
         raise Http404("This volume no longer exists.") from None
     except daytona.DaytonaError as error:
@@ -211,7 +222,9 @@ async def delete(request: HttpRequest, volume_id: str) -> HttpResponse:
         await sync_to_async(level)(request, problem or f"Deleting {volume.name}.")
         return redirect("volumes")
     if not problem:
-        return toast(HttpResponse(""), f"Deleted the volume {volume.name}.", "success")
+        # The list reloads too, so its count and the other rows' mounts follow.
+        response = trigger_client_event(HttpResponse(""), CHANGED_EVENT)
+        return toast(response, f"Deleted the volume {volume.name}.", "success")
     row = row_for(access, volume, await _mounts(), problem)
     response = await arender(request, "volumes/_row.html", {"row": row}, status)
     return toast(response, problem, "error")
@@ -235,6 +248,8 @@ async def bulk(request: HttpRequest) -> HttpResponse:
             await actions.do_delete_volume(request, volume)
         except daytona.NotFound:
             results.append(BulkResult(name, False, "it no longer exists"))
+        except daytona.Conflict as error:
+            results.append(BulkResult(name, False, await _in_use(volume, error)))
         except daytona.DaytonaError as error:
             results.append(BulkResult(name, False, error.message))
         else:

@@ -1,6 +1,8 @@
 import pytest
 from django.urls import reverse
 
+from dashboard.snapshots.templatetags.snapshots import gib_size
+from tests.html_attrs import elements, text_of
 from tests.snapshots.conftest import HX
 
 
@@ -88,3 +90,44 @@ def test_auto_refresh_keeps_the_list_polling_at_the_chosen_pace(
     assert response.status_code == 200  # not 286: the person asked for it
     assert "every 30s" in response.content.decode()
     assert admin_client.get(reverse("snapshots"), {"refresh": "7"}).status_code == 400
+
+
+def test_a_small_snapshot_shows_its_size_not_0_gib(
+    daytona_engine, make_snapshot, viewer_client
+) -> None:
+    # A root of one small file: under a MiB, which two decimals of GiB made "0 GiB".
+    snapshot = make_snapshot()
+    html = viewer_client.get(reverse("snapshots"), {"q": snapshot["name"]}).content.decode()
+    row = html[html.index(f'id="snap-{snapshot["id"]}"') :]
+    row = row[: row.index("</tr>")]
+    assert "< 1 MiB" in row.replace("&lt;", "<")
+    assert "0&thinsp;GiB" not in row and ">0 GiB<" not in row
+
+
+@pytest.mark.parametrize(
+    ("size", "shown"),
+    [
+        (None, "—"),
+        (0.0, "< 1 MiB"),
+        (0.0004, "< 1 MiB"),
+        (0.003, "3.1 MiB"),
+        (0.395, "404 MiB"),
+        (1.0, "1 GiB"),
+        (2.456, "2.46 GiB"),
+    ],
+)
+def test_sizes_are_shown_in_the_unit_that_shows_them(size, shown) -> None:
+    assert gib_size(size) == shown
+
+
+def test_the_count_in_the_page_head_comes_with_each_reload(
+    daytona_engine, make_snapshot, admin_client
+) -> None:
+    snapshot = make_snapshot()
+    params = {"q": snapshot["name"]}
+    html = admin_client.get(reverse("snapshots"), params, headers=HX).content.decode()
+    (count,) = elements(html, "span", id="snapshot-count")
+    assert count["hx-swap-oob"] == "true"
+    assert text_of(html, "snapshot-count") == "1"
+    page = admin_client.get(reverse("snapshots"), params).content.decode()
+    assert len(elements(page, "span", id="snapshot-count")) == 1

@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from dashboard.audit.models import AuditEntry
+from tests.html_attrs import elements, text_of
 from tests.volumes.conftest import HX, engine_call
 
 
@@ -113,7 +114,9 @@ def test_a_mounted_volume_is_not_deleted_and_the_row_says_why(
         response = admin_client.post(reverse("volume_delete", args=[volume["id"]]), headers=HX)
         assert response.status_code == 409
         html = response.content.decode()
-        assert 'class="row-problem"' in html and "in use" in html
+        # The refusal names the sandbox (Daytona's own words give its id).
+        assert 'class="row-problem"' in html and f"Not deleted: {name} mounts it" in html
+        assert made.json()["id"] not in html.replace(f"/sandboxes/{made.json()['id']}/", "")
         assert (last_entry().action, last_entry().outcome) == ("volume.delete", "failure")
     finally:
         engine_call(daytona_engine, "DELETE", f"/sandbox/{made.json()['id']}")
@@ -148,12 +151,13 @@ def test_an_admin_deletes_several_volumes_and_hears_of_the_mounted_one(
     daytona_engine, make_volume, admin_client
 ) -> None:
     free, mounted = make_volume(), make_volume()
+    sandbox_name = f"m-{uuid.uuid4().hex[:8]}"
     made = engine_call(
         daytona_engine,
         "POST",
         "/sandbox",
         json={
-            "name": f"m-{uuid.uuid4().hex[:8]}",
+            "name": sandbox_name,
             "volumes": [{"volumeId": mounted["id"], "mountPath": "/v"}],
         },
     )
@@ -167,7 +171,8 @@ def test_an_admin_deletes_several_volumes_and_hears_of_the_mounted_one(
         assert response.status_code == 200
         html = response.content.decode()
         assert "Delete: 1 of 2 done; 1 refused." in html
-        assert f"<strong>{mounted['name']}</strong>: Volume {mounted['name']} is in use" in html
+        assert f"<strong>{mounted['name']}</strong>: {sandbox_name} mounts it" in html
+        assert made.json()["id"] not in html
         assert "volumes-changed" in response["HX-Trigger"]
         assert engine_call(daytona_engine, "GET", f"/volumes/{free['id']}").status_code == 404
     finally:
@@ -210,3 +215,29 @@ def test_deleting_a_volume_gone_elsewhere_says_so(daytona_engine, admin_client, 
     else:
         assert response.redirect_chain[-1][0] == reverse("volumes")
         assert gone in response.content.decode()
+
+
+def count_in(html: str) -> str:
+    assert len(elements(html, "span", id="volume-count")) == 1
+    return text_of(html, "volume-count")
+
+
+def test_the_count_in_the_page_head_follows_the_list_when_it_reloads(
+    daytona_engine, make_volume, admin_client
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    assert count_in(admin_client.get(reverse("volumes"), {"q": tag}).content.decode()) == "0"
+    make_volume(name=f"counted-{tag}")
+    # What the list's reload after a create gets: its rows and, out of band, the count.
+    html = admin_client.get(reverse("volumes"), {"q": tag}, headers=HX).content.decode()
+    (count,) = elements(html, "span", id="volume-count")
+    assert count["hx-swap-oob"] == "true"
+    assert text_of(html, "volume-count") == "1"
+    assert f"counted-{tag}" in html
+
+
+def test_a_deleted_volume_makes_the_list_reload(daytona_engine, make_volume, admin_client) -> None:
+    volume = make_volume()
+    response = admin_client.post(reverse("volume_delete", args=[volume["id"]]), headers=HX)
+    assert response.status_code == 200
+    assert "volumes-changed" in response["HX-Trigger"]
