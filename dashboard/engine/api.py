@@ -469,6 +469,17 @@ async def resize_sandbox(request: Request) -> Response:
     return _ok(record, request)
 
 
+async def snapshot_sandbox(request: Request) -> Response:
+    """POST /sandbox/{id}/snapshot {name}: snapshot a sandbox's files; answers the Sandbox."""
+    Query(request.query_params, set())
+    body = Body(await read_json(request), {"name", "includeMemory"})
+    name = body.string("name", required=True, max_length=255, allow_empty=False)
+    if body.boolean("includeMemory"):
+        raise BadRequest("The embedded engine cannot snapshot memory")
+    assert name is not None
+    return _ok(await engine_of(request).snapshot(request.path_params["id"], name), request)
+
+
 # -- misc -----------------------------------------------------------------------------
 
 
@@ -529,6 +540,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{sandbox}/public/{{isPublic}}", set_public, methods=["POST"]),
         Route(f"{sandbox}/network-settings", set_network_settings, methods=["POST"]),
         Route(f"{sandbox}/resize", resize_sandbox, methods=["POST"]),
+        Route(f"{sandbox}/snapshot", snapshot_sandbox, methods=["POST"]),
         Route(f"{sandbox}/toolbox-proxy-url", toolbox_proxy_url, methods=["GET"]),
         Route(f"{sandbox}/events", sandbox_events, methods=["GET"]),
     ]

@@ -36,6 +36,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dashboard.engine.config import env_str
+from dashboard.engine.debian import (
+    add_sandbox_user,
+    apt_mirror,
+    debootstrap_command,
+    mirror_reachable,
+    tree_size,
+)
+from dashboard.engine.runtime import rootfs
 
 SUITE = "bookworm"
 PACKAGES = (
@@ -159,13 +167,6 @@ def build(
 
 
 def _build_locked(image: DefaultImage, out: TextIO, mirror: str | None) -> dict[str, Any]:
-    from dashboard.engine.snapshots import (
-        apt_mirror,
-        debootstrap_command,
-        mirror_reachable,
-        tree_size,
-    )
-
     mirror = mirror or env_str("SANDBAR_DEBIAN_MIRROR", "") or apt_mirror()
     problem = asyncio.run(mirror_reachable(mirror))
     if problem is not None:
@@ -284,9 +285,6 @@ class ProgressBar:
 
 def customize(root: Path, key: str) -> None:
     """Turn debootstrap's tree into the sandbox image."""
-    from dashboard.engine.runtime import rootfs
-    from dashboard.engine.snapshots import add_sandbox_user
-
     add_sandbox_user(root)
     etc = root / "etc"
     # debootstrap copied the build machine's own hostname and resolv.conf.

@@ -22,22 +22,17 @@ from dashboard.engine import prereqs, usage
 from dashboard.engine.audit import AuditLog
 from dashboard.engine.config import EngineConfig
 from dashboard.engine.errors import BadRequest, Conflict, NotFound
-from dashboard.engine.runtime import Runtime, RuntimeError_, SandboxSpec, rootfs
+from dashboard.engine.image import DefaultImage
+from dashboard.engine.runtime import Runtime, RuntimeError_, SandboxFiles, SandboxSpec, rootfs
 from dashboard.engine.snapshots import Snapshots
+from dashboard.engine.states import DESIRED
+from dashboard.engine.states import SandboxDesiredState as D
+from dashboard.engine.states import SandboxState as S
 from dashboard.engine.store import SandboxRecord, Store, iso, new_id, now, parse_iso
 from dashboard.engine.volumes import Volumes
 
 log = logging.getLogger("sandbar.engine")
 
-TRANSITIONAL = {
-    "creating",
-    "starting",
-    "stopping",
-    "archiving",
-    "restoring",
-    "destroying",
-    "resizing",
-}
 LANGUAGES = ("python", "typescript", "javascript")
 LANGUAGE_LABEL = "code-toolbox-language"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -98,7 +93,9 @@ class Engine:
         config.engine_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(config.engine_dir, 0o700)
         self.store = Store(config.engine_dir / "engine.sqlite3")
-        self.runtime = Runtime(config)
+        # Default sandboxes run on the engine's own Debian image, never the host's /usr.
+        self.default_image = DefaultImage.for_data_dir(config.data_dir)
+        self.runtime = Runtime(config, default_rootfs=str(self.default_image.rootfs))
         self.runtime.network = self.runtime.network and self.host.has(prereqs.NETWORK)
         self.runtime.proc_limits = self.host.has(prereqs.PROC_LIMITS)
         self.runtime.recorded_uids = self.store.uids
@@ -124,7 +121,7 @@ class Engine:
             self.organization_id,
             self._notify_payload,
             defaults=(config.default_cpu, config.default_memory, config.default_disk),
-            default_image=self.runtime.default_image,
+            default_image=self.default_image,
             owner_uid=config.sandbox_uid,
         )
 
@@ -188,23 +185,27 @@ class Engine:
 
     async def _reconcile_one(self, record: SandboxRecord) -> None:
         self.runtime.release_stale(record.id)
+        if record.state == S.SNAPSHOTTING:
+            # A capture leaves desiredState alone: the sandbox goes back where it was.
+            record.state = record.desired_state
+            self.store.save(record)
         state = record.state
-        if state == "destroying":
+        if state == S.DESTROYING:
             await self.runtime.destroy(record.id)
-            self._set_state(record, "destroyed")
-        elif state == "stopping":
-            self._set_state(record, "stopped", stopped_at=iso(now()))
-        elif state == "archiving":
-            self._set_state(record, "archived")
-        elif state in ("creating", "starting", "restoring", "started", "resizing"):
-            if state == "creating" and not self.runtime.disk(record.id).image.exists():
+            self._set_state(record, S.DESTROYED)
+        elif state == S.STOPPING:
+            self._set_state(record, S.STOPPED, stopped_at=iso(now()))
+        elif state == S.ARCHIVING:
+            self._set_state(record, S.ARCHIVED)
+        elif state in (S.CREATING, S.STARTING, S.RESTORING, S.STARTED, S.RESIZING):
+            if state == S.CREATING and not self.runtime.disk(record.id).image.exists():
                 await self.runtime.create(self._spec(record))
             try:
                 await self.runtime.start(self._spec(record))
             except RuntimeError_ as error:
                 self._set_error(record, f"restart after engine restart failed: {error}")
                 return
-            self._set_state(record, "started", last_activity_at=iso(now()))
+            self._set_state(record, S.STARTED, last_activity_at=iso(now()))
             self.store.add_event(record.id, "restarted", "restarted after an engine restart")
 
     # -- lookups ---------------------------------------------------------------
@@ -219,7 +220,7 @@ class Engine:
     def find_started(self, id_or_name: str) -> SandboxRecord:
         """A sandbox whose toolbox can be used right now."""
         record = self.find(id_or_name)
-        if record.state != "started" or not self.runtime.is_running(record.id):
+        if record.state != S.STARTED or not self.runtime.is_running(record.id):
             raise Conflict(f"Sandbox {record.id} is not started (state: {record.state})")
         return record
 
@@ -279,20 +280,8 @@ class Engine:
     def _set_state(self, record: SandboxRecord, state: str, **changes: object) -> None:
         old, old_desired = record.state, record.desired_state
         record.state = state
-        record.desired_state = {
-            "creating": "started",
-            "starting": "started",
-            "restoring": "started",
-            "started": "started",
-            "stopping": "stopped",
-            "stopped": "stopped",
-            "archiving": "archived",
-            "archived": "archived",
-            "destroying": "destroyed",
-            "destroyed": "destroyed",
-            "resizing": "resized",
-        }.get(state, record.desired_state)
-        if state != "error":
+        record.desired_state = DESIRED.get(state, record.desired_state)
+        if state != S.ERROR:
             record.error_reason = None
             record.recoverable = False
         for key, value in changes.items():
@@ -309,7 +298,7 @@ class Engine:
 
     def _set_error(self, record: SandboxRecord, reason: str, *, recoverable: bool = True) -> None:
         log.warning("sandbox %s failed: %s", record.id, reason)
-        self._set_state(record, "error", error_reason=reason, recoverable=recoverable)
+        self._set_state(record, S.ERROR, error_reason=reason, recoverable=recoverable)
 
     def _check_quota(
         self,
@@ -367,8 +356,8 @@ class Engine:
             gpu=0,
             memory=request.memory or source.mem or config.default_memory,
             disk=request.disk or source.disk or config.default_disk,
-            state="creating",
-            desired_state="started",
+            state=S.CREATING,
+            desired_state=D.STARTED,
             auto_stop_interval=request.auto_stop_interval,
             auto_archive_interval=request.auto_archive_interval,
             auto_delete_interval=request.auto_delete_interval,
@@ -398,7 +387,7 @@ class Engine:
                 if uid is None:
                     spec = self._spec(record)
                     await self.runtime.create(spec)
-                    self._set_state(record, "starting")
+                    self._set_state(record, S.STARTING)
                     await self.runtime.start(spec)
             except (RuntimeError_, OSError) as error:
                 # Daytona keeps a sandbox whose create failed, in ``error``; here it
@@ -407,7 +396,7 @@ class Engine:
                 await self.runtime.destroy(record.id)
                 self._set_error(record, f"create failed: {error}", recoverable=False)
                 return record
-            self._set_state(record, "started", last_activity_at=iso(now()))
+            self._set_state(record, S.STARTED, last_activity_at=iso(now()))
         return record
 
     async def start(self, id_or_name: str) -> SandboxRecord:
@@ -415,14 +404,14 @@ class Engine:
         record = self.find(id_or_name)
         async with self._transition(record):
             record = self.find(record.id)
-            if record.state == "started":
+            if record.state == S.STARTED:
                 raise BadRequest("Sandbox is already started")
-            if record.state == "error":
+            if record.state == S.ERROR:
                 raise BadRequest("Sandbox is in an error state; recover it instead")
-            if record.state not in ("stopped", "archived"):
+            if record.state not in (S.STOPPED, S.ARCHIVED):
                 raise Conflict(f"Sandbox cannot be started while {record.state}")
             self._check_quota(record)
-            await self._start(record, "restoring" if record.state == "archived" else "starting")
+            await self._start(record, S.RESTORING if record.state == S.ARCHIVED else S.STARTING)
         return record
 
     async def _start(self, record: SandboxRecord, via: str) -> None:
@@ -433,7 +422,7 @@ class Engine:
         except (RuntimeError_, OSError) as error:
             self._set_error(record, str(error))
             return
-        self._set_state(record, "started", last_activity_at=iso(now()), stopped_at=None)
+        self._set_state(record, S.STARTED, last_activity_at=iso(now()), stopped_at=None)
 
     async def stop(
         self, id_or_name: str, *, force: bool = False, reason: str = ""
@@ -442,13 +431,13 @@ class Engine:
         record = self.find(id_or_name)
         async with self._transition(record):
             record = self.find(record.id)
-            if record.state in ("stopped", "archived"):
+            if record.state in (S.STOPPED, S.ARCHIVED):
                 raise BadRequest(f"Sandbox is already {record.state}")
-            if record.state not in ("started", "error"):
+            if record.state not in (S.STARTED, S.ERROR):
                 raise Conflict(f"Sandbox cannot be stopped while {record.state}")
-            self._set_state(record, "stopping")
+            self._set_state(record, S.STOPPING)
             await self.runtime.stop(record.id, force=force)
-            self._set_state(record, "stopped", stopped_at=iso(now()))
+            self._set_state(record, S.STOPPED, stopped_at=iso(now()))
             if reason:
                 self.store.add_event(record.id, reason, "")
         if record.auto_delete_interval == 0:
@@ -460,14 +449,14 @@ class Engine:
         record = self.find(id_or_name)
         async with self._transition(record):
             record = self.find(record.id)
-            if record.state == "archived":
+            if record.state == S.ARCHIVED:
                 raise BadRequest("Sandbox is already archived")
-            if record.state != "stopped":
+            if record.state != S.STOPPED:
                 raise BadRequest(
                     f"Sandbox must be stopped before archiving (state: {record.state})"
                 )
-            self._set_state(record, "archiving")
-            self._set_state(record, "archived")
+            self._set_state(record, S.ARCHIVING)
+            self._set_state(record, S.ARCHIVED)
             if reason:
                 self.store.add_event(record.id, reason, "")
         return record
@@ -477,11 +466,11 @@ class Engine:
         record = self.find(id_or_name)
         async with self._transition(record):
             record = self.find(record.id)
-            if record.state != "error" or not record.recoverable:
+            if record.state != S.ERROR or not record.recoverable:
                 raise BadRequest("Only a sandbox in a recoverable error state can be recovered")
             self._check_quota(record)
             await self.runtime.stop(record.id, force=True)
-            await self._start(record, "starting")
+            await self._start(record, S.STARTING)
         return record
 
     async def delete(self, id_or_name: str, *, reason: str = "") -> SandboxRecord:
@@ -489,9 +478,9 @@ class Engine:
         record = self.find(id_or_name)
         async with self._transition(record, wait=True):
             record = self.find(record.id)
-            self._set_state(record, "destroying")
+            self._set_state(record, S.DESTROYING)
             await self.runtime.destroy(record.id)
-            self._set_state(record, "destroyed")
+            self._set_state(record, S.DESTROYED)
             if reason:
                 self.store.add_event(record.id, reason, "")
         self._locks.pop(record.id, None)
@@ -544,23 +533,23 @@ class Engine:
         record = self.find(id_or_name)
         async with self._transition(record):
             record = self.find(record.id)
-            if record.state not in ("started", "stopped"):
+            if record.state not in (S.STARTED, S.STOPPED):
                 raise BadRequest(
                     f"Sandbox must be started or stopped to resize (state: {record.state})"
                 )
             if disk is not None and disk != record.disk:
                 if disk < record.disk:
                     raise BadRequest("disk can only grow")
-                if record.state != "stopped":
+                if record.state != S.STOPPED:
                     raise BadRequest("disk can only be resized while the sandbox is stopped")
             previous = record.state
             new_cpu, new_memory = cpu or record.cpu, memory or record.memory
             new_disk = disk or record.disk
-            if previous == "started":
+            if previous == S.STARTED:
                 self._check_quota(record, cpu=new_cpu, memory=new_memory, disk=new_disk)
             else:  # a stopped sandbox uses disk only
                 self._check_quota(record, cpu=0, memory=0, disk=new_disk)
-            self._set_state(record, "resizing")
+            self._set_state(record, S.RESIZING)
             try:
                 spec = SandboxSpec(
                     record.id, new_cpu, new_memory, new_disk, record.network_block_all
@@ -573,6 +562,45 @@ class Engine:
             record.desired_state = previous
             self.store.save(record)
         return record
+
+    async def snapshot(self, id_or_name: str, name: str) -> SandboxRecord:
+        """Start capturing a started or stopped sandbox's files as a new snapshot ``name``.
+
+        Answers at once with the sandbox in ``snapshotting``; the copy runs in the
+        background (:meth:`Snapshots.capture`), after which the sandbox is back in the
+        state it had.
+        """
+        record = self.find(id_or_name)
+        if record.state not in (S.STARTED, S.STOPPED):
+            raise BadRequest(
+                f"Sandbox must be started or stopped to snapshot (state: {record.state})"
+            )
+        usage.check_snapshot(self.store.db, self.quotas)
+        self.snapshots.capture(record, name, self.files_for_capture(record.id))
+        await asyncio.sleep(0)  # let the capture take the sandbox's lock first
+        return replace(self.find(record.id))
+
+    @contextlib.asynccontextmanager
+    async def files_for_capture(self, sandbox_id: str) -> AsyncIterator[SandboxFiles]:
+        """Hold a started or stopped sandbox in ``snapshotting``, its files mounted.
+
+        Waits for a state change in progress. On leaving, the sandbox is back in the
+        state (and desired state) it had, and a stopped one's files are unmounted.
+        """
+        record = self.find(sandbox_id)
+        async with self._transition(record, wait=True):
+            record = self.find(sandbox_id)
+            previous = record.state
+            if previous not in (S.STARTED, S.STOPPED):
+                raise Conflict(f"the sandbox is {previous}; it must be started or stopped")
+            self._set_state(record, S.SNAPSHOTTING)
+            try:
+                async with self.runtime.files(self._spec(record)) as files:
+                    yield files
+            finally:
+                self._set_state(record, previous)
+                record.desired_state = previous
+                self.store.save(record)
 
     # -- timers ----------------------------------------------------------------
 
@@ -599,12 +627,12 @@ class Engine:
         self.store.purge_destroyed(KEEP_DESTROYED)
 
     async def _tick_one(self, record: SandboxRecord, moment: datetime) -> None:
-        if record.state == "started":
+        if record.state == S.STARTED:
             if not self.runtime.is_running(record.id):
                 # Under the sandbox's lock: a stop may be killing it right now, on purpose.
                 async with self._transition(record):
                     record = self.find(record.id)
-                    if record.state == "started" and not self.runtime.is_running(record.id):
+                    if record.state == S.STARTED and not self.runtime.is_running(record.id):
                         await self.runtime.stop(record.id, force=True)
                         self._set_error(record, "the sandbox's processes exited unexpectedly")
                 return
@@ -616,7 +644,7 @@ class Engine:
             ):
                 await self.stop(record.id, reason="auto-stop")
             return
-        if record.state not in ("stopped", "archived") or record.stopped_at is None:
+        if record.state not in (S.STOPPED, S.ARCHIVED) or record.stopped_at is None:
             return
         stopped_for = moment - parse_iso(record.stopped_at)
         delete_after = record.auto_delete_interval
@@ -624,5 +652,5 @@ class Engine:
             await self.delete(record.id, reason="auto-delete")
             return
         archive_after = record.auto_archive_interval or MAX_AUTO_ARCHIVE
-        if record.state == "stopped" and stopped_for >= timedelta(minutes=archive_after):
+        if record.state == S.STOPPED and stopped_for >= timedelta(minutes=archive_after):
             await self.archive(record.id, reason="auto-archive")

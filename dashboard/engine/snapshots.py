@@ -28,9 +28,9 @@ import re
 import shutil
 import sqlite3
 import stat
-import urllib.parse
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,14 @@ from starlette.routing import BaseRoute, Route
 
 from dashboard.engine import usage
 from dashboard.engine.config import env_str
+from dashboard.engine.debian import (
+    DEFAULT_SUITE,
+    add_sandbox_user,
+    apt_mirror,
+    debootstrap_command,
+    mirror_reachable,
+    tree_size,
+)
 from dashboard.engine.errors import ApiError, BadRequest, Conflict, NotFound
 from dashboard.engine.runtime import rootfs
 from dashboard.engine.store import iso, new_id, now
@@ -47,7 +55,7 @@ from dashboard.engine.validation import Body, Query, read_json
 
 if TYPE_CHECKING:
     from dashboard.engine.image import DefaultImage
-    from dashboard.engine.lifecycle import Engine
+    from dashboard.engine.runtime import SandboxFiles
     from dashboard.engine.runtime.layers import RootLayer
     from dashboard.engine.store import SandboxRecord
 
@@ -77,10 +85,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS snapshots_name ON snapshots (name);
 DEFAULT_ID = "00000000-0000-4000-8000-000000000000"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,254}$")
 SUITE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
-DEFAULT_SUITE = "bookworm"
 TERMINAL = ("active", "inactive", "error", "build_failed")
 SORTS = {"name": "name", "state": "state", "lastUsedAt": "last_used_at", "createdAt": "created_at"}
-MIRROR_TIMEOUT = 5.0
 COPY_BATCH = 500  # paths per cp command line when capturing a sandbox
 FOLLOW_POLL = 0.2
 
@@ -155,49 +161,6 @@ def parse_source(image_name: str) -> Source:
     )
 
 
-def debootstrap_command(
-    suite: str, target: Path, mirror: str, include: Sequence[str] = ()
-) -> list[str]:
-    """The debootstrap command line for a minimal Debian root filesystem (plus ``include``)."""
-    extra = [f"--include={','.join(include)}"] if include else []
-    return ["debootstrap", "--variant=minbase", *extra, suite, str(target), mirror]
-
-
-def apt_mirror(apt_dir: Path = Path("/etc/apt")) -> str:
-    """The Debian mirror this machine's own apt uses, or "" when it names none."""
-    uris: list[str] = []
-    for sources in sorted(apt_dir.glob("sources.list.d/*.sources")):
-        for line in sources.read_text(errors="replace").splitlines():
-            if line.strip().lower().startswith("uris:"):
-                uris += line.split(":", 1)[1].split()
-    classic = apt_dir / "sources.list"
-    if classic.exists():
-        for line in classic.read_text(errors="replace").splitlines():
-            words = [w for w in line.split() if not w.startswith("[")]
-            if len(words) >= 2 and words[0] == "deb":
-                uris.append(words[1])
-    debian = [uri for uri in uris if uri.rstrip("/").endswith("/debian")]
-    return debian[0].rstrip("/") if debian else ""
-
-
-async def mirror_reachable(mirror: str, wait: float = MIRROR_TIMEOUT) -> str | None:
-    """None when a TCP connection to the mirror opens, else why not."""
-    if not mirror:
-        return "no Debian mirror is configured: set SANDBAR_DEBIAN_MIRROR"
-    parsed = urllib.parse.urlsplit(mirror)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        return f"{mirror} is not an http(s) URL"
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(parsed.hostname, port), wait)
-    except (OSError, TimeoutError) as error:
-        return f"Debian mirror {mirror} is unreachable: {error or 'timed out'}"
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return None
-
-
 class Snapshots:
     """The snapshots table, their files and their builds."""
 
@@ -243,9 +206,6 @@ class Snapshots:
                 DEFAULT_ID,
             ),
         )  # fmt: skip
-        # A sandbox the previous engine was capturing goes back to the state it wants
-        # (snapshotting leaves desiredState alone), for the lifecycle to reconcile.
-        self.db.execute("UPDATE sandboxes SET state = desired_state WHERE state = 'snapshotting'")
         # A build the previous engine was running is lost with it.
         self.db.execute(
             "UPDATE snapshots SET state = 'build_failed', error_reason = ?, updated_at = ?"
@@ -434,15 +394,21 @@ class Snapshots:
         self._start_build(snapshot, self._build_from(snapshot, source))
         return snapshot
 
-    def capture(self, engine: Engine, record: SandboxRecord, name: str) -> Snapshot:
-        """Start snapshotting a sandbox's current files."""
+    def capture(
+        self,
+        record: SandboxRecord,
+        name: str,
+        files: AbstractAsyncContextManager[SandboxFiles],
+    ) -> Snapshot:
+        """Start snapshotting a sandbox's current files, which ``files`` mounts and holds
+        still while they are copied (the engine's :meth:`Engine.files_for_capture`)."""
         snapshot = self._insert(
             name,
             f"sandbox:{record.id}",
             (record.cpu, record.memory, record.disk),
             source_sandbox_id=record.id,
         )
-        self._start_build(snapshot, self._capture(engine, snapshot, record.id))
+        self._start_build(snapshot, self._capture(snapshot, files))
         return snapshot
 
     def _start_build(self, snapshot: Snapshot, work: Any) -> None:
@@ -515,35 +481,17 @@ class Snapshots:
             await self._run_logged(snapshot, debootstrap_command(source.value, target, self.mirror))
             await asyncio.to_thread(add_sandbox_user, target)
 
-    async def _capture(self, engine: Engine, snapshot: Snapshot, sandbox_id: str) -> None:
+    async def _capture(
+        self, snapshot: Snapshot, files: AbstractAsyncContextManager[SandboxFiles]
+    ) -> None:
         target = self.rootfs(snapshot)
-        runtime = engine.runtime
-        record = engine.find(sandbox_id)
-        async with engine._transition(record, wait=True):
-            record = engine.find(sandbox_id)
-            previous = record.state
-            if previous not in ("started", "stopped"):
-                raise BuildError(f"the sandbox is {previous}; it must be started or stopped")
-            engine._set_state(record, "snapshotting")
-            running = runtime.is_running(record.id)
-            disk = runtime.disk(record.id)
-            try:
-                await disk.mount()
-                spec = engine._spec(record)
-                layer = await runtime.mount_root(spec)
-                if layer is not None:
-                    await self._copy_layer(snapshot, layer, target)
-                else:
-                    home = target / rootfs.HOME.lstrip("/")
-                    home.parent.mkdir(parents=True, exist_ok=True)
-                    await self._run_logged(snapshot, ["cp", "-a", "--", str(disk.home), str(home)])
-            finally:
-                if not running and not runtime.is_running(record.id):
-                    runtime.root_layer(record.id).unmount()
-                    disk.unmount()
-                engine._set_state(record, previous)
-                record.desired_state = previous
-                engine.store.save(record)
+        async with files as sandbox:
+            if sandbox.layer is not None:
+                await self._copy_layer(snapshot, sandbox.layer, target)
+            else:
+                home = target / rootfs.HOME.lstrip("/")
+                home.parent.mkdir(parents=True, exist_ok=True)
+                await self._run_logged(snapshot, ["cp", "-a", "--", str(sandbox.home), str(home)])
 
     async def _copy_layer(self, snapshot: Snapshot, layer: RootLayer, target: Path) -> None:
         """A sandbox's root as plain files: its snapshot's linked, what it changed copied.
@@ -651,24 +599,6 @@ class BuildError(RuntimeError):
     """A snapshot build failed for a reason the caller can act on."""
 
 
-def add_sandbox_user(root: Path) -> None:
-    """Give a Debian base the ``daytona`` user (uid 1000 inside) and its home."""
-    etc = root / "etc"
-    for name, line in (
-        ("passwd", f"{rootfs.SANDBOX_USER}:x:{rootfs.SANDBOX_UID}:{rootfs.SANDBOX_UID}::"
-                   f"{rootfs.HOME}:/bin/bash\n"),
-        ("group", f"{rootfs.SANDBOX_USER}:x:{rootfs.SANDBOX_UID}:\n"),
-    ):  # fmt: skip
-        path = etc / name
-        if path.is_symlink() or not path.is_file():
-            continue
-        content = path.read_text()
-        if not any(entry.startswith(f"{rootfs.SANDBOX_USER}:") for entry in content.splitlines()):
-            with open(path, "a") as handle:
-                handle.write(line)
-    (root / rootfs.HOME.lstrip("/")).mkdir(parents=True, exist_ok=True)
-
-
 def _own_home(root: Path, uid: int) -> None:
     """Give the sandbox user its home in the snapshot, as an image's user owns theirs."""
     home = root / rootfs.HOME.lstrip("/")
@@ -735,16 +665,6 @@ def copy_dir_modes(merged: Path, target: Path, dirs: list[str]) -> None:
             info = os.lstat(merged / rel)
             os.chown(target / rel, info.st_uid, info.st_gid, follow_symlinks=False)
             os.chmod(target / rel, stat.S_IMODE(info.st_mode))
-
-
-def tree_size(path: Path) -> int:
-    """Bytes the files under ``path`` take on disk."""
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(root, name)).st_blocks * 512
-    return total
 
 
 # -- routes -------------------------------------------------------------------------
@@ -897,26 +817,6 @@ async def build_logs(request: Request) -> Response:
     return StreamingResponse(stream(), media_type="application/octet-stream")
 
 
-async def snapshot_sandbox(request: Request) -> Response:
-    """POST /sandbox/{id}/snapshot {name}: snapshot a sandbox's files; answers the Sandbox."""
-    from dashboard.engine.api import sandbox_dto  # api imports the engine, not this module
-
-    Query(request.query_params, set())
-    body = Body(await read_json(request), {"name", "includeMemory"})
-    name = body.string("name", required=True, max_length=255, allow_empty=False)
-    if body.boolean("includeMemory"):
-        raise BadRequest("The embedded engine cannot snapshot memory")
-    engine = request.app.state.engine
-    record = engine.find(request.path_params["id"])
-    if record.state not in ("started", "stopped"):
-        raise BadRequest(f"Sandbox must be started or stopped to snapshot (state: {record.state})")
-    assert name is not None
-    usage.check_snapshot(engine.store.db, engine.quotas)
-    snapshots_of(request).capture(engine, record, name)
-    await asyncio.sleep(0)  # let the capture take the sandbox's lock first
-    return JSONResponse(sandbox_dto(replace(engine.find(record.id)), request))
-
-
 def routes() -> list[BaseRoute]:
     """Snapshot routes, mounted at /api."""
     snapshot = "/snapshots/{id}"
@@ -929,5 +829,4 @@ def routes() -> list[BaseRoute]:
         Route(f"{snapshot}/deactivate", deactivate_snapshot, methods=["POST"]),
         Route(f"{snapshot}/build-logs-url", build_logs_url, methods=["GET"]),
         Route(f"{snapshot}/build-logs", build_logs, methods=["GET"]),
-        Route("/sandbox/{id}/snapshot", snapshot_sandbox, methods=["POST"]),
     ]

@@ -22,7 +22,7 @@ from daytona import (
 )
 from daytona.common.errors import DaytonaError
 
-from dashboard.engine.snapshots import add_sandbox_user, debootstrap_command
+from dashboard.engine.debian import add_sandbox_user, debootstrap_command
 from tests.engine.conftest import run
 from tests.engine_server import EngineServer, start_engine
 
@@ -438,7 +438,7 @@ def test_snapshots_volumes_and_their_sandboxes_survive_an_engine_restart(
 
 
 def test_the_default_mirror_is_the_one_apt_uses(tmp_path: Path) -> None:
-    from dashboard.engine.snapshots import apt_mirror
+    from dashboard.engine.debian import apt_mirror
 
     assert apt_mirror(tmp_path) == ""
     (tmp_path / "sources.list.d").mkdir()

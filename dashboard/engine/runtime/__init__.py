@@ -27,15 +27,14 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dashboard.engine.config import EngineConfig
-from dashboard.engine.image import DefaultImage
 from dashboard.engine.runtime import ids, rootfs, seccomp
 from dashboard.engine.runtime.cgroups import CgroupManager, SandboxCgroup
-from dashboard.engine.runtime.disk import MNT_DETACH, Disk, DiskError, _libc
+from dashboard.engine.runtime.disk import MNT_DETACH, Disk, DiskError, libc
 from dashboard.engine.runtime.egress import Egress, EgressError, EgressPolicy, parse_cidrs
 from dashboard.engine.runtime.ids import UidRange, UidRangeFull, mapping_userns
 from dashboard.engine.runtime.layers import RootLayer, has_own_etc, is_full_root
@@ -76,6 +75,14 @@ class SandboxSpec:
     rootfs: str | None = None  # a snapshot's or the default image's root (None: host /usr)
     uid: int = 0  # the sandbox's own host uid (0: none given yet; never runs as 0)
     network_allow_list: tuple[str, ...] = ()  # IPv4 CIDRs; empty: the default egress policy
+
+
+@dataclass(frozen=True)
+class SandboxFiles:
+    """A sandbox's files as mounted on the host."""
+
+    layer: RootLayer | None  # a snapshot sandbox's overlay root (None: the host's /usr)
+    home: Path  # its home directory on its disk
 
 
 @dataclass
@@ -148,7 +155,7 @@ def _unmount_all_under(directory: Path) -> None:
         points = [line.split()[4] for line in mountinfo]
     inside = [p for p in points if p == prefix or p.startswith(prefix + "/")]
     for point in sorted(set(inside), key=lambda p: -p.count("/")):
-        _libc.umount2(point.encode(), MNT_DETACH)
+        libc.umount2(point.encode(), MNT_DETACH)
 
 
 def _children(pid: int) -> list[str]:
@@ -239,7 +246,7 @@ class SandboxProcess:
 class Runtime:
     """Starts, stops and enters sandboxes on this host."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, *, default_rootfs: str) -> None:
         self.config = config
         self.sandboxes_dir = config.engine_dir / "sandboxes"
         # Mount points and the generated /etc live under /run: the unprivileged uid
@@ -250,8 +257,8 @@ class Runtime:
         self.running: dict[str, RunningSandbox] = {}
         # Starts every process that enters a sandbox, under the sandboxes' seccomp filter.
         self.spawner = Spawner()
-        # Default sandboxes run on the engine's own Debian image, never the host's /usr.
-        self.default_image = DefaultImage.for_data_dir(config.data_dir)
+        # What default sandboxes run on (the engine's Debian image), never the host's /usr.
+        self.default_rootfs = default_rootfs
         self.uids = UidRange(config.sandbox_uid, config.sandbox_uid_count)
         self._uid_claim: int | None = None  # held while the engine runs (ids.claim)
         # The uids the engine's records hold (set by the engine); the runtime adds those
@@ -359,7 +366,7 @@ class Runtime:
             memory=config.default_memory,
             disk=config.default_disk,
             network_block_all=False,
-            rootfs=str(self.default_image.rootfs),
+            rootfs=self.default_rootfs,
         )
 
     def fill_pool(self, delay: float = 0.0) -> None:
@@ -483,6 +490,23 @@ class Runtime:
             )
         await layer.mount(spec.uid, points, symlinks, own_etc=has_own_etc(layer.lower))
         return layer
+
+    @contextlib.asynccontextmanager
+    async def files(self, spec: SandboxSpec) -> AsyncIterator[SandboxFiles]:
+        """A sandbox's files mounted on the host, whether it runs or not.
+
+        A stopped sandbox's disk (and snapshot root) are unmounted again on leaving; a
+        running one's stay as they are.
+        """
+        running = self.is_running(spec.id)
+        disk = self.disk(spec.id)
+        try:
+            await disk.mount()
+            yield SandboxFiles(layer=await self.mount_root(spec), home=disk.home)
+        finally:
+            if not running and not self.is_running(spec.id):
+                self.root_layer(spec.id).unmount()
+                disk.unmount()
 
     async def start(self, spec: SandboxSpec) -> None:
         """Mount the disk, create cgroups, launch bubblewrap and wire up the network."""

@@ -17,7 +17,7 @@ import os
 import stat
 from pathlib import Path
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 MNT_DETACH = 2
 MS_NOSUID, MS_NODEV, MS_NOATIME = 0x2, 0x4, 0x400
 LOOP_CTL_GET_FREE = 0x4C82
@@ -145,8 +145,8 @@ class Disk:
         if not is_mounted(self.mount_point):
             return
         target = str(self.mount_point).encode()
-        if _libc.umount2(target, 0) != 0:
-            _libc.umount2(target, MNT_DETACH)
+        if libc.umount2(target, 0) != 0:
+            libc.umount2(target, MNT_DETACH)
 
     def clear_tmp(self) -> None:
         """Empty /tmp before a start, as a reboot would."""
@@ -253,7 +253,7 @@ def loop_mount(image: Path, mount_point: Path) -> None:
                         continue
                     raise DiskError(f"could not attach {image} to {device}: {error}") from error
                 flags = MS_NOSUID | MS_NODEV | MS_NOATIME
-                if _libc.mount(device.encode(), str(mount_point).encode(), b"ext4", flags, None):
+                if libc.mount(device.encode(), str(mount_point).encode(), b"ext4", flags, None):
                     number = ctypes.get_errno()
                     raise DiskError(f"mounting {image} failed: {os.strerror(number)}")
                 return

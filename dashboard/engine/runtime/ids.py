@@ -21,7 +21,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from dashboard.engine.runtime.disk import _libc
+from dashboard.engine.runtime.disk import libc
 
 # Linux's mount API (the same numbers on every architecture since 5.x).
 SYS_OPEN_TREE = 428
@@ -174,7 +174,7 @@ def _write(path: str, text: str) -> None:
 def idmapped_bind(source_fd: int, target: str, userns_fd: int) -> None:
     """Bind ``source_fd``'s directory at ``target``, its ids seen through ``userns_fd``."""
     tree = _check(
-        _libc.syscall(
+        libc.syscall(
             SYS_OPEN_TREE, source_fd, b"", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC
         ),
         "open_tree",
@@ -182,7 +182,7 @@ def idmapped_bind(source_fd: int, target: str, userns_fd: int) -> None:
     try:
         attr = _MountAttr(attr_set=MOUNT_ATTR_IDMAP, userns_fd=userns_fd)
         _check(
-            _libc.syscall(
+            libc.syscall(
                 SYS_MOUNT_SETATTR,
                 tree,
                 b"",
@@ -193,7 +193,7 @@ def idmapped_bind(source_fd: int, target: str, userns_fd: int) -> None:
             "id-mapping a volume (mount_setattr)",
         )
         _check(
-            _libc.syscall(
+            libc.syscall(
                 SYS_MOVE_MOUNT, tree, b"", AT_FDCWD, target.encode(), MOVE_MOUNT_F_EMPTY_PATH
             ),
             "move_mount",

@@ -20,7 +20,7 @@ import os
 import stat
 from pathlib import Path
 
-from dashboard.engine.runtime.disk import MS_NODEV, MS_NOSUID, DiskError, _libc, is_mounted
+from dashboard.engine.runtime.disk import MS_NODEV, MS_NOSUID, DiskError, is_mounted, libc
 from dashboard.engine.runtime.mounts import open_beneath
 
 MNT_DETACH = 2
@@ -106,7 +106,7 @@ class RootLayer:
         # the creates it serves, spares a process.
         options = f"lowerdir={self.lower},upperdir={self.upper},workdir={self.work}"
         merged = str(self.merged).encode()
-        if _libc.mount(b"overlay", merged, b"overlay", MS_NOSUID | MS_NODEV, options.encode()):
+        if libc.mount(b"overlay", merged, b"overlay", MS_NOSUID | MS_NODEV, options.encode()):
             error = ctypes.get_errno()
             raise DiskError(f"mounting the snapshot's overlay failed: {os.strerror(error)}")
 
@@ -114,8 +114,8 @@ class RootLayer:
         """Unmount the overlay (lazily if something still holds it) and remove its mount point."""
         if is_mounted(self.merged):
             target = str(self.merged).encode()
-            if _libc.umount2(target, 0) != 0:
-                _libc.umount2(target, MNT_DETACH)
+            if libc.umount2(target, 0) != 0:
+                libc.umount2(target, MNT_DETACH)
         with contextlib.suppress(OSError):
             self.merged.rmdir()
 

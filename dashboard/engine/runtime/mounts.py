@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dashboard.engine.runtime.disk import _libc
+from dashboard.engine.runtime.disk import libc
 from dashboard.engine.runtime.ids import idmapped_bind
 
 MS_BIND = 4096
@@ -81,7 +81,7 @@ def bind_volumes(
                 source = f"/proc/self/fd/{fd}".encode()
                 if userns_fd is not None:
                     idmapped_bind(fd, str(point), userns_fd)
-                elif _libc.mount(source, str(point).encode(), None, MS_BIND, None) != 0:
+                elif libc.mount(source, str(point).encode(), None, MS_BIND, None) != 0:
                     error = ctypes.get_errno()
                     raise OSError(error, f"binding volume {mount.target}: {os.strerror(error)}")
             finally:
@@ -98,7 +98,7 @@ def unbind_volumes(directory: Path) -> None:
     if not directory.is_dir():
         return
     for point in directory.iterdir():
-        _libc.umount2(str(point).encode(), MNT_DETACH)
+        libc.umount2(str(point).encode(), MNT_DETACH)
         with contextlib.suppress(OSError):
             point.rmdir()
     with contextlib.suppress(OSError):

@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from dashboard.engine.runtime.disk import MNT_DETACH, _libc, is_mounted
+from dashboard.engine.runtime.disk import MNT_DETACH, is_mounted, libc
 
 log = logging.getLogger("sandbar.engine")
 FILES = ("cpuinfo", "diskstats", "loadavg", "meminfo", "stat", "swaps", "uptime")
@@ -68,7 +68,7 @@ class Lxcfs:
     def stop(self) -> None:
         """Unmount and end the process (idempotent)."""
         if is_mounted(self.mount_point):
-            _libc.umount2(str(self.mount_point).encode(), MNT_DETACH)
+            libc.umount2(str(self.mount_point).encode(), MNT_DETACH)
         if self.process is not None:
             self.process.terminate()
             try:
