@@ -4,14 +4,14 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from dashboard import daytona
 from dashboard.audit.forms import AuditFilterForm
-from dashboard.audit.models import AuditEntry
+from dashboard.audit.models import AuditEntry, Outcome
 from dashboard.core.http import htmx_partial
 
 PAGE_SIZE = 50
@@ -23,19 +23,41 @@ def _may_read(user: AbstractBaseUser | AnonymousUser) -> bool:
     return user.is_authenticated and user.is_active
 
 
+def _sees_everything(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Admins see every entry and address; the rest see their own sign-in trouble only."""
+    return bool(getattr(user, "is_admin", False))
+
+
+def visible_entries(user: AbstractBaseUser | AnonymousUser) -> QuerySet[AuditEntry]:
+    """The entries this person may read.
+
+    Failed sign-ins and throttles carry the name someone typed (at times a password
+    typed in the wrong box) and where they came from: only admins read other people's.
+    """
+    entries = AuditEntry.objects.all()
+    if _sees_everything(user):
+        return entries
+    trouble = Q(action__startswith="auth.") & ~Q(outcome=Outcome.SUCCESS)
+    throttles = Q(action__startswith="auth.throttle")
+    return entries.exclude((trouble | throttles) & ~Q(actor_id=user.pk))
+
+
 def audit_log(request: HttpRequest) -> HttpResponse:
     """The dashboard's audit trail, newest first, filtered by the query string."""
     if not _may_read(request.user):
         raise PermissionDenied
-    form = AuditFilterForm(request.GET)
-    entries = AuditEntry.objects.select_related(None)
+    entries = visible_entries(request.user)
+    actions = list(entries.order_by().values_list("action", flat=True).distinct())
+    form = AuditFilterForm(request.GET, actions=actions)
     status = 200
     if form.is_valid():
         data = form.cleaned_data
         if data["actor"]:
             entries = entries.filter(actor_name__iexact=data["actor"])
-        if data["action"]:
+        if data["action"].endswith("."):
             entries = entries.filter(action__startswith=data["action"])
+        elif data["action"]:
+            entries = entries.filter(action=data["action"])
         if data["target"]:
             entries = entries.filter(
                 Q(target_id=data["target"]) | Q(target_name__iexact=data["target"])
@@ -53,7 +75,12 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     page = paginator.get_page(page_number)
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"form": form, "page": page, "query": query.urlencode()}
+    context = {
+        "form": form,
+        "page": page,
+        "query": query.urlencode(),
+        "all_addresses": _sees_everything(request.user),
+    }
     template = "audit/log.html#results" if htmx_partial(request) else "audit/log.html"
     return render(request, template, context, status=status)
 
@@ -110,10 +137,13 @@ async def _daytona_page(form: DaytonaAuditForm) -> daytona.AuditLogPage:
 @require_GET
 async def daytona_audit_log(request: HttpRequest) -> HttpResponse:
     """Daytona's own audit log (every API call with its key), newest first."""
-    if not _may_read(await request.auser()):
+    user = await request.auser()
+    if not _may_read(user):
         raise PermissionDenied
     form = DaytonaAuditForm(request.GET)
     context: dict = {"source": "daytona", "daytona_form": form, "error": "", "log": None}
+    # Calls come from people's machines too (SDK users of the same organization).
+    context["all_addresses"] = _sees_everything(user)
     status = 200
     if form.is_valid():
         try:

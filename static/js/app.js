@@ -158,6 +158,11 @@
       var words = inWords((at - now) / 1000);
       if (el.textContent !== words) el.textContent = words;
     });
+    // Absolute times (the audit trail) keep their relative form on hover, as true.
+    document.querySelectorAll("time[data-relative-title][datetime]").forEach(function (el) {
+      var at = Date.parse(el.getAttribute("datetime"));
+      if (!isNaN(at)) el.title = inWords((at - now) / 1000);
+    });
   }
   window.setInterval(tickTimes, 30000);
   document.addEventListener("DOMContentLoaded", tickTimes);

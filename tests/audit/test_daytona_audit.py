@@ -143,3 +143,15 @@ def test_auto_refresh_reloads_the_results_at_the_chosen_pace(daytona_engine, adm
     plain = admin_client.get(reverse("audit_daytona")).content.decode()
     assert 'hx-trigger="every' not in plain
     assert admin_client.get(reverse("audit_daytona"), {"refresh": "7"}).status_code == 400
+
+
+@pytest.mark.parametrize(("who", "shown"), [("viewer", False), ("member", False), ("admin", True)])
+def test_where_calls_came_from_is_shown_to_admins_only(
+    a_logged_call, daytona_engine, users, who, shown
+) -> None:
+    from tests.conftest import client_for
+
+    html = client_for(users[who]).get(reverse("audit_daytona")).content.decode()
+    # The engine records the caller's address: the test's own loopback one.
+    assert ("127.0.0.1" in html) is shown
+    assert ("Only admins see where calls came from" in html) is not shown
