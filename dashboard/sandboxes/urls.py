@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from dashboard.sandboxes import views
+from dashboard.sandboxes import usage, views
 
 
 class SandboxIdConverter:
@@ -39,4 +39,5 @@ urlpatterns = [
     path("<sandbox:sandbox_id>/lifecycle/", views.edit_lifecycle, name="sandbox_lifecycle"),
     path("<sandbox:sandbox_id>/network/", views.edit_network, name="sandbox_network"),
     path("<sandbox:sandbox_id>/resources/", views.edit_resources, name="sandbox_resources"),
+    path("<sandbox:sandbox_id>/usage/", usage.sandbox_usage, name="sandbox_usage"),
 ]
