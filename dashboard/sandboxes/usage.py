@@ -28,8 +28,8 @@ USAGE_COMMAND = (
     "set -- $(cat /proc/loadavg); echo load $1'"
 )
 USAGE_SECONDS = 5.0
-# While it runs, the card reads usage again this often.
-POLL_SECONDS = 15
+# While it runs, the card reads usage again this often (each read is an exec Daytona logs).
+POLL_SECONDS = 30
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ import uuid
 import pytest
 from django.urls import reverse
 
-from dashboard.sandboxes.usage import Share, Usage, in_units, parse_usage
+from dashboard.sandboxes.usage import POLL_SECONDS, Share, Usage, in_units, parse_usage
 from tests.html_attrs import elements, text_of
 from tests.sandboxes.conftest import HX, engine_call, wait_for_state
 
@@ -72,7 +72,7 @@ def test_a_running_sandbox_reports_what_it_uses_of_what_it_is_given(
     assert 2.5 * 2**30 < int(disk["max"]) <= 3 * 2**30
     assert "of 1 GiB" in text_of(html, "usage")
     (live,) = elements(html, "div", id="usage")
-    assert live["hx-trigger"] == "every 15s"  # polled while it runs
+    assert live["hx-trigger"] == f"every {POLL_SECONDS}s"  # polled while it runs
 
 
 def test_a_stopped_sandbox_shows_its_allotment_and_is_not_polled(
