@@ -1,8 +1,15 @@
-from django.urls import include, path
+from django.urls import include, path, register_converter
 
 from dashboard.accounts import views as accounts
 from dashboard.audit import views as audit
 from dashboard.core import views as core
+from dashboard.core.converters import DaytonaIdConverter, SandboxVerbConverter
+
+# Here, before `include` reads the areas' URLconfs, which use these names.
+register_converter(DaytonaIdConverter, "sandbox")
+register_converter(DaytonaIdConverter, "snapshot")
+register_converter(DaytonaIdConverter, "volume")
+register_converter(SandboxVerbConverter, "verb")
 
 urlpatterns = [
     path("", core.home, name="home"),

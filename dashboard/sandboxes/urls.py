@@ -1,32 +1,6 @@
-from django.urls import path, register_converter
+from django.urls import path
 
 from dashboard.sandboxes import usage, views
-
-
-class SandboxIdConverter:
-    """A sandbox id or name: Daytona accepts both; nothing that could break a URL."""
-
-    regex = r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}"
-
-    def to_python(self, value: str) -> str:
-        return value
-
-    def to_url(self, value: str) -> str:
-        return value
-
-
-class VerbConverter:
-    regex = r"start|stop|archive|recover|delete"
-
-    def to_python(self, value: str) -> str:
-        return value
-
-    def to_url(self, value: str) -> str:
-        return value
-
-
-register_converter(SandboxIdConverter, "sandbox")
-register_converter(VerbConverter, "verb")
 
 urlpatterns = [
     path("", views.sandbox_list, name="sandboxes"),

@@ -1,21 +1,6 @@
-from django.urls import path, register_converter
+from django.urls import path
 
 from dashboard.snapshots import views
-
-
-class SnapshotIdConverter:
-    """A snapshot id (Daytona's are UUIDs); nothing that could break a URL."""
-
-    regex = r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}"
-
-    def to_python(self, value: str) -> str:
-        return value
-
-    def to_url(self, value: str) -> str:
-        return value
-
-
-register_converter(SnapshotIdConverter, "snapshot")
 
 urlpatterns = [
     path("", views.snapshot_list, name="snapshots"),

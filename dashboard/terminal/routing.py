@@ -2,10 +2,9 @@
 
 from django.urls import URLPattern, re_path
 
+from dashboard.core.converters import DAYTONA_ID as SANDBOX_ID
 from dashboard.terminal.consumers import SESSION_ID, TerminalConsumer
 from dashboard.terminal.logs import LogsConsumer
-
-SANDBOX_ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}"
 
 websocket_urlpatterns: list[URLPattern] = [
     re_path(
