@@ -1,4 +1,4 @@
-"""What the snapshot and volume bulk actions share: the ids asked for, and the report."""
+"""What the bulk actions share: the ids asked for, each item's result, and the report."""
 
 import re
 from dataclasses import dataclass
@@ -17,9 +17,13 @@ _ID = re.compile(r"[A-Za-z0-9._-]{1,255}")
 
 @dataclass(frozen=True)
 class BulkResult:
+    """One item of a bulk action: done, or refused and why."""
+
     name: str
     ok: bool
     error: str = ""
+    # For a report that links each item to its page; empty where it does not.
+    id: str = ""
 
 
 def bulk_ids(request: HttpRequest) -> list[str]:

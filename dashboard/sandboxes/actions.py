@@ -7,7 +7,6 @@ DaytonaError (NotFound when it vanished) when Daytona refuses or fails.
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import PermissionDenied
@@ -18,6 +17,7 @@ from dashboard.accounts.access import Access, sandbox_access
 from dashboard.accounts.quotas import Footprint, quota_problem
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record_request
+from dashboard.core.bulk import BulkResult
 from dashboard.daytona.labels import OWNER_LABEL
 
 NOT_YOURS = "Only its owner or an admin may change this sandbox."
@@ -164,14 +164,6 @@ async def do_delete_sandbox(request: HttpRequest, sandbox_id: str) -> daytona.Sa
     return await do_action(request, sandbox_id, "delete")
 
 
-@dataclass(frozen=True)
-class BulkResult:
-    sandbox_id: str
-    name: str
-    ok: bool
-    error: str = ""
-
-
 async def do_bulk_action(
     request: HttpRequest, verb: str, sandboxes: list[daytona.Sandbox]
 ) -> list[BulkResult]:
@@ -190,14 +182,14 @@ async def do_bulk_item(request: HttpRequest, verb: str, sandbox_id: str, name: s
     try:
         await do_action(request, sandbox_id, verb)
     except daytona.NotFound:
-        return BulkResult(sandbox_id, name, False, "It no longer exists.")
+        return BulkResult(name, False, "It no longer exists.", id=sandbox_id)
     except daytona.DaytonaError as error:
-        return BulkResult(sandbox_id, name, False, error.message)
+        return BulkResult(name, False, error.message, id=sandbox_id)
     except PermissionDenied:
-        return BulkResult(sandbox_id, name, False, NOT_YOURS)
+        return BulkResult(name, False, NOT_YOURS, id=sandbox_id)
     except Http404:
-        return BulkResult(sandbox_id, name, False, "It no longer exists.")
-    return BulkResult(sandbox_id, name, True)
+        return BulkResult(name, False, "It no longer exists.", id=sandbox_id)
+    return BulkResult(name, True, id=sandbox_id)
 
 
 async def do_create_sandbox(request: HttpRequest, data: dict) -> daytona.Sandbox:

@@ -21,6 +21,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from dashboard import daytona
 from dashboard.accounts.access import sandbox_access
+from dashboard.core.bulk import BulkResult
 from dashboard.core.http import arender, arender_to_string, htmx_partial, status_for, toast
 from dashboard.daytona.labels import OWNER_LABEL
 from dashboard.sandboxes import actions
@@ -564,7 +565,7 @@ async def bulk(request: HttpRequest) -> HttpResponse:
     if form.cleaned_data["confirmed"] and (eligible or missing):
         results = await actions.do_bulk_action(request, verb, eligible)
         # Confirmed, then deleted elsewhere before the click: a failure to report.
-        results += [actions.BulkResult(i, i, False, "It no longer exists.") for i in missing]
+        results += [BulkResult(i, False, "It no longer exists.", id=i) for i in missing]
         context["results"] = results
         context["failed"] = [r for r in results if not r.ok]
         context["done"] = len(results) - len(context["failed"])

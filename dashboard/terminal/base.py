@@ -5,11 +5,13 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.sessions import InstanceSessionWrapper
+from django.http import Http404
 
 from dashboard import daytona
-from dashboard.accounts.access import sandbox_access, terminal_access
+from dashboard.accounts.access import terminal_access
 from dashboard.accounts.liveness import GONE, AccountWatch, Ended
 from dashboard.sandboxes import live
+from dashboard.sandboxes.actions import find_sandbox
 
 NOT_ALLOWED = 4403
 NOT_FOUND = 4404
@@ -42,15 +44,12 @@ class RelayConsumer(AsyncWebsocketConsumer):
     async def _open_sandbox(self, sandbox_id: str, not_allowed: str) -> bool:
         """Sets self.sandbox if the user may use its toolbox; else refuses and says False."""
         try:
-            self.sandbox = await daytona.get_sandbox(sandbox_id)
-        except daytona.NotFound:
+            self.sandbox, _ = await find_sandbox(self.user, sandbox_id)
+        except (daytona.NotFound, Http404):
             await self._refuse(NOT_FOUND, "No such sandbox.")
             return False
         except daytona.DaytonaError as error:
             await self._refuse(UNAVAILABLE, error.message)
-            return False
-        if not sandbox_access(self.user, self.sandbox.labels).see:
-            await self._refuse(NOT_FOUND, "No such sandbox.")
             return False
         if not terminal_access(self.user, self.sandbox.labels).act:
             await self._not_allowed()

@@ -10,12 +10,13 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard import daytona
-from dashboard.accounts.access import sandbox_access, terminal_access
+from dashboard.accounts.access import terminal_access
 from dashboard.accounts.models import Role
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record_request
 from dashboard.core.http import arender
 from dashboard.daytona import streams, toolbox
+from dashboard.sandboxes.actions import find_sandbox
 from dashboard.terminal.consumers import pty_id_for
 from dashboard.terminal.models import Shell
 
@@ -33,7 +34,7 @@ class ShellRow:
 async def _sandbox(user, sandbox_id: str) -> daytona.Sandbox:
     """The sandbox if `user` may use its terminals; 404 otherwise (no hint it exists)."""
     try:
-        sandbox = await daytona.get_sandbox(sandbox_id)
+        sandbox, _ = await find_sandbox(user, sandbox_id)
     except daytona.NotFound:
         raise Http404("No such sandbox.") from None
     if not terminal_access(user, sandbox.labels).act:
@@ -84,14 +85,12 @@ async def terminal_page(request: HttpRequest, sandbox_id: str) -> HttpResponse:
     """The terminal on its own page, as large as the window."""
     user = await request.auser()
     try:
-        sandbox = await daytona.get_sandbox(sandbox_id)
+        sandbox, _ = await find_sandbox(user, sandbox_id)
     except daytona.NotFound:
         raise Http404("No such sandbox.") from None
     except daytona.DaytonaError as error:
         context = {"error": error.message, "sandbox_id": sandbox_id}
         return await arender(request, "sandboxes/unavailable.html", context, 503)
-    if not sandbox_access(user, sandbox.labels).see:
-        raise Http404("No such sandbox.")
     context = {"sandbox": sandbox, "can_terminal": terminal_access(user, sandbox.labels).act}
     return await arender(request, "terminal/full.html", context)
 
