@@ -83,7 +83,12 @@ def made(engine) -> Iterator[dict]:
         labels = {OWNER_LABEL: "ada", "team": "web-platform", "env": "staging"}
         sandboxes = [
             api.post(
-                "/sandbox", json={"name": f"pages-{tag}-build-runner-{n}", "labels": labels}
+                "/sandbox",
+                json={
+                    "name": f"pages-{tag}-build-runner-{n}",
+                    "labels": labels,
+                    "env": {"NODE_ENV": "production", "DATABASE_URL": "postgres://app@db/app"},
+                },
             ).json()
             for n in range(2)
         ]
