@@ -159,6 +159,18 @@ async def _users_of(snapshot: daytona.Snapshot) -> list[daytona.Sandbox] | None:
         return None
 
 
+async def _refusal(snapshot: daytona.Snapshot, error: daytona.DaytonaError) -> str:
+    """Daytona's reason, but a snapshot in use is told by its sandboxes' names, not ids."""
+    users = await _users_of(snapshot) if isinstance(error, daytona.Conflict) else None
+    if not users:
+        return error.message
+    names = ", ".join(sorted(s.name for s in users[:5])) + (" and more" if len(users) > 5 else "")
+    many = len(users) > 1
+    return (
+        f"{names} {'use' if many else 'uses'} it; delete {'them' if many else 'that sandbox'} first"
+    )
+
+
 async def _log(snapshot: daytona.Snapshot) -> tuple[daytona.BuildLog | None, str]:
     try:
         return await daytona.build_log(snapshot.id, complete=snapshot.state in FINAL_STATES), ""
@@ -390,7 +402,10 @@ async def snapshot_action(request: HttpRequest, snapshot_id: str, verb: str) -> 
         try:
             result = await actions.do_snapshot_action(request, snapshot, verb)
         except daytona.DaytonaError as error:
-            problem, status = f"{label} refused: {error.message}", status_for(error)
+            problem, status = (
+                f"{label} refused: {await _refusal(snapshot, error)}",
+                status_for(error),
+            )
             try:
                 snapshot = await daytona.get_snapshot(snapshot_id)
             except daytona.DaytonaError:
@@ -428,7 +443,7 @@ async def _bulk_one(request: HttpRequest, snapshot_id: str, verb: str) -> BulkRe
     try:
         await actions.do_snapshot_action(request, snapshot, verb)
     except daytona.DaytonaError as error:
-        return BulkResult(snapshot.name, False, error.message)
+        return BulkResult(snapshot.name, False, await _refusal(snapshot, error))
     return BulkResult(snapshot.name, True)
 
 

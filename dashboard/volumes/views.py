@@ -101,7 +101,10 @@ async def _in_use(volume: daytona.Volume, error: daytona.DaytonaError) -> str:
     if not mounts:
         return error.message
     names = ", ".join(sorted({m.sandbox_name for m in mounts}))
-    return f"{names} mount{'' if len(mounts) > 1 else 's'} it; delete or recreate them first"
+    many = len(mounts) > 1
+    return (
+        f"{names} mount{'' if many else 's'} it; delete {'them' if many else 'that sandbox'} first"
+    )
 
 
 def _matches(volume: daytona.Volume, q: str) -> bool:

@@ -92,7 +92,9 @@ def test_a_snapshot_in_use_is_not_deleted_and_the_row_says_why(
         assert response.status_code == 409
         html = response.content.decode()
         assert 'class="row-problem"' in html
-        assert "in use" in html
+        # Named by the sandbox's name (Daytona's own words give its id).
+        assert f"Delete refused: {name} uses it; delete that sandbox first" in html
+        assert made.json()["id"] not in html
         assert (last_entry().action, last_entry().outcome) == ("snapshot.delete", "failure")
         page = admin_client.get(reverse("snapshot", args=[snapshot["id"]])).content.decode()
         assert name in page  # listed under "Sandboxes made from it"
