@@ -413,6 +413,20 @@ class CreateSandboxForm(LifecycleForm):
             self.volume_errors[index] = problem
         return mounts
 
+    def refused(self, message: str) -> None:
+        """Daytona's refusal, put beside what it is about when its words say so."""
+        if "mountPath" in message:
+            shown = message.replace("mountPath", "Mount path")
+            for index, (_, path) in enumerate(self.volume_rows):
+                if path and path in message:
+                    self.volume_errors[index] = ("path", shown)
+                    self.add_error("volumes", shown)
+                    return
+        elif message.lower().startswith("snapshot") and "snapshot" in self.fields:
+            self.add_error("snapshot", message)
+            return
+        self.add_error(None, message)
+
     def shown_volume_rows(self) -> list[dict[str, str]]:
         """Each volume row to draw with its problem; with none, a blank row with a real path."""
         rows = self.volume_rows or [("", DEFAULT_MOUNT_PATH)]

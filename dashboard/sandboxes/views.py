@@ -380,7 +380,7 @@ async def create(request: HttpRequest) -> HttpResponse:
             except daytona.Conflict as problem:
                 form.add_error("name", problem.message)
             except daytona.DaytonaError as problem:
-                form.add_error(None, problem.message)
+                form.refused(problem.message)
             else:
                 url = reverse("sandbox", args=[sandbox.id])
                 await sync_to_async(messages.success)(request, f"Created {sandbox.name}.")

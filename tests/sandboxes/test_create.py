@@ -236,3 +236,23 @@ def test_a_bad_env_key_is_marked_on_its_row(daytona_engine, member_client) -> No
     good, bad = elements(html, "input", name="env_key")
     assert "aria-invalid" not in good and bad["aria-invalid"] == "true"
     assert "“1BAD” is not a valid key" in text_of(html, bad["aria-describedby"])
+
+
+def test_daytonas_refusal_of_a_mount_path_shows_at_that_path(
+    daytona_engine, member_client, ready_volume
+) -> None:
+    data = {"volume_id": [ready_volume["id"]], "volume_path": ["/usr/lib/data"]}
+    html = member_client.post(URL, data, headers=HX).content.decode()
+    (field,) = elements(html, "input", name="volume_path")
+    assert field["aria-invalid"] == "true"
+    assert "Mount path /usr/lib/data cannot be inside" in text_of(html, field["aria-describedby"])
+    assert "mountPath" not in html
+
+
+def test_daytonas_refusal_of_a_snapshot_shows_at_the_snapshot(
+    daytona_engine, member_client
+) -> None:
+    html = member_client.post(URL, {"snapshot": "no-such-snap"}, headers=HX).content.decode()
+    (field,) = elements(html, "input", name="snapshot")
+    assert field["aria-invalid"] == "true"
+    assert "no-such-snap" in text_of(html, "snapshot-error")
