@@ -7,12 +7,12 @@ these calls go through the shared pooled client with an absolute URL. Streams
 
 import posixpath
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import msgspec
+from msgspec.structs import force_setattr
 
 from dashboard.daytona.client import (
     BadRequest,
@@ -23,7 +23,7 @@ from dashboard.daytona.client import (
     _on_runner,
     request,
 )
-from dashboard.daytona.models import Sandbox, _bool, _int, _opt_int, _str, _time
+from dashboard.daytona.models import Sandbox, Time, Wire
 
 # Daytona keeps stdout and stderr apart in command logs only for clients that say so.
 SDK_VERSION = "0.190.0"
@@ -33,8 +33,8 @@ MAX_PATH = 4096
 
 async def toolbox_base(sandbox: Sandbox) -> str:
     """`{toolboxProxyUrl}/{id}`: where this sandbox's toolbox answers."""
-    url = sandbox.raw.get("toolboxProxyUrl")
-    if not isinstance(url, str) or not url:
+    url = sandbox.toolbox_proxy_url
+    if not url:
         data = await request("GET", f"/sandbox/{quote(sandbox.id, safe='')}/toolbox-proxy-url")
         url = data.get("url") if isinstance(data, dict) else None
         if not isinstance(url, str) or not url:
@@ -117,27 +117,19 @@ async def call(
 # -- PTY -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PtyInfo:
+class PtyInfo(Wire):
+    what, sender = "terminal", "The sandbox"
     id: str
-    active: bool
-    cols: int
-    rows: int
-    cwd: str = ""
-    created_at: datetime | None = None
+    active: bool | None = False
+    cols: int | None = 80
+    rows: int | None = 24
+    cwd: str | None = ""
+    created_at: Time | None = None
 
-    @classmethod
-    def from_api(cls, data: Any) -> "PtyInfo":
-        if not isinstance(data, dict) or not _str(data, "id"):
-            raise Unavailable("The sandbox sent a malformed terminal.")
-        return cls(
-            id=_str(data, "id"),
-            active=_bool(data, "active"),
-            cols=_int(data, "cols", 80),
-            rows=_int(data, "rows", 24),
-            cwd=_str(data, "cwd"),
-            created_at=_time(data, "createdAt"),
-        )
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.id:
+            raise ValueError("a terminal without an id")
 
 
 def check_pty_size(cols: object, rows: object) -> tuple[int, int]:
@@ -191,37 +183,23 @@ async def kill_pty(sandbox: Sandbox, pty_id: str) -> None:
 # -- sessions and commands ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Command:
-    id: str
-    command: str
+class Command(Wire):
+    what, sender = "command", "The sandbox"
+    id: str | None = ""
+    command: str | None = ""
     exit_code: int | None = None
+    cmd_id: str | None = ""  # what older daemons call the id
 
-    @classmethod
-    def from_api(cls, data: Any) -> "Command":
-        if not isinstance(data, dict):
-            raise Unavailable("The sandbox sent a malformed command.")
-        return cls(
-            id=_str(data, "id") or _str(data, "cmdId"),
-            command=_str(data, "command"),
-            exit_code=_opt_int(data, "exitCode"),
-        )
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.id and self.cmd_id:
+            force_setattr(self, "id", self.cmd_id)
 
 
-@dataclass(frozen=True)
-class Session:
-    id: str
-    commands: tuple[Command, ...] = ()
-
-    @classmethod
-    def from_api(cls, data: Any) -> "Session":
-        if not isinstance(data, dict):
-            raise Unavailable("The sandbox sent a malformed session.")
-        commands = data.get("commands")
-        return cls(
-            id=_str(data, "sessionId"),
-            commands=tuple(Command.from_api(c) for c in commands or [] if isinstance(c, dict)),
-        )
+class Session(Wire):
+    what, sender = "session", "The sandbox"
+    id: str | None = msgspec.field(default="", name="sessionId")
+    commands: tuple[Command, ...] | None = ()
 
 
 def _session(session_id: str) -> str:
@@ -262,26 +240,22 @@ async def get_command(sandbox: Sandbox, session_id: str, command_id: str) -> Com
 # -- files --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(Wire):
+    what, sender = "file entry", "The sandbox"
     name: str
-    is_dir: bool
-    size: int
-    mode: str = ""
-    modified_at: datetime | None = None
+    is_dir: bool | None = False
+    size: int | None = 0
+    mode: str | None = ""
+    permissions: str | None = ""
+    # Daytona's daemon also sends `modTime` in Go's own format, which is not read.
+    modified_at: Time | None = None
 
-    @classmethod
-    def from_api(cls, data: Any) -> "FileEntry":
-        if not isinstance(data, dict) or not _str(data, "name"):
-            raise Unavailable("The sandbox sent a malformed file entry.")
-        modified = _time(data, "modifiedAt") or _time(data, "modTime")
-        return cls(
-            name=_str(data, "name"),
-            is_dir=_bool(data, "isDir"),
-            size=_int(data, "size"),
-            mode=_str(data, "permissions") or _str(data, "mode"),
-            modified_at=modified,
-        )
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.name:
+            raise ValueError("a file entry without a name")
+        if self.permissions:
+            force_setattr(self, "mode", self.permissions)
 
 
 def clean_path(path: object) -> str:

@@ -158,8 +158,9 @@ class _Watch:
                 if first or before == fresh[sandbox_id]:
                     continue
                 kind = "sandbox.created" if before is None else "sandbox.changed"
-                await layer.group_send(self.group, {"type": kind, "sandbox": sandbox.raw})
-                await _tell_its_consumers(sandbox_id, sandbox.raw)
+                data = sandbox.to_api()
+                await layer.group_send(self.group, {"type": kind, "sandbox": data})
+                await _tell_its_consumers(sandbox_id, data)
             if not first:
                 # Only what this poll and the last both could see: a sandbox the stream
                 # announced after the last poll is not "removed" for being new.
@@ -263,7 +264,7 @@ class _Followed:
             except daytona.DaytonaError:
                 continue  # unreachable for now: the consumers keep what they knew
             if sandbox.labels != labels:
-                await _tell_its_consumers(self.sandbox_id, sandbox.raw)
+                await _tell_its_consumers(self.sandbox_id, sandbox.to_api())
             labels = sandbox.labels
 
 

@@ -108,42 +108,69 @@ def test_a_list_that_is_not_json_is_unavailable(fake) -> None:
         daytona_call(daytona.list_sandboxes())
 
 
-def test_a_list_parses_each_sandbox_once_per_distinct_json_of_it() -> None:
+def test_a_list_decodes_into_sandboxes_that_cannot_be_changed() -> None:
     from dashboard.daytona.models import SandboxPage
 
-    def page(*items: dict, cursor=None) -> bytes:
-        return json.dumps({"items": list(items), "nextCursor": cursor}).encode()
-
-    one = {"id": "a1", "name": "web", "state": "started", "labels": {"team": "x"}}
+    one = {"id": "a1", "name": "web", "state": "STARTED", "labels": {"team": "x"}}
     two = {"id": "b2", "name": "api", "state": "stopped", "cpu": 2, "extra": {"new": 1}}
-    first = SandboxPage.from_json(page(one, two, cursor="c2"))
-    again = SandboxPage.from_json(page(two, {**one, "state": "stopping"}))
-    assert first.next_cursor == "c2" and again.next_cursor is None
-    assert again.items[0] is first.items[1]  # the same text: the same object
-    changed = again.items[1]
-    assert changed is not first.items[0]
-    assert (changed.id, changed.state, changed.labels) == ("a1", "stopping", {"team": "x"})
-    assert first.items[1].cpu == 2
+    body = json.dumps({"items": [one, two], "nextCursor": 7}).encode()
+    page = SandboxPage.from_json(body)
+    assert page.next_cursor == "7"
+    first = page.items[0]
+    assert (first.id, first.state, first.labels, page.items[1].cpu) == (
+        "a1",
+        "started",
+        {"team": "x"},
+        2,
+    )
+    # Shared between requests: neither the object nor what it holds may change.
+    with pytest.raises(AttributeError):
+        first.name = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        first.labels["team"] = "y"  # type: ignore[index]
+    assert SandboxPage.from_json(body).items[0].labels == {"team": "x"}
 
 
-def test_parsed_sandboxes_kept_are_bounded(monkeypatch) -> None:
-    from dashboard.daytona import models
+def test_a_sandbox_read_back_from_its_own_json_is_the_same_sandbox() -> None:
+    from dashboard.daytona.models import Sandbox
 
-    monkeypatch.setattr(models, "PARSED_KEPT", 5)
-    monkeypatch.setattr(models, "_parsed", {})
-    for index in range(12):
-        body = json.dumps({"items": [{"id": f"s{index}"}]}).encode()
-        assert models.SandboxPage.from_json(body).items[0].id == f"s{index}"
-        assert len(models._parsed) <= 5
+    sandbox = Sandbox.from_api(
+        {
+            "id": "a1",
+            "labels": {"t": "x"},
+            "createdAt": "2026-01-02T03:04:05Z",
+            "volumes": [{"volumeId": "v"}],
+        }
+    )
+    assert Sandbox.from_api(sandbox.to_api()) == sandbox
+
+
+@pytest.mark.parametrize(
+    ("item", "said"),
+    [
+        ({"id": "a", "cpu": "two"}, "$.items[0].cpu"),
+        ({"id": "a", "labels": ["x"]}, "$.items[0].labels"),
+        ({"id": "a", "createdAt": "2026-01-02T03:04:05"}, "timezone"),
+        ({"id": ""}, "no id"),
+    ],
+    ids=["words-for-a-number", "labels-not-an-object", "time-without-zone", "empty-id"],
+)
+def test_a_field_of_the_wrong_kind_is_unavailable_naming_it(fake, item, said) -> None:
+    fake(lambda r: httpx.Response(200, json={"items": [item]}))
+    with pytest.raises(daytona.Unavailable, match="malformed sandbox list") as raised:
+        daytona_call(daytona.list_sandboxes())
+    assert said in raised.value.message
 
 
 def test_unknown_fields_are_ignored_and_missing_ones_defaulted(fake) -> None:
-    fake(lambda r: httpx.Response(200, json={"id": "x1", "cpu": 1.0, "labels": None}))
+    body = {"id": "x1", "cpu": 1.0, "labels": None, "errorReason": None, "gpu": None, "new": 1}
+    fake(lambda r: httpx.Response(200, json=body))
     sandbox = daytona_call(daytona.get_sandbox("x1"))
     assert sandbox.name == "x1"
     assert sandbox.state == "unknown"
     assert sandbox.cpu == 1
     assert sandbox.labels == {}
+    assert (sandbox.error_reason, sandbox.gpu) == ("", 0)  # null: the default
     assert sandbox.created_at is None
 
 
@@ -257,7 +284,7 @@ def test_it_creates_finds_filters_and_deletes_a_sandbox_on_the_engine(daytona_en
                 daytona.SandboxQuery(labels={"suite": name}, states=("stopped",))
             )
         )
-        assert stopped.items == []
+        assert not stopped.items
         labelled = daytona_call(daytona.replace_labels(created.id, {"suite": name, "x": "y"}))
         assert labelled.labels == {"suite": name, "x": "y"}
         assert daytona_call(daytona.set_auto_stop(created.id, 0)).auto_stop_interval == 0

@@ -4,6 +4,8 @@ from django import template
 from django.templatetags.static import static
 from django.utils.html import format_html
 
+from dashboard.daytona.states import TRANSITIONAL
+
 register = template.Library()
 
 SPRITE = "vendor/lucide-1.62.0-sprite.svg"
@@ -19,26 +21,6 @@ STATE_TONES = {
     "error": "failed",
     "build_failed": "failed",
     "destroyed": "idle",
-}
-CHANGING = {
-    "creating",
-    "starting",
-    "stopping",
-    "archiving",
-    "building",
-    "pending",
-    "deleting",
-    "destroying",
-    "restoring",
-    "pulling_snapshot",
-    "pending_build",
-    "building_snapshot",
-    "resizing",
-    "snapshotting",
-    "pending_create",
-    "pending_delete",
-    "removing",
-    "pulling",
 }
 
 
@@ -75,7 +57,7 @@ def icon(name: str, label: str = "", size: int = 16) -> str:
 def state_tone(state: str | None) -> str:
     """The colour family for a state: running, idle, changing, stored or failed."""
     state = (state or "").lower()
-    if state in CHANGING:
+    if state in TRANSITIONAL:  # Daytona's, of sandboxes, snapshots and volumes
         return "changing"
     return STATE_TONES.get(state, "idle")
 
