@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 import pytest
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from dashboard import daytona
@@ -47,7 +48,7 @@ def _sandbox(**fields) -> daytona.Sandbox:
 
 
 def test_a_row_built_again_shows_every_change_it_is_built_from(db) -> None:
-    # Rows are kept once built (dashboard.sandboxes.rows._parts): a change to anything a
+    # Rows are kept once rendered (in Django's cache): a change to anything a
     # row shows must make a new one, never serve the old.
     first = sandbox_row(Row(_sandbox(), can_act=True, verbs=("stop",)))
     assert sandbox_row(Row(_sandbox(), can_act=True, verbs=("stop",))) == first
@@ -72,14 +73,34 @@ def test_the_time_cells_are_current_even_for_a_row_kept_from_before(db) -> None:
     assert "2 hours ago" in sandbox_row(row, now=created + timedelta(hours=2))
 
 
-def test_kept_rows_are_bounded(db, monkeypatch) -> None:
+def test_a_row_is_rendered_once_then_served_from_the_cache(db, monkeypatch) -> None:
     from dashboard.sandboxes import rows
 
-    monkeypatch.setattr(rows, "PARTS_KEPT", 3)
-    monkeypatch.setattr(rows, "_parts", {})
-    for index in range(10):
-        sandbox_row(Row(_sandbox(name=f"n{index}"), can_act=True, verbs=("stop",)))
-        assert len(rows._parts) <= 3
+    rendered = []
+    render = rows._render
+    monkeypatch.setattr(rows, "_render", lambda row: rendered.append(row) or render(row))
+    row = Row(_sandbox(name="kept-once"), can_act=True, verbs=("stop",))
+    first = sandbox_row(row)
+    assert sandbox_row(Row(_sandbox(name="kept-once"), can_act=True, verbs=("stop",))) == first
+    assert len(rendered) == 1
+    sandbox_row(Row(_sandbox(name="kept-once", cpu=3), can_act=True, verbs=("stop",)))
+    assert len(rendered) == 2
+
+
+def test_a_row_shows_the_same_badge_as_every_other_page(db) -> None:
+    from dashboard.core.templatetags.sandbar import state_badge
+
+    badge = render_to_string("_state_badge.html", state_badge("build_failed", "no space"))
+    html = sandbox_row(Row(_sandbox(state="build_failed", errorReason="no space"), True, ()))
+    assert badge.strip() in html
+
+
+def test_a_row_carries_its_times_for_the_page_to_tick(db) -> None:
+    created = timezone.now() - timedelta(minutes=3)
+    row = Row(_sandbox(createdAt=created.isoformat()), can_act=True, verbs=())
+    html = sandbox_row(row, now=created + timedelta(minutes=3))
+    assert f'<time data-relative datetime="{created.isoformat()}"' in html
+    assert ">3 minutes ago</time>" in html and "<!--ago:" not in html
 
 
 def test_action_buttons_carry_no_server_token_but_ask_the_page_for_one(db) -> None:
