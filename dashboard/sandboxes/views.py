@@ -193,6 +193,21 @@ def _filter_values(form: SandboxFilterForm) -> dict:
     }
 
 
+def _mine_links(params: QueryDict, username: str) -> dict:
+    """The "All / Mine" switch: the same filters, with the owner filter set to this person
+    or dropped (a plain link: the filter form then shows the owner it filters by)."""
+    query = params.copy()
+    for key in ("cursor", "trail", "owner"):
+        query.pop(key, None)
+    everyone = query.urlencode()
+    query["owner"] = username
+    return {
+        "active": params.get("owner") == username,
+        "all": everyone,
+        "mine": query.urlencode(),
+    }
+
+
 # Where the results go in the page rendered before they are known.
 RESULTS_MARK = SafeString("<!--sandbar:results-->")
 
@@ -215,6 +230,7 @@ async def sandbox_list(request: HttpRequest) -> HttpResponse:
     try:
         context["sorts"] = _sort_links(form, request.GET)
         context |= _filter_values(form)
+        context["mine"] = _mine_links(request.GET, user.get_username())
         if not htmx_partial(request):
             around = {**context, "results": RESULTS_MARK}
             page = await arender(request, "sandboxes/list.html", around)

@@ -1,4 +1,6 @@
+import html
 import os
+import re
 import signal
 import uuid
 
@@ -196,3 +198,26 @@ async def test_a_page_that_fails_to_render_does_not_leave_the_daytona_call_runni
         os.kill(daytona_engine.process.pid, signal.SIGCONT)
     assert len(tasks) == 1
     assert tasks[0].cancelling() or tasks[0].cancelled()
+
+
+def test_the_mine_switch_shows_only_my_sandboxes_and_keeps_the_other_filters(
+    daytona_engine, make_sandbox, member_client, member_user, suite
+) -> None:
+    theirs = make_sandbox(owner="somebody-else", labels={"suite": suite})
+    mine = make_sandbox(owner=member_user.get_username(), labels={"suite": suite})
+    everyone = member_client.get(URL, {"labels": f"suite={suite}"}).content.decode()
+    assert f'id="sb-{theirs["id"]}"' in everyone and f'id="sb-{mine["id"]}"' in everyone
+    link = re.search(r'<a href="([^"]+)"[^>]*>Mine</a>', everyone)
+    assert link is not None and "aria-current" not in link.group(0)
+    only_mine = member_client.get(html.unescape(link.group(1))).content.decode()
+    assert f'id="sb-{mine["id"]}"' in only_mine
+    assert f'id="sb-{theirs["id"]}"' not in only_mine
+    assert re.search(r'aria-current="true">Mine</a>', only_mine)
+    back = re.search(r'<a href="([^"]+)"[^>]*>All</a>', only_mine)
+    again = member_client.get(html.unescape(back.group(1))).content.decode()
+    assert f'id="sb-{theirs["id"]}"' in again  # the suite filter came along both ways
+
+
+def test_a_viewer_who_owns_nothing_gets_no_mine_switch(daytona_engine, viewer_client) -> None:
+    page = viewer_client.get(URL).content.decode()
+    assert ">Mine</a>" not in page
