@@ -278,3 +278,12 @@ def test_context_requests_answer_the_daemons_errors(toolbox: httpx.Client, box: 
     deleted = toolbox.delete(f"{base}/{body['id']}")
     assert deleted.json() == {"message": "Context deleted successfully"}
     assert toolbox.get(base).json() == {"contexts": []}
+
+
+def test_a_large_output_arrives_whole_and_in_order(box: Sandbox) -> None:
+    result = box.code_interpreter.run_code(
+        "import sys\nfor i in range(50000): print(i)\nsys.stdout.write('é' * 100000)"
+    )
+    lines = result.stdout.split("\n")
+    assert lines[:-1] == [str(i) for i in range(50000)]
+    assert lines[-1] == "é" * 100000  # multi-byte characters cut across reads stay whole
