@@ -114,6 +114,7 @@ CLASSES: list[tuple[tuple[str, ...], int, str | None]] = [
     ),
     (("already exists and is not an empty directory",), 409, None),
     (("a branch named",), 409, "GIT_BRANCH_EXISTS"),
+    (("already exists",), 409, None),  # a remote of that name
     (
         (
             "did not match any file(s) known to git",
@@ -618,6 +619,43 @@ async def init(request: Request) -> Response:
     return Response(status_code=200)
 
 
+async def list_remotes(request: Request) -> Response:
+    """GET /git/remotes?path=: {remotes: [{name, url}]}, a password in a URL left out."""
+    engine, record = _context(request)
+    path = _path_query(request)
+    out = await run_git(engine, record, ["-C", path, "remote", "-v"], operation="git remote")
+    remotes: dict[str, str] = {}
+    for line in out.splitlines():
+        name, _, rest = line.partition("\t")
+        url, _, kind = rest.rpartition(" ")
+        if kind == "(fetch)" and name not in remotes:
+            remotes[name] = _without_password(url)
+    return JSONResponse({"remotes": [{"name": n, "url": u} for n, u in remotes.items()]})
+
+
+def _without_password(url: str) -> str:
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s]*):[^/@\s]*@", r"\1@", url)
+
+
+async def add_remote(request: Request) -> Response:
+    """POST /git/remotes {path, name, url, fetch?, overwrite?}: 201."""
+    engine, record = _context(request)
+    body = await _body(request, {"path", "name", "url", "fetch", "overwrite"})
+    path = _repo_path(body.string("path"))
+    name = _ref_name(body, "name")
+    url = _ref_name(body, "url")
+    if body.boolean("overwrite", False):
+        with contextlib.suppress(GitError):
+            await run_git(
+                engine, record, ["-C", path, "remote", "remove", name], operation="git remote"
+            )
+    args = ["-C", path, "remote", "add"]
+    if body.boolean("fetch", False):
+        args.append("-f")
+    await run_git(engine, record, [*args, name, url], operation="git remote")
+    return Response(status_code=201)
+
+
 def routes() -> list[BaseRoute]:
     """The git routes, mounted at /toolbox."""
     base = "/{sandbox_id}/git"
@@ -634,4 +672,6 @@ def routes() -> list[BaseRoute]:
         Route(f"{base}/pull", pull, methods=["POST"]),
         Route(f"{base}/push", push, methods=["POST"]),
         Route(f"{base}/init", init, methods=["POST"]),
+        Route(f"{base}/remotes", list_remotes, methods=["GET"]),
+        Route(f"{base}/remotes", add_remote, methods=["POST"]),
     ]

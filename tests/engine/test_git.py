@@ -12,6 +12,7 @@ import httpx
 import pytest
 from daytona import (
     Daytona,
+    DaytonaConflictError,
     DaytonaGitAuthFailedError,
     DaytonaGitBranchExistsError,
     DaytonaGitBranchNotFoundError,
@@ -44,7 +45,7 @@ def box(daytona: Daytona) -> Iterator[Sandbox]:
     created.fs.upload_file(b"hello\n", "seed/README.md")
     git.add("seed", ["."])
     git.commit("seed", "first commit", *AUTHOR)
-    sh(created, f"git -C seed remote add origin {ORIGIN}")
+    git.remote_add("seed", "origin", ORIGIN)
     git.push("seed", set_upstream=True)
     yield created
     created.delete()
@@ -175,6 +176,20 @@ def test_git_errors_are_the_sdks_typed_errors(box: Sandbox) -> None:
     box.fs.upload_file(b"uncommitted\n", "clones/errors/README.md")
     with pytest.raises(DaytonaGitDirtyWorktreeError):
         box.git.checkout_branch("clones/errors", "other")
+
+
+def test_remotes_are_listed_added_and_overwritten(box: Sandbox) -> None:
+    assert [(r.name, r.url) for r in box.git.remotes("seed").remotes] == [("origin", ORIGIN)]
+    box.git.remote_add("seed", "mirror", "https://bob:pa55word@example.invalid/repo.git")
+    listed = {r.name: r.url for r in box.git.remotes("seed").remotes}
+    assert listed["mirror"] == "https://bob@example.invalid/repo.git"  # no password shown
+    assert box.git.remote_get("seed", "mirror") == "https://bob@example.invalid/repo.git"
+    with pytest.raises(DaytonaConflictError):
+        box.git.remote_add("seed", "mirror", "/tmp/elsewhere.git")
+    box.git.remote_add("seed", "mirror", "/tmp/elsewhere.git", overwrite=True)
+    assert box.git.remote_get("seed", "mirror") == "/tmp/elsewhere.git"
+    box.git.remote_add("seed", "fetched", ORIGIN, fetch=True)
+    assert "fetched/main" in sh(box, "git -C seed branch -r")
 
 
 @pytest.mark.parametrize(
