@@ -1,10 +1,8 @@
 """What the terminal and logs consumers share."""
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.sessions import InstanceSessionWrapper
 from django.http import Http404
 
 from dashboard import daytona
@@ -17,23 +15,10 @@ NOT_ALLOWED = 4403
 NOT_FOUND = 4404
 UNAVAILABLE = 4503
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-def frame_send(send: Send) -> Send:
-    """The ASGI server's own send, from under Channels' session wrappers.
-
-    The session middleware wraps send to save the session on an HTTP response; it
-    never does anything for a WebSocket frame, yet looks at the (lazy) session on
-    every one. Relayed bytes go straight to the server instead.
-    """
-    while isinstance(owner := getattr(send, "__self__", None), InstanceSessionWrapper):
-        send = owner.real_send
-    return send
-
 
 class RelayConsumer(AsyncWebsocketConsumer):
-    """A WebSocket consumer whose incoming frames never touch the database."""
+    """A WebSocket consumer that relays one sandbox's toolbox stream, built on Channels'
+    public consumer API only (its dispatch, its send)."""
 
     user: Any
     sandbox: daytona.Sandbox
@@ -94,6 +79,14 @@ class RelayConsumer(AsyncWebsocketConsumer):
         await self.close(code=ended.code, reason=ended.reason)
         await self._release()
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Also when the server cancels us (shutdown), which skips disconnect(): no
+            # relay task or upstream socket may outlive the consumer.
+            await self._release()
+
     async def _release(self) -> None:
         """Stop every relay task and upstream connection (the socket is closing)."""
         raise NotImplementedError
@@ -111,8 +104,11 @@ class RelayConsumer(AsyncWebsocketConsumer):
         raise NotImplementedError
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels closes stale database connections (a hop to a thread) before every
-        # message; a keystroke or an ack touches no database, so it skips that.
+        # Channels closes stale database connections (a hop to a worker thread) before
+        # every message. A frame from the browser (a keystroke, an ack) touches no
+        # database, and whatever does goes through database_sync_to_async, which closes
+        # them itself: so frames skip that hop, which would add about 45 % to keystroke
+        # echo (bench/terminal.py, 2026-12-03). Every other message goes Channels' way.
         if message["type"] == "websocket.receive":
             await self.websocket_receive(message)
             return

@@ -24,11 +24,12 @@ import contextlib
 import json
 import logging
 import time
+from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.exceptions import StopConsumer
 from django.utils import timezone
 
 from dashboard import daytona
@@ -44,8 +45,8 @@ from dashboard.core.websocket import (
 )
 from dashboard.daytona import toolbox
 from dashboard.daytona.streams import PtyClosed, PtyExit, PtyStream
-from dashboard.terminal.base import NOT_ALLOWED, NOT_FOUND, UNAVAILABLE, RelayConsumer, frame_send
-from dashboard.terminal.models import Shell, prune_shells
+from dashboard.terminal.base import NOT_ALLOWED, NOT_FOUND, UNAVAILABLE, RelayConsumer
+from dashboard.terminal.models import Shell, next_number, prune_shells
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,11 @@ SESSION_ID = r"[A-Za-z0-9_-]{8,64}"
 # Output frames already queued from the toolbox go out as one, up to this size: a flood
 # costs one browser frame per 64 KiB instead of one per toolbox read.
 COALESCE = 64 << 10
+TITLE_MAX = 120
+
+# Connections open on each PTY in this process: a shell whose tab left is closed after a
+# grace period only if nobody is attached (a reload, or another tab, keeps it).
+attached: Counter[str] = Counter()
 
 
 def pty_id_for(session: str) -> str:
@@ -109,6 +115,8 @@ class TerminalConsumer(RelayConsumer):
         self.bytes_out = 0
         self.readonly = False
         self.told_readonly = False
+        self.typed_at: float | None = None  # wall time of the last keystroke not yet saved
+        self.counted = False
         self.user = self.scope.get("user")
         if self.user is None or not self.user.is_authenticated:
             await self.close()  # before accept: the handshake itself is refused
@@ -158,6 +166,10 @@ class TerminalConsumer(RelayConsumer):
             return
         await self.accept()
         self.opened = time.monotonic()
+        attached[self.pty_id] += 1
+        self.counted = True
+        if reattached and not self.readonly:
+            await self._came_back()
         await self._audit("terminal.open", Outcome.SUCCESS)
         await self._send_json(
             {
@@ -181,29 +193,6 @@ class TerminalConsumer(RelayConsumer):
         )
         await self._watch_account()
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        # Channels' own loop (await_many_dispatch) makes a task and an asyncio.wait per
-        # message to serve a channel layer too; without one, a plain loop does the same.
-        self.scope = scope
-        self.channel_layer = None
-        self.base_send = send
-        self.frame_send = frame_send(send)
-        try:
-            with contextlib.suppress(StopConsumer):
-                while True:
-                    message = await receive()
-                    # Keys go straight to the shell: each layer of Channels' dispatch
-                    # (and each await) is time added to every echo.
-                    if message["type"] == "websocket.receive" and message.get("text") is None:
-                        data = message.get("bytes")
-                        if data is not None:
-                            await self._input(data)
-                            continue
-                    await self.dispatch(message)
-        finally:
-            # Also when the server cancels us (shutdown): no pump or socket may outlive us.
-            await self._cleanup()
-
     async def disconnect(self, code: int) -> None:
         await self._cleanup()
 
@@ -211,6 +200,11 @@ class TerminalConsumer(RelayConsumer):
         await self._cleanup()
 
     async def _cleanup(self) -> None:
+        if getattr(self, "counted", False):
+            self.counted = False
+            attached[self.pty_id] -= 1
+            if attached[self.pty_id] <= 0:
+                del attached[self.pty_id]
         await self._stop_watching()
         tasks = (
             getattr(self, "pump", None),
@@ -228,6 +222,7 @@ class TerminalConsumer(RelayConsumer):
         if self.upstream is not None:
             await self.upstream.close()
             self.upstream = None
+        await self._save_typed()
         if self.opened is not None:
             seconds = round(time.monotonic() - self.opened, 1)
             self.opened = None
@@ -273,6 +268,7 @@ class TerminalConsumer(RelayConsumer):
                     return
                 continue
             self.bytes_in += len(data)
+            self.typed_at = time.time()
             return
 
     async def _control(self, text: str) -> None:
@@ -280,9 +276,10 @@ class TerminalConsumer(RelayConsumer):
         # sends one); a message with a bad value (a resize too large) gets an error.
         try:
             message = parse_json_frame(text, CONTROL_MAX)
-            if message["type"] not in ("ack", "resize", "ping", "pong"):
+            if message["type"] not in ("ack", "resize", "ping", "pong", "title"):
                 raise BadFrame(
-                    POLICY_VIOLATION, "Unknown control message; expected resize, ack or ping."
+                    POLICY_VIOLATION,
+                    "Unknown control message; expected resize, ack, ping or title.",
                 )
         except BadFrame as bad:
             await close_for(self, bad)
@@ -301,6 +298,12 @@ class TerminalConsumer(RelayConsumer):
             await self._resize(message.get("cols"), message.get("rows"))
         elif kind == "ping":
             await self._send_json({"type": "pong"})
+        elif kind == "title":
+            title = message.get("title")
+            if not isinstance(title, str):
+                await self._error("A title is a string.")
+            elif not self.readonly:
+                await self._set_title(title.replace("\x00", "").strip()[:TITLE_MAX])
 
     async def _resize(self, cols: object, rows: object) -> None:
         if self.readonly:
@@ -374,7 +377,7 @@ class TerminalConsumer(RelayConsumer):
         self.unacked += len(data)
         if self.unacked >= HIGH_WATER:
             self.window.clear()
-        await self.frame_send({"type": "websocket.send", "bytes": data})
+        await self.send(bytes_data=data)
 
     async def _reattach(self, old: PtyStream) -> bool:
         """Replace a toolbox connection (dropped, or stale after a pause) with a fresh one that
@@ -450,6 +453,7 @@ class TerminalConsumer(RelayConsumer):
         while True:
             await asyncio.sleep(PING_SECONDS)
             await self._send_json({"type": "ping"})
+            await self._save_typed()
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -474,7 +478,31 @@ class TerminalConsumer(RelayConsumer):
     @database_sync_to_async
     def _new_shell(self) -> Shell:
         prune_shells(self.sandbox.id)
-        return Shell.objects.create(pty_id=self.pty_id, sandbox_id=self.sandbox.id, owner=self.user)
+        return Shell.objects.create(
+            pty_id=self.pty_id,
+            sandbox_id=self.sandbox.id,
+            owner=self.user,
+            number=next_number(self.sandbox.id),
+        )
+
+    @database_sync_to_async
+    def _came_back(self) -> None:
+        """The owner's tab is back: a close pending since it left is called off."""
+        Shell.objects.filter(pty_id=self.pty_id).update(left_at=None)
+
+    @database_sync_to_async
+    def _set_title(self, title: str) -> None:
+        Shell.objects.filter(pty_id=self.pty_id).update(title=title)
+
+    async def _save_typed(self) -> None:
+        """Record the last keystroke for "idle for", a few times a minute rather than per key."""
+        typed, self.typed_at = getattr(self, "typed_at", None), None
+        if typed is not None:
+            await self._typed(datetime.fromtimestamp(typed, UTC))
+
+    @database_sync_to_async
+    def _typed(self, when: datetime) -> None:
+        Shell.objects.filter(pty_id=self.pty_id).update(last_input_at=when)
 
     @database_sync_to_async
     def _owner_name(self, shell: Shell) -> str:

@@ -22,12 +22,30 @@ class Shell(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
+    # "Shell 3": its place among the sandbox's shells, for a name people can tell apart.
+    number = models.PositiveIntegerField(default=0)
+    # What the running program calls its window (OSC 0/2), as the owner's terminal saw it.
+    title = models.CharField(max_length=120, blank=True)
+    # Last keystroke (written every few seconds, not per key): "idle for" is since then.
+    last_input_at = models.DateTimeField(null=True, blank=True)
+    # Its tab closed: the shell is closed after a grace period unless a tab reattaches.
+    left_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.pty_id} in {self.sandbox_id}"
+
+    @property
+    def name(self) -> str:
+        return f"Shell {self.number}" if self.number else "Shell"
+
+
+def next_number(sandbox_id: str) -> int:
+    """The number the sandbox's next shell is called by (one more than the highest)."""
+    highest = Shell.objects.filter(sandbox_id=sandbox_id).aggregate(models.Max("number"))
+    return (highest["number__max"] or 0) + 1
 
 
 def prune_shells(sandbox_id: str) -> int:

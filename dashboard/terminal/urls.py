@@ -10,6 +10,14 @@ urlpatterns = [
         views.close_shell,
         name="terminal_close",
     ),
+    path(
+        "<sandbox:sandbox_id>/terminals/<slug:session>/leave/",
+        views.leave_shell,
+        name="terminal_leave",
+    ),
+    path(
+        "<sandbox:sandbox_id>/terminals/close-mine/", views.close_mine, name="terminal_close_mine"
+    ),
 ]
 
 urlpatterns += [

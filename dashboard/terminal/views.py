@@ -1,12 +1,16 @@
 """The terminal's pages: full screen, and the list of a sandbox's shells (each can be closed)."""
 
+import asyncio
+import contextvars
+import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from asgiref.sync import sync_to_async
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard import daytona
@@ -17,18 +21,34 @@ from dashboard.audit.trail import record_request
 from dashboard.core.http import arender
 from dashboard.daytona import streams, toolbox
 from dashboard.sandboxes.actions import find_sandbox
-from dashboard.terminal.consumers import pty_id_for
+from dashboard.terminal import consumers
+from dashboard.terminal.consumers import SESSION_ID, pty_id_for
 from dashboard.terminal.models import Shell
+
+log = logging.getLogger(__name__)
+
+# How long a shell outlives its tab: a reload comes back well within it and keeps it.
+LEAVE_GRACE_SECONDS = 15.0
+# Closes waiting out their grace period (held so the tasks are not collected midway).
+_pending_closes: set[asyncio.Task[None]] = set()
 
 
 @dataclass(frozen=True)
 class ShellRow:
     session: str
+    name: str
+    title: str
     owner: str
     active: bool
     created_at: datetime | None
+    idle: timedelta
     mine: bool
+    this_tab: bool
     can_close: bool
+
+    @property
+    def idle_minutes(self) -> int:
+        return int(self.idle.total_seconds() // 60)
 
 
 async def _sandbox(user, sandbox_id: str) -> daytona.Sandbox:
@@ -42,8 +62,9 @@ async def _sandbox(user, sandbox_id: str) -> daytona.Sandbox:
     return sandbox
 
 
-def _rows(user, sandbox_id: str, ptys: list[toolbox.PtyInfo]) -> list[ShellRow]:
+def _rows(user, sandbox_id: str, ptys: list[toolbox.PtyInfo], this_tab: str) -> list[ShellRow]:
     live = {p.id: p for p in ptys}
+    now = timezone.now()
     shells = Shell.objects.filter(sandbox_id=sandbox_id, ended_at__isnull=True).select_related(
         "owner"
     )
@@ -53,13 +74,18 @@ def _rows(user, sandbox_id: str, ptys: list[toolbox.PtyInfo]) -> list[ShellRow]:
         if pty is None or not pty.active:
             continue
         mine = shell.owner_id == user.pk
+        session = shell.pty_id.removeprefix("sandbar-")
         rows.append(
             ShellRow(
-                session=shell.pty_id.removeprefix("sandbar-"),
+                session=session,
+                name=shell.name,
+                title=shell.title,
                 owner=shell.owner.get_username(),
                 active=pty.active,
                 created_at=shell.created_at,
+                idle=max(timedelta(0), now - (shell.last_input_at or shell.created_at)),
                 mine=mine,
+                this_tab=mine and session == this_tab,
                 can_close=mine or user.role == Role.ADMIN,
             )
         )
@@ -76,7 +102,13 @@ async def _shells_context(request: HttpRequest, sandbox: daytona.Sandbox) -> dic
     except daytona.DaytonaError as error:
         context["shells_error"] = error.message
         return context
-    context["shells"] = await sync_to_async(_rows)(user, sandbox.id, ptys)
+    # The session of the tab asking (terminal.js adds it): its row says "this tab".
+    this_tab = request.GET.get("this") or request.POST.get("this") or ""
+    if not re.fullmatch(SESSION_ID, this_tab):
+        this_tab = ""
+    rows = await sync_to_async(_rows)(user, sandbox.id, ptys, this_tab)
+    context["shells"] = rows
+    context["mine"] = sum(1 for row in rows if row.mine)
     return context
 
 
@@ -134,6 +166,76 @@ async def close_shell(request: HttpRequest, sandbox_id: str, session: str) -> Ht
     context = await _shells_context(request, sandbox)
     context["shells_error"] = context_error or context["shells_error"]
     return await arender(request, "terminal/_shells.html", context)
+
+
+@require_POST
+async def close_mine(request: HttpRequest, sandbox_id: str) -> HttpResponse:
+    """Kill every shell the signed-in person has open in the sandbox."""
+    user = await request.auser()
+    sandbox = await _sandbox(user, sandbox_id)
+    mine = [
+        pty_id
+        async for pty_id in Shell.objects.filter(
+            sandbox_id=sandbox.id, owner_id=user.pk, ended_at__isnull=True
+        ).values_list("pty_id", flat=True)
+    ]
+    failed = ""
+    for pty_id in mine:
+        try:
+            await toolbox.kill_pty(sandbox, pty_id)
+        except daytona.NotFound:
+            pass  # already gone
+        except daytona.DaytonaError as error:
+            failed = error.message
+    await sync_to_async(record_request)(
+        request, "terminal.kill", target_kind="sandbox", target_id=sandbox.id,
+        target_name=sandbox.name, detail={"sessions": len(mine), "all_mine": True},
+        outcome=Outcome.FAILURE if failed else Outcome.SUCCESS, error=failed,
+    )  # fmt: skip
+    context = await _shells_context(request, sandbox)
+    context["shells_error"] = failed or context["shells_error"]
+    return await arender(request, "terminal/_shells.html", context)
+
+
+@require_POST
+async def leave_shell(request: HttpRequest, sandbox_id: str, session: str) -> HttpResponse:
+    """The owner's tab closed: close the shell after a grace period, unless a tab
+    (a reload, another one) is attached by then. Sent as the page goes (a keepalive
+    fetch), so the answer is empty."""
+    user = await request.auser()
+    sandbox = await _sandbox(user, sandbox_id)
+    pty_id = pty_id_for(session)
+    now = timezone.now()
+    left = await Shell.objects.filter(
+        pty_id=pty_id, sandbox_id=sandbox.id, owner_id=user.pk, ended_at__isnull=True
+    ).aupdate(left_at=now)
+    if not left:
+        raise Http404("No such shell of yours.")
+    # A context of its own: the task outlives this request, and the database work in it
+    # must not be tied to the request's thread (gone by then under a sync caller).
+    closing = _close_if_still_left(sandbox, pty_id, now)
+    task = asyncio.create_task(closing, context=contextvars.Context())
+    _pending_closes.add(task)
+    task.add_done_callback(_pending_closes.discard)
+    return HttpResponse(status=204)
+
+
+async def _close_if_still_left(sandbox: daytona.Sandbox, pty_id: str, left_at: datetime) -> None:
+    await asyncio.sleep(LEAVE_GRACE_SECONDS)
+    if consumers.attached[pty_id] > 0:
+        return
+    if not await Shell.objects.filter(pty_id=pty_id, left_at=left_at).aexists():
+        return  # a tab came back meanwhile (and maybe left again: that one decides)
+    try:
+        await toolbox.kill_pty(sandbox, pty_id)
+    except daytona.NotFound:
+        pass
+    except daytona.DaytonaError as error:
+        log.info("closing a left shell failed: %s", error.message)
+        return
+    await Shell.objects.filter(pty_id=pty_id, ended_at__isnull=True).aupdate(
+        ended_at=timezone.now()
+    )
 
 
 @require_GET

@@ -252,15 +252,24 @@ async def test_a_screen_the_toolbox_cannot_redraw_still_reattaches(make_sandbox,
     await again.ws.disconnect()
 
 
-async def test_output_frames_go_to_the_server_from_under_the_session_wrappers() -> None:
-    from channels.sessions import InstanceSessionWrapper
+def test_the_relay_consumers_use_channels_own_loop_and_send() -> None:
+    # Channels' loop runs the consumer and its send goes through the session wrappers: a
+    # consumer that re-implements the one or unwraps the other depends on how Channels
+    # works inside, and breaks silently when that changes.
+    import inspect
 
-    from dashboard.terminal.base import frame_send
+    from channels.generic.websocket import AsyncWebsocketConsumer
 
-    async def server_send(message: dict) -> None:
-        pass
+    from dashboard.terminal.base import RelayConsumer
+    from dashboard.terminal.consumers import TerminalConsumer
+    from dashboard.terminal.logs import LogsConsumer
 
-    outer = InstanceSessionWrapper({"cookies": {}}, server_send)
-    inner = InstanceSessionWrapper(dict(outer.scope), outer.send)
-    assert frame_send(inner.send) is server_send
-    assert frame_send(server_send) is server_send
+    assert issubclass(RelayConsumer, AsyncWebsocketConsumer)
+    for consumer in (RelayConsumer, TerminalConsumer, LogsConsumer):
+        source = inspect.getsource(consumer)
+        assert "real_send" not in source and "base_send" not in source, consumer
+        assert consumer.__call__ is RelayConsumer.__call__, consumer
+        assert consumer.dispatch is RelayConsumer.dispatch, consumer
+    assert "super().__call__(scope, receive, send)" in inspect.getsource(RelayConsumer.__call__)
+    # Only browser frames skip Channels' dispatch; everything else goes through it.
+    assert "await super().dispatch(message)" in inspect.getsource(RelayConsumer.dispatch)
