@@ -519,11 +519,10 @@ async def commit(request: Request) -> Response:
         *("-c", f"author.name={author}", "-c", f"author.email={email}"),
         *("-c", f"committer.name={author}", "-c", f"committer.email={email}"),
     ]
-    args = [*identity, "-C", path, "commit", "--quiet", "--no-verify", "-m", message]
+    args = [*identity, "-C", path, "commit", "--quiet", "--no-verify", "--allow-empty-message"]
+    args += ["-m", message]
     if body.boolean("allow_empty", False):
         args.append("--allow-empty")
-    else:
-        args.append("--allow-empty-message")
     await run_git(engine, record, args, operation="git commit")
     sha = await run_git(engine, record, ["-C", path, "rev-parse", "HEAD"], operation="git commit")
     return JSONResponse({"hash": sha.strip()})
@@ -546,9 +545,10 @@ async def history(request: Request) -> Response:
         raise
     commits = []
     for entry in out.split("\0"):
-        if not entry.strip("\n"):
-            continue
-        sha, name, email, when, text = entry.split("\x1f", 4)
+        fields = entry.lstrip("\n").split("\x1f", 4)
+        if len(fields) < 5:
+            continue  # the tail of a history longer than MAX_OUTPUT
+        sha, name, email, when, text = fields
         commits.append(
             {"hash": sha, "author": name, "email": email, "message": text, "timestamp": when}
         )

@@ -112,6 +112,18 @@ def test_history_lists_commits_newest_first(box: Sandbox, toolbox: httpx.Client)
     assert commits[0]["timestamp"][:4].isdigit()
 
 
+def test_an_empty_commit_needs_allow_empty(box: Sandbox, toolbox: httpx.Client) -> None:
+    box.git.clone(ORIGIN, "clones/empty")
+    refused = toolbox.post(
+        f"/{box.id}/git/commit",
+        json={"path": "clones/empty", "message": "m", "author": "A", "email": "a@b"},
+    )
+    assert refused.status_code == 400
+    assert "nothing to commit" in refused.json()["message"]
+    sha = box.git.commit("clones/empty", "marker", *AUTHOR, allow_empty=True).sha
+    assert sh(box, "git -C clones/empty log -1 --format=%H%s").strip() == sha + "marker"
+
+
 def test_push_then_pull_moves_a_commit_between_clones(box: Sandbox) -> None:
     box.git.clone(ORIGIN, "clones/writer")
     box.git.clone(ORIGIN, "clones/reader")
