@@ -5,10 +5,12 @@ dashboard keeps answering while a call waits for its timeout.
 """
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from uuid import uuid4
 
 from asgiref.sync import sync_to_async
+from django import forms
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
@@ -416,9 +418,15 @@ async def create(request: HttpRequest) -> HttpResponse:
 
 
 async def _edit(
-    request: HttpRequest, sandbox_id: str, form, change, part: str = ""
+    request: HttpRequest,
+    sandbox_id: str,
+    form: forms.Form,
+    change: Callable[..., Awaitable[daytona.Sandbox]],
+    part: str = "",
 ) -> HttpResponse:
-    """Shared by the settings forms: validate, change, answer with the overview."""
+    """Shared by the settings forms: validate, change, answer with the overview.
+
+    `change` is the form's action, called with the form's fields as its keywords."""
     user = await request.auser()
     try:
         sandbox, access = await actions.find_sandbox(user, sandbox_id)
@@ -430,7 +438,7 @@ async def _edit(
     status = 200
     if form.is_valid():
         try:
-            sandbox = await change(form.cleaned_data)
+            sandbox = await change(request, sandbox_id, **form.cleaned_data)
         except daytona.NotFound as problem:
             # Either the sandbox vanished, or this Daytona lacks the endpoint.
             if await _refreshed(user, sandbox_id) is None:
@@ -470,59 +478,28 @@ async def _edit(
 @require_POST
 async def edit_labels(request: HttpRequest, sandbox_id: str) -> HttpResponse:
     """Replace the sandbox's labels (its owner label stays)."""
-    form = LabelsForm(request.POST)
-
-    async def change(data):
-        return await actions.do_set_labels(request, sandbox_id, data["labels"])
-
-    return await _edit(request, sandbox_id, form, change)
+    return await _edit(request, sandbox_id, LabelsForm(request.POST), actions.do_set_labels)
 
 
 @require_POST
 async def edit_lifecycle(request: HttpRequest, sandbox_id: str) -> HttpResponse:
     """Set auto-stop, auto-archive and auto-delete."""
     form = LifecycleForm(request.POST)
-
-    async def change(data):
-        return await actions.do_set_lifecycle(
-            request,
-            sandbox_id,
-            auto_stop=data["auto_stop"],
-            auto_archive=data["auto_archive"],
-            auto_delete=data["auto_delete"],
-        )
-
-    return await _edit(request, sandbox_id, form, change)
+    return await _edit(request, sandbox_id, form, actions.do_set_lifecycle)
 
 
 @require_POST
 async def edit_network(request: HttpRequest, sandbox_id: str) -> HttpResponse:
     """Set public previews and network access."""
     form = NetworkForm(request.POST)
-
-    async def change(data):
-        return await actions.do_set_network(
-            request,
-            sandbox_id,
-            public=data["public"],
-            network_block_all=data["network_block_all"],
-            network_allow_list=data["network_allow_list"],
-        )
-
-    return await _edit(request, sandbox_id, form, change, part="network")
+    return await _edit(request, sandbox_id, form, actions.do_set_network, "network")
 
 
 @require_POST
 async def edit_resources(request: HttpRequest, sandbox_id: str) -> HttpResponse:
     """Resize: CPU, memory and disk (Daytona's refusal shows on the form, the input kept)."""
     form = ResizeForm(request.POST)
-
-    async def change(data):
-        return await actions.do_resize_sandbox(
-            request, sandbox_id, cpu=data["cpu"], memory=data["memory"], disk=data["disk"]
-        )
-
-    return await _edit(request, sandbox_id, form, change, "resources")
+    return await _edit(request, sandbox_id, form, actions.do_resize_sandbox, "resources")
 
 
 async def _selected(user, ids: list[str]) -> list[daytona.Sandbox]:
