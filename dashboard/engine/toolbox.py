@@ -77,7 +77,8 @@ def _env(record: SandboxRecord, extra: dict[str, str]) -> dict[str, str]:
     return {**BASE_ENV, **record.env, **extra}
 
 
-async def _check_cwd(request: Request, record: SandboxRecord, cwd: str | None) -> str:
+async def check_cwd(request: Request, record: SandboxRecord, cwd: str | None) -> str:
+    """A command's working directory: absolute, an existing directory (400 if not)."""
     if not cwd:
         return rootfs.HOME
     with _fs(request, record) as fs:
@@ -114,7 +115,7 @@ async def execute(request: Request) -> Response:
     assert command is not None
     envs = body.string_map("envs", env=True)
     timeout = _timeout(request, body)
-    cwd = await _check_cwd(request, record, body.string("cwd"))
+    cwd = await check_cwd(request, record, body.string("cwd"))
     try:
         with _engine(request).busy(record.id):
             result = await run_command(

@@ -24,7 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from dashboard.engine.errors import ApiError, NotFound
 from dashboard.engine.interpreter import Context, Frame, InterpreterManager
-from dashboard.engine.toolbox import _check_cwd
+from dashboard.engine.toolbox import check_cwd
 from dashboard.engine.toolbox_process import _deny, _engine, _hub, _record, _request_hub
 from dashboard.engine.validation import Body, read_json
 
@@ -53,7 +53,7 @@ async def create_context(request: Request) -> Response:
     interpreters = _hub(request.app, record).interpreters
     body = Body(await read_json(request) or {}, {"cwd", "language"})
     language = body.string("language")
-    cwd = await _check_cwd(request, record, body.string("cwd"))
+    cwd = await check_cwd(request, record, body.string("cwd"))
     context = await interpreters.create(cwd, language)
     return JSONResponse(context.to_json())
 

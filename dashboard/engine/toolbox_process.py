@@ -39,7 +39,7 @@ from dashboard.engine.pty import (
 from dashboard.engine.runtime import NotRunning, RuntimeError_, rootfs
 from dashboard.engine.sessions import SessionManager, ShellProcess, check_id
 from dashboard.engine.store import SandboxRecord, iso, now
-from dashboard.engine.toolbox import BASE_ENV, _check_cwd
+from dashboard.engine.toolbox import BASE_ENV, check_cwd
 from dashboard.engine.validation import Body, Query, read_json
 
 log = logging.getLogger("sandbar.engine")
@@ -394,7 +394,7 @@ async def create_pty(request: Request) -> Response:
     rows = check_size(body.integer("rows", 24), "rows", MAX_ROWS)
     envs = body.string_map("envs", env=True)
     lazy = bool(body.boolean("lazyStart", False))
-    cwd = await _check_cwd(request, record, body.string("cwd"))
+    cwd = await check_cwd(request, record, body.string("cwd"))
     terminal = hub.terminals.create(
         pty_id, cols=cols, rows=rows, cwd=cwd, envs=envs, lazy_start=lazy
     )
@@ -498,7 +498,7 @@ async def create_connect_pty(websocket: WebSocket) -> None:
         rows = check_size(query.integer("rows", 24), "rows", MAX_ROWS)
         tokens = _offered(websocket)
         envs = _envs_from_protocols(tokens)
-        cwd = await _check_cwd(websocket, record, query.string("cwd"))  # type: ignore[arg-type]
+        cwd = await check_cwd(websocket, record, query.string("cwd"))  # type: ignore[arg-type]
         terminal = hub.terminals.create(pty_id, cols=cols, rows=rows, cwd=cwd, envs=envs)
         await hub.terminals.start(terminal, SHELL, _pty_env(record, envs))
     except ApiError as error:
