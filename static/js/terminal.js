@@ -1,7 +1,9 @@
 // The web terminal: xterm.js over one WebSocket to the dashboard's terminal consumer.
 // Binary frames carry terminal bytes both ways; text frames are small JSON control
 // messages (see dashboard/terminal/consumers.py). The browser keeps the shell's
-// session id, so a reload or a dropped connection comes back to the same shell.
+// session id, so a reload or a dropped connection comes back to the same shell; closing
+// the tab closes the shell after a grace period, unless the reader chose to keep it.
+// The socket and its retries are sandbar.reconnect's (reconnect.js).
 (function () {
   "use strict";
 
@@ -11,8 +13,6 @@
   var PASTE_CHUNK = 16 * 1024;      // frames well under the toolbox's 64 KiB limit
   var ACK_EVERY = 32 * 1024;        // acknowledge drawn output in batches
   var SILENCE_MS = 50000;           // the server pings every 20 s: silence means a dead link
-  var BACKOFF = [1, 2, 4, 8, 15, 30];
-  var NO_RETRY = { 4400: true, 4401: true, 4403: true, 4404: true, 4409: true, 4410: true };
 
   var sandboxId = root.dataset.sandbox;
   var storageKey = "sandbar.terminal." + sandboxId;
@@ -25,7 +25,10 @@
   var bannerText = root.querySelector("[data-term-banner-text]");
   var exitBox = root.querySelector("[data-term-exit]");
   var exitText = root.querySelector("[data-term-exit-text]");
-  var fullLink = root.querySelector("[data-term-full]");
+  var pageLink = root.querySelector("[data-term-page]");
+  var fullButton = root.querySelector("[data-term-full]");
+  var keepBox = root.querySelector("[data-term-keep]");
+  var ctrlKey = root.querySelector("[data-key=ctrl]");
   var encoder = new TextEncoder();
 
   function newId() {
@@ -33,14 +36,22 @@
     window.crypto.getRandomValues(bytes);
     return Array.prototype.map.call(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
   }
-  function remembered() {
-    try { return window.sessionStorage.getItem(storageKey); } catch (e) { return null; }
+  function stored(key) {
+    try { return window.sessionStorage.getItem(key); } catch (e) { return null; }
   }
-  function remember(id) {
-    try { window.sessionStorage.setItem(storageKey, id); } catch (e) { /* private mode */ }
+  function store(key, value) {
+    try {
+      if (value === null) window.sessionStorage.removeItem(key);
+      else window.sessionStorage.setItem(key, value);
+    } catch (e) { /* private mode */ }
   }
 
-  var session = params.get("session") || remembered() || newId();
+  var session = params.get("session") || stored(storageKey) || newId();
+  // The tab's own shell, remembered from an earlier visit: if it was closed meanwhile
+  // (this tab left the page for longer than the grace period), a new one starts
+  // instead of a "the shell has ended" notice.
+  var fromMemory = !params.get("session") && session === stored(storageKey);
+  var seenOpen = false;
 
   // Colours follow the page's theme tokens, so light and dark both read well.
   function theme() {
@@ -54,18 +65,6 @@
     };
   }
 
-  // xterm.js colours 24-bit cells through style attributes, which the CSP blocks;
-  // the same declarations through the CSSOM are allowed (markup still cannot style
-  // anything). Only spans, which is what xterm.js draws cells with, are rerouted.
-  var setAttribute = Element.prototype.setAttribute;
-  Element.prototype.setAttribute = function (name, value) {
-    if (name === "style" && this.tagName === "SPAN") {
-      this.style.cssText = String(value);
-      return;
-    }
-    return setAttribute.call(this, name, value);
-  };
-
   var term = new Terminal({
     cursorBlink: true,
     fontFamily: window.getComputedStyle(document.body).getPropertyValue("--mono") || "monospace",
@@ -77,8 +76,27 @@
   var fit = new FitAddon.FitAddon();
   term.loadAddon(fit);
 
-  // xterm.js builds <style> elements for its geometry and theme; the page's CSP
-  // accepts them only with this response's nonce.
+  // The WebGL renderer draws cells on a canvas: no per-cell style attributes, which
+  // the page's CSP forbids (the DOM renderer colours 24-bit cells with them). Loaded
+  // before open(), so the DOM renderer never starts; without WebGL it is the fallback.
+  var renderer = "dom";
+  function useWebgl() {
+    if (typeof WebglAddon === "undefined") return;
+    var probe = document.createElement("canvas");
+    if (!probe.getContext("webgl2")) return;
+    try {
+      var webgl = new WebglAddon.WebglAddon();
+      webgl.onContextLoss(function () { webgl.dispose(); renderer = "dom"; });
+      term.loadAddon(webgl);
+      renderer = "webgl";
+    } catch (e) { renderer = "dom"; }
+  }
+  useWebgl();
+
+  // xterm.js builds <style> elements for its scrollbar (and, with the DOM renderer,
+  // its cell geometry and palette) and takes no nonce option. The page's CSP accepts
+  // them with this response's nonce: stamped on the <style> elements created while the
+  // terminal opens, the only time it makes them.
   var nonce = root.dataset.styleNonce;
   var createElement = document.createElement;
   document.createElement = function (tag, options) {
@@ -92,17 +110,15 @@
   new MutationObserver(function () { term.options.theme = theme(); })
     .observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
 
-  var ws = null;
   var state = "connecting";   // connecting | open | down | exited | refused
   var readonly = false;
-  var attempt = 0;
-  var everOpened = false;
-  var retryTimer = null;
-  var countdownTimer = null;
-  var silenceTimer = null;
   var pendingAck = 0;
   var ackTimer = null;
+  var countdownTimer = null;
   var lastSize = "";
+  var lastTitle = "";
+  var titleTimer = null;
+  var closeReason = "";
 
   function setStatus(kind, text) {
     statusEl.dataset.state = kind;
@@ -116,7 +132,7 @@
   }
 
   function sendJson(message) {
-    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+    live.send(JSON.stringify(message));
   }
 
   function flushAck() {
@@ -133,31 +149,14 @@
     else if (!ackTimer) ackTimer = window.setTimeout(flushAck, 30);
   }
 
-  function touch() {
-    window.clearTimeout(silenceTimer);
-    silenceTimer = window.setTimeout(function () {
-      // Nothing for too long: the link is dead even if the socket has not noticed.
-      if (ws) ws.close();
-    }, SILENCE_MS);
-  }
-
-  function connect() {
-    window.clearTimeout(retryTimer);
-    window.clearInterval(countdownTimer);
-    state = "connecting";
-    setStatus("connecting", attempt ? "Reconnecting…" : "Connecting…");
-    var socket = new WebSocket(socketUrl());
-    socket.binaryType = "arraybuffer";
-    ws = socket;
-    var opened = false;
-    socket.onopen = function () {
-      opened = true;
-      everOpened = true;
-      touch();
-    };
-    socket.onmessage = function (event) {
-      if (socket !== ws) return;
-      touch();
+  var live = window.sandbar.reconnect({
+    url: socketUrl,
+    binaryType: "arraybuffer",
+    noRetry: [4409, 4410],
+    delays: { first: 1000, max: 30000 },
+    silenceMs: SILENCE_MS,
+    lazy: true,
+    onMessage: function (event) {
       if (typeof event.data !== "string") {
         var bytes = new Uint8Array(event.data);
         term.write(bytes, function () { drawn(bytes.length); });
@@ -166,51 +165,80 @@
       var message;
       try { message = JSON.parse(event.data); } catch (e) { return; }
       handleControl(message);
-    };
-    socket.onclose = function (event) {
-      if (socket !== ws) return;
-      window.clearTimeout(silenceTimer);
-      ws = null;
+    },
+    onClose: function (event, info) {
+      closeReason = event.reason;
       term.options.disableStdin = true;
-      if (state === "exited") return;
-      if (NO_RETRY[event.code]) {
-        state = "refused";
-        if (event.code === 4409) {
-          showBanner("The sandbox is not running.", true);
-        } else if (event.reason) {
-          // The sign-in ended or the right was taken away while the shell was open.
-          showBanner(event.reason, false);
-        }
-        setStatus("down", event.code === 4409 ? "Sandbox not running" : "Not connected");
-        return;
-      }
-      if (!opened && !everOpened) {
+      pendingAck = 0;
+      if (state === "exited") return false;
+      if (!info.everOpened && event.code < 4000) {
+        // The first connection never opened: find out why before retrying.
         diagnose();
-        return;
+        return false;
       }
-      scheduleRetry();
-    };
+      return undefined;
+    },
+    onStatus: showStatus
+  });
+
+  function showStatus(status, detail) {
+    window.clearInterval(countdownTimer);
+    if (status === "connecting") {
+      state = "connecting";
+      setStatus("connecting", "Connecting…");
+    } else if (status === "reconnecting") {
+      state = "down";
+      setStatus("down", "Disconnected");
+      if (detail.retryAt === null) { setStatus("connecting", "Reconnecting…"); return; }
+      var tick = function () {
+        var left = Math.max(1, Math.round((detail.retryAt - Date.now()) / 1000));
+        showBanner("Connection lost, retrying in " + left + " s. Typing is off until the shell is back.", true);
+      };
+      tick();
+      countdownTimer = window.setInterval(tick, 1000);
+      window.sandbar.announce("Terminal connection lost; retrying.");
+    } else if (status === "offline") {
+      state = "refused";
+      if (detail.code === 4409) {
+        showBanner("The sandbox is not running.", true);
+        setStatus("down", "Sandbox not running");
+      } else if (closeReason) {
+        // The sign-in ended or the right was taken away while the shell was open.
+        showBanner(closeReason, false);
+      } else if (detail.code === null || detail.code < 4000) {
+        showBanner(detail.reason, true);
+      }
+      // Otherwise the server's error message, shown as it came, says why.
+      if (detail.code !== 4409) setStatus("down", "Not connected");
+    }
   }
 
   function handleControl(message) {
     if (message.type === "hello") {
       state = "open";
-      attempt = 0;
+      seenOpen = true;
       readonly = !!message.readonly;
       hideBanner();
       exitBox.hidden = true;
-      if (!readonly) remember(session);
+      if (!readonly) store(storageKey, session);
       term.options.disableStdin = readonly;
       setStatus("open", readonly ? "Watching (read-only)" : "Connected");
       noteEl.textContent = readonly ? "Shell of " + message.owner + ": you can watch, not type." : "";
-      if (fullLink) fullLink.href = fullLink.href.split("?")[0] + "?session=" + encodeURIComponent(session);
-      sendResize(true);
+      if (pageLink) pageLink.href = pageLink.href.split("?")[0] + "?session=" + encodeURIComponent(session);
+      if (keepBox) { keepBox.checked = stored(storageKey + ".keep." + session) === "1"; keepBox.disabled = readonly; }
+      lastSize = "";
+      sendResize();
+      if (lastTitle) sendJson({ type: "title", title: lastTitle });
       if (!readonly) term.focus();
       if (message.reattached) window.sandbar.announce("Terminal reconnected to the same shell.");
       // "Open shells" was drawn before this shell existed: list it now.
-      document.body.dispatchEvent(new CustomEvent("terminal-changed"));
+      changed();
     } else if (message.type === "ping") {
       sendJson({ type: "pong" });
+    } else if (message.type === "exit" && fromMemory && !seenOpen) {
+      fromMemory = false;
+      state = "exited";  // this socket is done: the next one is for the new shell
+      window.setTimeout(newShell, 0);
     } else if (message.type === "exit") {
       state = "exited";
       term.options.disableStdin = true;
@@ -220,11 +248,15 @@
       hideBanner();
       setStatus("exited", "Shell ended");
       window.sandbar.announce(exitText.textContent);
-      document.body.dispatchEvent(new CustomEvent("terminal-changed"));
+      changed();
     } else if (message.type === "error") {
       if (state === "open") window.sandbar.toast(message.message, "error");
       else showBanner(message.message, false);
     }
+  }
+
+  function changed() {
+    document.body.dispatchEvent(new CustomEvent("terminal-changed"));
   }
 
   function showBanner(text, withRetry) {
@@ -232,25 +264,9 @@
     banner.querySelector("[data-term-retry]").hidden = !withRetry;
     banner.hidden = false;
   }
-  function hideBanner() { banner.hidden = true; }
-
-  function scheduleRetry() {
-    state = "down";
-    var seconds = BACKOFF[Math.min(attempt, BACKOFF.length - 1)];
-    attempt += 1;
-    setStatus("down", "Disconnected");
-    var left = seconds;
-    function tick() {
-      showBanner("Connection lost, retrying in " + left + " s. Typing is off until the shell is back.", true);
-    }
-    tick();
-    window.sandbar.announce("Terminal connection lost; retrying.");
-    countdownTimer = window.setInterval(function () {
-      left -= 1;
-      if (left <= 0) { window.clearInterval(countdownTimer); return; }
-      tick();
-    }, 1000);
-    retryTimer = window.setTimeout(connect, seconds * 1000);
+  function hideBanner() {
+    window.clearInterval(countdownTimer);
+    banner.hidden = true;
   }
 
   // The first connection never opened: tell a proxy that blocks WebSockets apart
@@ -266,15 +282,15 @@
           showBanner("The server answers, but the WebSocket for the terminal could not be opened: a proxy between you and Sandbar is probably blocking WebSockets (see README, reverse proxy).", true);
           setStatus("down", "WebSockets blocked");
         } else {
-          scheduleRetry();
+          live.retry(false);
         }
       })
-      .catch(function () { scheduleRetry(); });
+      .catch(function () { live.retry(false); });
   }
 
-  function sendResize(force) {
+  function sendResize() {
     var size = term.cols + "x" + term.rows;
-    if (!force && size === lastSize) return;
+    if (size === lastSize) return;
     lastSize = size;
     if (!readonly) sendJson({ type: "resize", cols: term.cols, rows: term.rows });
   }
@@ -286,53 +302,154 @@
   var resizeTimer = null;
   new ResizeObserver(function () {
     window.clearTimeout(resizeTimer);
-    resizeTimer = window.setTimeout(function () { fitNow(); sendResize(false); }, 80);
+    resizeTimer = window.setTimeout(function () { fitNow(); sendResize(); }, 80);
   }).observe(screenEl);
 
+  // The running program's title (OSC 0/2) names the shell in "Open shells".
+  term.onTitleChange(function (title) {
+    lastTitle = String(title || "").slice(0, 120);
+    window.clearTimeout(titleTimer);
+    titleTimer = window.setTimeout(function () {
+      if (!readonly) sendJson({ type: "title", title: lastTitle });
+    }, 500);
+  });
+
   function sendBytes(bytes) {
-    if (!ws || ws.readyState !== WebSocket.OPEN || readonly || state !== "open") return;
+    if (readonly || state !== "open" || !live.socket || live.socket.readyState !== WebSocket.OPEN) return;
     // Chunked so a big paste arrives whole and in order without one giant frame.
     for (var start = 0; start < bytes.length; start += PASTE_CHUNK) {
-      ws.send(bytes.subarray(start, start + PASTE_CHUNK));
+      live.socket.send(bytes.subarray(start, start + PASTE_CHUNK));
     }
   }
-  term.onData(function (data) { sendBytes(encoder.encode(data)); });
+
+  // -- extra keys (touch and narrow screens) ------------------------------------------
+  var ctrlOn = false;
+  function setCtrl(on) {
+    ctrlOn = on;
+    if (ctrlKey) ctrlKey.setAttribute("aria-pressed", on ? "true" : "false");
+  }
+  function withCtrl(data) {
+    // Sticky Ctrl applies to the next key typed: a letter or @[\]^_ becomes its control code.
+    if (!ctrlOn || data.length !== 1) return data;
+    setCtrl(false);
+    var code = data.toUpperCase().charCodeAt(0);
+    if (code >= 64 && code <= 95) return String.fromCharCode(code - 64);
+    if (data === "?") return "\x7f";
+    return data;
+  }
+  function arrow(letter) {
+    return (term.modes.applicationCursorKeysMode ? "\x1bO" : "\x1b[") + letter;
+  }
+  var KEYS = {
+    esc: function () { return "\x1b"; },
+    tab: function () { return "\t"; },
+    up: function () { return arrow("A"); },
+    down: function () { return arrow("B"); },
+    right: function () { return arrow("C"); },
+    left: function () { return arrow("D"); },
+    pipe: function () { return "|"; },
+    tilde: function () { return "~"; }
+  };
+  root.querySelectorAll("[data-term-keys] button").forEach(function (button) {
+    // Keep the focus (and a phone's keyboard) in the terminal.
+    button.addEventListener("pointerdown", function (event) { event.preventDefault(); });
+    button.addEventListener("click", function () {
+      var key = button.dataset.key;
+      if (key === "ctrl") { setCtrl(!ctrlOn); }
+      else if (KEYS[key]) { sendBytes(encoder.encode(withCtrl(KEYS[key]()))); setCtrl(false); }
+      if (!readonly) term.focus();
+    });
+  });
+
+  term.onData(function (data) { sendBytes(encoder.encode(withCtrl(data))); });
   term.onBinary(function (data) {
     var bytes = new Uint8Array(data.length);
     for (var i = 0; i < data.length; i++) bytes[i] = data.charCodeAt(i) & 255;
     sendBytes(bytes);
   });
 
+  // -- full screen ----------------------------------------------------------------------
+  function syncFullscreen() {
+    var on = document.fullscreenElement === root;
+    root.classList.toggle("is-fullscreen", on);
+    if (fullButton) {
+      fullButton.setAttribute("aria-pressed", on ? "true" : "false");
+      fullButton.querySelector("[data-term-full-text]").textContent = on ? "Exit full screen" : "Full screen";
+    }
+    fitNow();
+    sendResize();
+    if (!readonly) term.focus();
+  }
+  if (fullButton) {
+    if (!document.fullscreenEnabled) fullButton.hidden = true;
+    fullButton.addEventListener("click", function () {
+      if (document.fullscreenElement) document.exitFullscreen();
+      else root.requestFullscreen().catch(function (error) { window.sandbar.toast("Full screen is not available: " + error.message, "error"); });
+    });
+  }
+  document.addEventListener("fullscreenchange", syncFullscreen);
+
+  // -- this tab's shell: kept, or closed when the tab goes ----------------------------
+  if (keepBox) keepBox.addEventListener("change", function () {
+    store(storageKey + ".keep." + session, keepBox.checked ? "1" : null);
+  });
+  window.addEventListener("pagehide", function () {
+    if (readonly || state !== "open" || stored(storageKey + ".keep." + session) === "1") return;
+    // A reload comes back within the grace period and keeps the shell; a closed tab does not.
+    var token = (JSON.parse(document.body.getAttribute("hx-headers") || "{}"))["X-CSRFToken"] || "";
+    fetch(root.dataset.leaveUrl.replace("SESSION", encodeURIComponent(session)), {
+      method: "POST", keepalive: true, credentials: "same-origin", headers: { "X-CSRFToken": token }
+    }).catch(function () { /* the page is going: nothing to tell */ });
+  });
+
+  // "Open shells" marks the one in this tab.
+  document.body.addEventListener("htmx:configRequest", function (event) {
+    var target = event.detail.elt;
+    if (target && target.closest && target.closest("#shells, [data-shells]")) event.detail.parameters.this = session;
+  });
+
   root.addEventListener("click", function (event) {
     if (event.target.closest("[data-term-retry]")) {
-      attempt = 0;
       hideBanner();
-      if (ws) ws.close();
-      connect();
+      if (live.socket) live.socket.close();
+      live.start();
     } else if (event.target.closest("[data-term-new]")) {
-      session = newId();
-      remember(session);
-      if (params.has("session")) {
-        params.delete("session");
-        var query = params.toString();
-        window.history.replaceState(null, "", window.location.pathname + (query ? "?" + query : ""));
-      }
-      var old = ws;
-      ws = null;
-      if (old) old.close();
-      exitBox.hidden = true;
-      term.reset();
-      attempt = 0;
-      connect();
-      document.body.dispatchEvent(new CustomEvent("terminal-changed"));
+      newShell();
     }
   });
 
-  // Test hook: what a browser test needs to cut the connection like a network drop.
+  function newShell() {
+    session = newId();
+    store(storageKey, session);
+    if (params.has("session")) {
+      params.delete("session");
+      var query = params.toString();
+      window.history.replaceState(null, "", window.location.pathname + (query ? "?" + query : ""));
+    }
+    state = "connecting";
+    live.stop();
+    exitBox.hidden = true;
+    term.reset();
+    live.start();
+    changed();
+  }
+
+  // Test hooks: what a browser test needs to cut the connection like a network drop,
+  // and to read the screen (the WebGL renderer draws it on a canvas).
   window.sandbarTerminal = {
     session: function () { return session; },
-    drop: function () { if (ws) ws.close(); }
+    renderer: function () { return renderer; },
+    drop: function () { if (live.socket) live.socket.close(); },
+    text: function () {
+      var buffer = term.buffer.active;
+      var lines = [];
+      for (var y = 0; y < term.rows; y++) {
+        var line = buffer.getLine(buffer.viewportY + y);
+        lines.push(line ? line.translateToString(true) : "");
+      }
+      return lines.join("\n");
+    }
   };
 
-  connect();
+  live.start();
 })();

@@ -16,8 +16,30 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 SHOTS = os.environ.get("SANDBAR_TEST_SCREENSHOTS", "")
 
 
+# Every CSP violation the page reports, as the browser's own event (console messages
+# can be worded differently by each browser version).
+CSP_WATCH = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.cspViolations.push(event.violatedDirective + " " + (event.blockedURI || "inline"));
+});
+"""
+
+
 def screen_text(page) -> str:
-    return page.inner_text("[data-term-screen] .xterm-rows")
+    # The WebGL renderer draws on a canvas: the screen is read from xterm.js's buffer.
+    return page.evaluate("window.sandbarTerminal.text()")
+
+
+def open_terminal(page, base: str, sandbox_id: str, query: str = "") -> None:
+    page.add_init_script(CSP_WATCH)
+    page.goto(f"{base}/sandboxes/{sandbox_id}/?tab=terminal{query}")
+    page.wait_for_selector("[data-term-status][data-state=open]", timeout=15000)
+
+
+def no_overflow(page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"the page scrolls sideways: {width} px"
 
 
 def wait_for_screen(page, pattern: str, seconds: float = 10) -> re.Match:
@@ -36,12 +58,15 @@ def test_the_terminal_types_survives_a_dropped_connection_and_finds_the_same_she
 ) -> None:
     make_user("mel", Role.MEMBER)
     sign_in(page, asgi_live_server, "mel", PASSWORD)
-    page.goto(f"{asgi_live_server}/sandboxes/{sandbox['id']}/?tab=terminal")
-    page.wait_for_selector("[data-term-status][data-state=open]", timeout=15000)
+    open_terminal(page, asgi_live_server, sandbox["id"])
     page.click("[data-term-screen]")
-    # 24-bit colour: xterm.js styles such cells inline, which the CSP must not block.
+    # 24-bit colour: the DOM renderer would style such cells inline, which the CSP
+    # forbids; the WebGL renderer paints them, and nothing is patched to let styles in.
     page.keyboard.type("printf '\\033[38;2;255;120;0mtruecolor\\033[0m\\n'\n")
     wait_for_screen(page, "truecolor\n")
+    assert page.evaluate("window.sandbarTerminal.renderer()") == "webgl"
+    assert page.evaluate("Element.prototype.setAttribute.toString()").endswith("{ [native code] }")
+    assert page.evaluate("document.createElement.toString()").endswith("{ [native code] }")
     page.keyboard.type("echo hello-from-browser pid=$$.\n")
     pid = wait_for_screen(page, r"hello-from-browser pid=(\d+)\.").group(1)
     if SHOTS:
@@ -64,12 +89,13 @@ def test_the_terminal_types_survives_a_dropped_connection_and_finds_the_same_she
     if SHOTS:
         page.click("[data-theme-toggle]")
         page.screenshot(path=f"{SHOTS}/terminal-dark.png")
-    # Full screen attaches to the same shell.
-    page.click("[data-term-full]")
+    # Its own page attaches to the same shell.
+    page.click("[data-term-page]")
     page.wait_for_selector("[data-term-status][data-state=open]", timeout=15000)
     wait_for_screen(page, f"again-{pid}-done")
     if SHOTS:
         page.screenshot(path=f"{SHOTS}/terminal-full.png")
+    assert page.evaluate("window.cspViolations") == []
     assert page.console_errors == []
 
 
@@ -173,6 +199,123 @@ def test_open_shells_lists_the_tabs_own_shell_once_it_starts_and_drops_it_when_i
     assert page.locator("#shells .shells-table tbody tr").count() == 1
     page.click("[data-term-screen]")
     page.keyboard.type("exit 3\n")
+    page.wait_for_selector("[data-term-status][data-state=exited]", timeout=10000)
+    page.wait_for_selector("#shells:has-text('No open shells')", timeout=5000)
+    assert page.console_errors == []
+
+
+def test_on_a_phone_the_extra_keys_quit_vim_and_top_and_nothing_scrolls_sideways(
+    page, asgi_live_server, sandbox
+) -> None:
+    make_user("mel", Role.MEMBER)
+    sign_in(page, asgi_live_server, "mel", PASSWORD)
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_terminal(page, asgi_live_server, sandbox["id"])
+    assert page.is_visible("[data-term-keys]")
+    page.wait_for_selector("#shells .shells-table", timeout=10000)
+    no_overflow(page)
+    page.click("[data-term-screen]")
+    page.keyboard.type("vim /tmp/phone.txt\n")
+    wait_for_screen(page, "phone.txt")
+    page.keyboard.type("ihello-from-phone")
+    page.click("[data-key=esc]")  # a phone keyboard has no Esc
+    page.keyboard.type(":wq\n")
+    page.keyboard.type("cat /tmp/phone.txt; echo vim-$((1+1))-left\n")
+    wait_for_screen(page, "vim-2-left")
+    page.keyboard.type("top\n")
+    wait_for_screen(page, "load average")
+    page.click("[data-key=ctrl]")
+    assert page.get_attribute("[data-key=ctrl]", "aria-pressed") == "true"
+    page.keyboard.type("c")  # sticky Ctrl: this is Ctrl-C
+    assert page.get_attribute("[data-key=ctrl]", "aria-pressed") == "false"
+    wait_for_screen(page, r"\$\s*\Z")  # top has gone: the prompt is last
+    page.keyboard.type("echo top-$((2+2))-left\n")
+    wait_for_screen(page, "top-4-left")
+    page.click("[data-key=up]")  # the shell's history: the echo again
+    page.keyboard.press("Enter")
+    wait_for_screen(page, r"top-4-left[\s\S]*top-4-left")
+    no_overflow(page)
+    assert page.evaluate("window.cspViolations") == []
+    assert page.console_errors == []
+
+
+def test_full_screen_fills_the_screen_and_esc_or_the_button_leaves_it(
+    page, asgi_live_server, sandbox
+) -> None:
+    make_user("mel", Role.MEMBER)
+    sign_in(page, asgi_live_server, "mel", PASSWORD)
+    open_terminal(page, asgi_live_server, sandbox["id"])
+    page.click("[data-term-full]")
+    deadline = time.monotonic() + 5
+    full = "document.fullscreenElement === document.querySelector('[data-terminal]')"
+    while not page.evaluate(full):
+        assert time.monotonic() < deadline, "the terminal never went full screen"
+        page.wait_for_timeout(50)
+    box = page.locator("[data-terminal]").bounding_box()
+    assert box["height"] >= page.evaluate("screen.height") - 1
+    assert page.inner_text("[data-term-full]").strip() == "Exit full screen"
+    page.click("[data-term-full]")
+    deadline = time.monotonic() + 5
+    while page.evaluate("document.fullscreenElement !== null"):
+        assert time.monotonic() < deadline, "full screen did not end"
+        page.wait_for_timeout(50)
+    assert page.inner_text("[data-term-full]").strip() == "Full screen"
+    assert page.console_errors == []
+
+
+def test_a_closed_tab_closes_its_shell_a_reload_keeps_it_and_a_kept_one_stays(
+    page, asgi_live_server, sandbox, monkeypatch
+) -> None:
+    from dashboard.terminal import views
+    from dashboard.terminal.consumers import pty_id_for
+    from dashboard.terminal.models import Shell
+
+    monkeypatch.setattr(views, "LEAVE_GRACE_SECONDS", 2.0)
+
+    def ended(session: str) -> bool:
+        return Shell.objects.get(pty_id=pty_id_for(session)).ended_at is not None
+
+    def wait_ended(session: str) -> None:
+        deadline = time.monotonic() + 10
+        while not ended(session):
+            assert time.monotonic() < deadline, "the shell was not closed"
+            time.sleep(0.2)
+
+    make_user("mel", Role.MEMBER)
+    sign_in(page, asgi_live_server, "mel", PASSWORD)
+    open_terminal(page, asgi_live_server, sandbox["id"])
+    first = page.evaluate("window.sandbarTerminal.session()")
+    # Its row says "this tab", and names it.
+    page.wait_for_selector(f"#shells tr[data-session='{first}'][data-this-tab]", timeout=10000)
+    assert "Shell 1" in page.inner_text(f"#shells tr[data-session='{first}']")
+    # A reload comes back to the same shell, well within the grace period.
+    page.reload()
+    page.wait_for_selector("[data-term-status][data-state=open]", timeout=15000)
+    assert page.evaluate("window.sandbarTerminal.session()") == first
+    time.sleep(3)
+    assert not ended(first)
+    # Leaving the page (as closing the tab does) closes it after the grace period.
+    page.goto(f"{asgi_live_server}/sandboxes/")
+    wait_ended(first)
+    # Back on the terminal after that: a new shell, not "the shell has ended".
+    open_terminal(page, asgi_live_server, sandbox["id"])
+    second = page.evaluate("window.sandbarTerminal.session()")
+    assert second != first
+    # Kept: it outlives the tab.
+    page.check("[data-term-keep]")
+    page.goto(f"{asgi_live_server}/sandboxes/")
+    time.sleep(3.5)
+    assert not ended(second)
+    assert page.console_errors == []
+
+
+def test_close_all_mine_ends_the_tabs_shell_too(page, asgi_live_server, sandbox) -> None:
+    make_user("mel", Role.MEMBER)
+    sign_in(page, asgi_live_server, "mel", PASSWORD)
+    open_terminal(page, asgi_live_server, sandbox["id"])
+    page.wait_for_selector("#shells [data-close-mine]", timeout=10000)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#shells [data-close-mine]")
     page.wait_for_selector("[data-term-status][data-state=exited]", timeout=10000)
     page.wait_for_selector("#shells:has-text('No open shells')", timeout=5000)
     assert page.console_errors == []
