@@ -17,3 +17,8 @@ class SignInBackend(ModelBackend):
     def get_user(self, user_id) -> User | None:
         user = super().get_user(user_id)
         return user if user is not None and user.is_active else None
+
+    async def aget_user(self, user_id) -> User | None:
+        # `request.auser()` asks this one; it must refuse the same accounts.
+        user = await super().aget_user(user_id)
+        return user if user is not None and user.is_active else None

@@ -1,5 +1,3 @@
-from functools import partial
-
 from asgiref.sync import sync_to_async
 from django.contrib.auth import middleware
 from django.http import HttpRequest, HttpResponse
@@ -8,24 +6,6 @@ from django.utils.http import urlencode
 from django_htmx.http import HttpResponseClientRedirect
 
 from dashboard.accounts import second_factor
-from dashboard.core.middleware import InlineHooks
-
-
-async def _auser(request: HttpRequest):
-    """The signed-in user, resolved once per request: the session and the user row are
-    read in one thread round trip (Django's `auser` takes two), and `request.user`
-    shares the result instead of querying again when a template asks."""
-    if not hasattr(request, "_acached_user"):
-        request._acached_user = await sync_to_async(middleware.get_user)(request)
-    return request._acached_user
-
-
-class AuthenticationMiddleware(InlineHooks, middleware.AuthenticationMiddleware):
-    """Django's, with `request.auser` as above and its hook on the event loop."""
-
-    def process_request(self, request: HttpRequest) -> None:
-        super().process_request(request)
-        request.auser = partial(_auser, request)
 
 
 def second_factor_exempt(view):
@@ -46,23 +26,18 @@ class LoginRequiredMiddleware(middleware.LoginRequiredMiddleware):
         if not getattr(view_func, "login_required", True):
             return None
         user = await request.auser()
+        # The resolved user, for the view and its templates: `request.user` would
+        # otherwise look it up again, synchronously, on first use.
+        request.user = user
         if not user.is_authenticated:
             return self.handle_no_permission(request, view_func)
-        if await self._owes_second_factor(user, view_func):
+        if await owes_second_factor(user, view_func):
             # An admin without the second factor the settings require: set it up first.
             target = resolve_url("second_factor")
             if getattr(request, "htmx", False):
                 return HttpResponseClientRedirect(target)
             return redirect(target)
         return None
-
-    @staticmethod
-    async def _owes_second_factor(user, view_func) -> bool:
-        if getattr(view_func, "second_factor_exempt", False):
-            return False
-        if not second_factor.required_of(user):
-            return False
-        return not await sync_to_async(second_factor.has_one)(user)
 
     def handle_no_permission(self, request: HttpRequest, view_func) -> HttpResponse:
         if getattr(request, "htmx", False):
@@ -71,3 +46,12 @@ class LoginRequiredMiddleware(middleware.LoginRequiredMiddleware):
             login = resolve_url(self.get_login_url(view_func))
             return HttpResponseClientRedirect(f"{login}?{urlencode({'next': current})}")
         return super().handle_no_permission(request, view_func)
+
+
+async def owes_second_factor(user, view_func) -> bool:
+    """An admin the settings require to use a second factor, who has none yet."""
+    if getattr(view_func, "second_factor_exempt", False):
+        return False
+    if not second_factor.required_of(user):
+        return False
+    return not await sync_to_async(second_factor.has_one)(user)

@@ -7,9 +7,6 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from dashboard.core import (
-            checks,  # noqa: F401  (registers the deploy checks)
-            files,
-        )
+        from dashboard.core import files
 
         files.check_at_start()

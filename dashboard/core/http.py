@@ -6,10 +6,10 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
+from django.utils.functional import SimpleLazyObject
 from django_htmx.http import trigger_client_event
 
 from dashboard import daytona
-from dashboard.core.middleware import session_loaded
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -28,10 +28,18 @@ def htmx_partial(request: HttpRequest) -> bool:
     return bool(htmx) and not htmx.boosted
 
 
+def session_loaded(request: HttpRequest) -> bool:
+    """Whether reading or writing the session now costs no query (or there is none)."""
+    session = getattr(request, "session", None)
+    return session is None or session.accessed
+
+
 def _renders_here(request: HttpRequest) -> bool:
     """Whether rendering for `request` can no longer query: its session is loaded and its
-    user resolved (every signed-in page, through `request.auser()`)."""
-    return session_loaded(request) and hasattr(request, "_cached_user")
+    user resolved (every signed-in page: the login check sets `request.user`)."""
+    # isinstance looks at the wrapper's own type first, so it does not resolve the user.
+    user_resolved = not isinstance(getattr(request, "user", None), SimpleLazyObject)
+    return session_loaded(request) and user_resolved
 
 
 async def arender(
