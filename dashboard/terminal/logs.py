@@ -2,14 +2,20 @@
 
 Protocol: JSON text frames.
   in:  {"type": "run", "command"} · {"type": "follow", "session", "command", "after"}
-       · {"type": "ack"} (one per batch drawn) · {"type": "ping"}
+       · {"type": "stop", "session", "command"} · {"type": "ack"} (one per batch drawn)
+       · {"type": "ping"}
   out: {"type": "started", "session", "command", "text"} · {"type": "lines", "first",
        "lines": [[stream, text], ...]} (stream 1 stdout, 2 stderr; `first` is the index
        of the first line, so a reconnecting viewer asks for `after` = lines it has and
-       gets neither gaps nor duplicates) · {"type": "end", "exit_code"} · {"type": "error",
-       "message", "retry"} · {"type": "pong"}
+       gets neither gaps nor duplicates) · {"type": "end", "exit_code", "stopped"}
+       · {"type": "error", "message", "retry"} · {"type": "pong"}
 The consumer sends at most WINDOW unacknowledged batches, so a slow page slows the
 follow instead of growing memory here or in the browser.
+
+Each command runs in a session of its own, so it neither waits behind a long one of the
+same person nor takes others with it when stopped: Daytona's toolbox has no way to
+signal a session command, so Stop deletes its session, which kills what it started.
+A person's newest KEEP_SESSIONS sessions are kept (the toolbox holds 64 per sandbox).
 """
 
 import asyncio
@@ -17,8 +23,10 @@ import contextlib
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 from channels.db import database_sync_to_async
 
@@ -40,11 +48,21 @@ MAX_LINE = 64 << 10  # a "line" without a newline is cut here, so memory stays b
 MAX_COMMAND = 10_000
 MAX_CONTROL = 16_384
 ID = re.compile(r"^[A-Za-z0-9._:@+-]{1,200}$")
+KEEP_SESSIONS = 12
+
+
+def sessions_prefix(user: Any) -> str:
+    return f"sandbar-logs-{user.pk}-"
 
 
 def session_for(user: Any) -> str:
-    """The command session the dashboard runs one person's commands in."""
-    return f"sandbar-logs-{user.pk}"
+    """A new session for one command of this person: its id sorts by when it was made."""
+    return f"{sessions_prefix(user)}{time.time_ns() // 1000:016x}"
+
+
+def is_own_session(session: str) -> bool:
+    """A session the dashboard made for one command (older ones held many commands)."""
+    return re.fullmatch(r"sandbar-logs-\d+-[0-9a-f]{16}", session) is not None
 
 
 async def lines_of(
@@ -74,6 +92,8 @@ class LogsConsumer(RelayConsumer):
     channel_layer_alias = None
 
     follower: asyncio.Task[None] | None = None
+    # The (session, command) being stopped: its log's end is the stop, not a failure.
+    stopping: tuple[str, str] | None = None
 
     async def connect(self) -> None:
         self.acked = asyncio.Semaphore(WINDOW)
@@ -94,12 +114,6 @@ class LogsConsumer(RelayConsumer):
     async def disconnect(self, code: int) -> None:
         await self._release()
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self._release()
-
     async def _release(self) -> None:
         await self._stop_watching()
         await self._stop()
@@ -110,9 +124,9 @@ class LogsConsumer(RelayConsumer):
         try:
             message = parse_json_frame(text_data, MAX_CONTROL)
             kind = message["type"]
-            if kind not in ("run", "follow", "ack", "ping"):
+            if kind not in ("run", "follow", "stop", "ack", "ping"):
                 raise BadFrame(
-                    POLICY_VIOLATION, "Unknown message; expected run, follow, ack or ping."
+                    POLICY_VIOLATION, "Unknown message; expected run, follow, stop, ack or ping."
                 )
         except BadFrame as bad:
             await close_for(self, bad)
@@ -122,6 +136,8 @@ class LogsConsumer(RelayConsumer):
             await self._run(message.get("command"))
         elif kind == "follow":
             await self._follow_request(message)
+        elif kind == "stop":
+            await self._stop_command(message)
         elif kind == "ack":
             with contextlib.suppress(ValueError):
                 self.acked.release()
@@ -137,8 +153,8 @@ class LogsConsumer(RelayConsumer):
             return
         session = session_for(self.user)
         try:
-            with contextlib.suppress(daytona.Conflict):
-                await toolbox.create_session(self.sandbox, session)
+            await self._prune_sessions()
+            await toolbox.create_session(self.sandbox, session)
             started = await toolbox.run_command(self.sandbox, session, command)
         except daytona.DaytonaError as error:
             await self._audit(command, "", Outcome.FAILURE, error.message)
@@ -149,6 +165,58 @@ class LogsConsumer(RelayConsumer):
             {"type": "started", "session": session, "command": started.id, "text": command}
         )
         await self._start(session, started.id, 0)
+
+    async def _prune_sessions(self) -> None:
+        """Delete this person's oldest finished command sessions beyond KEEP_SESSIONS."""
+        prefix = sessions_prefix(self.user)
+        mine = sorted(
+            (s for s in await toolbox.list_sessions(self.sandbox) if s.id.startswith(prefix)),
+            key=lambda s: s.id,
+        )
+        for old in mine[: max(0, len(mine) - KEEP_SESSIONS + 1)]:
+            if all(c.exit_code is not None for c in old.commands):
+                with contextlib.suppress(daytona.NotFound):
+                    await _delete_session(self.sandbox, old.id)
+
+    async def _stop_command(self, message: dict[str, Any]) -> None:
+        session, command = message.get("session"), message.get("command")
+        if not (isinstance(session, str) and ID.match(session)):
+            await self._error("Which session? Its id is missing or malformed.")
+            return
+        if not (isinstance(command, str) and ID.match(command)):
+            await self._error("Which command? Its id is missing or malformed.")
+            return
+        if not is_own_session(session):
+            await self._error(
+                "This command shares its session with others (it was not run from this page, "
+                "or was run before Stop existed): stopping it here would kill them too. "
+                "Stop it from a terminal."
+            )
+            return
+        try:
+            found = await toolbox.get_command(self.sandbox, session, command)
+        except daytona.NotFound:
+            await self._error("That command is not known in this sandbox (any more).")
+            return
+        except daytona.DaytonaError as error:
+            await self._error(error.message)
+            return
+        if found.exit_code is not None:
+            await self._error(f"The command has already finished (exit {found.exit_code}).")
+            return
+        self.stopping = (session, command)
+        try:
+            await _delete_session(self.sandbox, session)
+        except daytona.NotFound:
+            pass  # gone meanwhile: stopped all the same
+        except daytona.DaytonaError as error:
+            self.stopping = None
+            await self._audit_stop(found.command, command, Outcome.FAILURE, error.message)
+            await self._error(error.message)
+            return
+        await self._audit_stop(found.command, command, Outcome.SUCCESS)
+        if self.follower is None or self.follower.done():
+            await self._send({"type": "end", "exit_code": None, "stopped": True})
 
     async def _follow_request(self, message: dict[str, Any]) -> None:
         session, command, after = (
@@ -207,16 +275,23 @@ class LogsConsumer(RelayConsumer):
                 # line followed by silence is not held back.
                 await flush()
             await flush()
+            if self.stopping == (session, command):
+                await self._send({"type": "end", "exit_code": None, "stopped": True})
+                return
             exit_code = None
             with contextlib.suppress(daytona.DaytonaError):
                 exit_code = (await toolbox.get_command(self.sandbox, session, command)).exit_code
             await self._send({"type": "end", "exit_code": exit_code, "lines": first})
         except asyncio.CancelledError:
             raise
-        except daytona.NotFound:
-            await self._error("That command is not known in this sandbox (any more).")
         except daytona.DaytonaError as error:
-            await self._error(error.message, retry=True)
+            if self.stopping == (session, command):
+                # Its session went mid-read: that is the stop, not a failure.
+                await self._send({"type": "end", "exit_code": None, "stopped": True})
+            elif isinstance(error, daytona.NotFound):
+                await self._error("That command is not known in this sandbox (any more).")
+            else:
+                await self._error(error.message, retry=True)
         except Exception:
             log.exception("log follow failed")
             await self._error("Following the log failed.", retry=True)
@@ -227,12 +302,24 @@ class LogsConsumer(RelayConsumer):
     async def _error(self, message: str, retry: bool = False) -> None:
         await self._send({"type": "error", "message": message, "retry": retry})
 
+    async def _audit_stop(
+        self, command: str, command_id: str, outcome: str, error: str = ""
+    ) -> None:
+        await self._audit(command, command_id, outcome, error, action="command.stop")
+
     @database_sync_to_async
-    def _audit(self, command: str, command_id: str, outcome: str, error: str = "") -> None:
+    def _audit(
+        self,
+        command: str,
+        command_id: str,
+        outcome: str,
+        error: str = "",
+        action: str = "command.run",
+    ) -> None:
         client = self.scope.get("client")
         record(
             self.user,
-            "command.run",
+            action,
             target_kind="sandbox",
             target_id=self.sandbox.id,
             target_name=self.sandbox.name,
@@ -241,3 +328,8 @@ class LogsConsumer(RelayConsumer):
             client_ip=str(client[0]) if client else "",
             detail={"command": command[:2000], "command_id": command_id},
         )
+
+
+async def _delete_session(sandbox: daytona.Sandbox, session: str) -> None:
+    """Delete a command session: its shell and everything it started are killed."""
+    await toolbox.call(sandbox, "DELETE", f"/process/session/{quote(session, safe='')}")

@@ -12,7 +12,6 @@
 
   var MAX_LINES = 5000;
   var BACKOFF = [1, 2, 4, 8, 15];
-  var NO_RETRY = { 4400: true, 4401: true, 4403: true, 4404: true, 4409: true };
 
   var sandboxId = root.dataset.sandbox;
   var pollUrl = root.dataset.logsPoll || "";
@@ -29,15 +28,13 @@
   var bannerText = root.querySelector("[data-logs-banner-text]");
   var newButton = root.querySelector("[data-logs-new]");
   var newText = root.querySelector("[data-logs-new-text]");
+  var stopButton = root.querySelector("[data-logs-stop]") || document.createElement("button");
 
-  var ws = null;
-  var attempt = 0;
-  var retryTimer = null;
+  var attempt = 0;      // failed polls of a build log in a row
   var current = null;   // {session, command, text, count, ended}
   var shown = 0;        // lines in the page
   var dropped = 0;      // lines removed from the top to keep the page light
   var unseen = 0;
-  var pending = [];     // messages to send once the socket is open
 
   function setState(text, kind) {
     stateEl.textContent = text;
@@ -216,19 +213,17 @@
     view.classList.toggle("stderr-only", stderrOnly.checked);
   });
 
-  // -- the socket ---------------------------------------------------------------
-  function send(message) {
-    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
-    else { pending.push(message); if (!ws) connect(); }
-  }
-
-  function connect() {
-    window.clearTimeout(retryTimer);
-    var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    var socket = new WebSocket(scheme + "//" + window.location.host + "/ws/sandboxes/" + encodeURIComponent(sandboxId) + "/logs/");
-    ws = socket;
-    socket.onopen = function () {
-      attempt = 0;
+  // -- the socket (sandbar.reconnect: reconnect.js) ------------------------------------
+  // Opened when there is something to follow; a command being followed is resumed after a
+  // drop from the line the page has; with nothing to follow it stays closed.
+  var pending = [];     // messages to send once the socket is open
+  var live = pollUrl ? null : window.sandbar.reconnect({
+    url: "/ws/sandboxes/" + encodeURIComponent(sandboxId) + "/logs/",
+    noRetry: [4409],
+    delays: { first: 1000, max: 15000 },
+    maxAttempts: 5,
+    lazy: true,
+    onOpen: function (socket) {
       banner.hidden = true;
       // Resume where the page stopped: the server skips the lines we already have.
       if (current && !current.ended) {
@@ -238,34 +233,33 @@
       var queued = pending;
       pending = [];
       queued.forEach(function (m) { socket.send(JSON.stringify(m)); });
-    };
-    socket.onmessage = function (event) {
-      if (socket !== ws) return;
+    },
+    onMessage: function (event) {
       var message;
       try { message = JSON.parse(event.data); } catch (e) { return; }
       handle(message);
-    };
-    socket.onclose = function (event) {
-      if (socket !== ws) return;
-      ws = null;
-      if (NO_RETRY[event.code]) {
-        setState("Not available", "down");
-        if (event.reason) { bannerText.textContent = event.reason; banner.hidden = false; }
-        return;
-      }
-      if (!current || current.ended) return;  // nothing to follow: reconnect when needed
-      if (attempt >= BACKOFF.length) {
-        // Repeated failures: stop trying on our own, let the reader decide.
-        bannerText.textContent = "The log stream keeps failing.";
+    },
+    onClose: function (event) {
+      // Nothing to follow: no need for a socket until the next command.
+      if (!current || current.ended) return false;
+      return undefined;
+    },
+    onStatus: function (status, detail) {
+      if (status === "reconnecting" && detail.retryAt) {
+        setState("Reconnecting in " + Math.max(1, Math.round((detail.retryAt - Date.now()) / 1000)) + " s", "down");
+      } else if (status === "offline") {
+        setState(detail.code === 4409 ? "Not available" : "Disconnected", "down");
+        bannerText.textContent = detail.code && detail.code >= 4000 ? detail.reason : "The log stream keeps failing.";
         banner.hidden = false;
-        setState("Disconnected", "down");
-        return;
       }
-      var seconds = BACKOFF[attempt];
-      attempt += 1;
-      setState("Reconnecting in " + seconds + " s", "down");
-      retryTimer = window.setTimeout(connect, seconds * 1000);
-    };
+    }
+  });
+
+  function send(message) {
+    if (!live.send(JSON.stringify(message))) {
+      pending.push(message);
+      live.start();
+    }
   }
 
   function handle(message) {
@@ -275,23 +269,49 @@
     } else if (message.type === "lines") {
       if (!current || message.first !== current.count) {
         // Out of step (a follow that was replaced): ask again from where we are.
-        if (ws) ws.send(JSON.stringify({ type: "ack" }));
+        live.send(JSON.stringify({ type: "ack" }));
         return;
       }
       appendLines(message.lines);
       current.count += message.lines.length;
-      if (ws) ws.send(JSON.stringify({ type: "ack" }));
+      live.send(JSON.stringify({ type: "ack" }));
     } else if (message.type === "end") {
       if (current) current.ended = true;
-      var code = message.exit_code === null || message.exit_code === undefined ? "unknown" : message.exit_code;
-      setState("Exited " + code, code === 0 ? "ok" : "failed");
-      window.sandbar.announce("The command finished with exit code " + code + ".");
+      stopButton.hidden = true;
+      if (message.stopped) {
+        setState("Stopped", "failed");
+        window.sandbar.announce("The command was stopped.");
+      } else {
+        var code = message.exit_code === null || message.exit_code === undefined ? "unknown" : message.exit_code;
+        setState("Exited " + code, code === 0 ? "ok" : "failed");
+        window.sandbar.announce("The command finished with exit code " + code + ".");
+      }
       document.body.dispatchEvent(new CustomEvent("logs-changed"));
     } else if (message.type === "error") {
-      if (message.retry && ws) { ws.close(); return; }
+      if (message.retry && live.socket) { live.socket.close(); return; }
       window.sandbar.toast(message.message, "error");
-      if (current && !current.ended && !message.retry) setState("Stopped", "down");
+      if (!current || current.ended || message.retry) return;
+      if (stopButton.disabled) {
+        // The stop was refused: the command runs on.
+        stopButton.disabled = false;
+        setState("Following", "live");
+      } else {
+        current.ended = true;
+        stopButton.hidden = true;
+        setState("Stopped", "down");
+      }
     }
+  }
+
+  // The command followed is remembered for this tab: a reload follows it again.
+  var memoryKey = "sandbar.logs." + sandboxId;
+  function remember() {
+    try {
+      window.sessionStorage.setItem(memoryKey, JSON.stringify({ session: current.session, command: current.command, text: current.text }));
+    } catch (e) { /* private mode */ }
+  }
+  function recalled() {
+    try { return JSON.parse(window.sessionStorage.getItem(memoryKey) || "null"); } catch (e) { return null; }
   }
 
   function follow(session, command, text) {
@@ -301,8 +321,18 @@
     title.title = text;
     download.href = root.dataset.logUrl.replace("SESSION", encodeURIComponent(session)).replace("COMMAND", encodeURIComponent(command));
     download.hidden = false;
+    stopButton.hidden = false;
+    stopButton.disabled = false;
     setState("Following", "live");
+    remember();
   }
+
+  if (stopButton) stopButton.addEventListener("click", function () {
+    if (!current || current.ended) return;
+    stopButton.disabled = true;
+    setState("Stopping", "live");
+    send({ type: "stop", session: current.session, command: current.command });
+  });
 
   if (form) form.addEventListener("submit", function (event) {
     event.preventDefault();
@@ -315,19 +345,14 @@
 
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-logs-follow]");
-    if (button) {
+    if (button && live) {
       follow(button.dataset.session, button.dataset.command, button.dataset.text);
       // When the socket is not open yet, opening it resumes `current` from line 0.
-      if (ws && ws.readyState === WebSocket.OPEN) {
-        send({ type: "follow", session: button.dataset.session, command: button.dataset.command, after: 0 });
-      } else if (!ws) {
-        connect();
-      }
+      live.send(JSON.stringify({ type: "follow", session: button.dataset.session, command: button.dataset.command, after: 0 })) || live.start();
       view.focus();
     } else if (event.target.closest("[data-logs-retry]")) {
-      attempt = 0;
       banner.hidden = true;
-      if (pollUrl) poll(); else connect();
+      if (pollUrl) { attempt = 0; poll(); } else live.retry(true);
     }
   });
 
@@ -414,6 +439,10 @@
     view.scrollTop = view.scrollHeight;
     if (!current.ended) { setState("Following", "live"); poll(); }
   } else {
-    connect();
+    var last = recalled();
+    if (last && last.session && last.command) {
+      follow(last.session, last.command, last.text || "");
+      live.start();
+    }
   }
 })();

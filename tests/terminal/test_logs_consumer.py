@@ -136,3 +136,66 @@ async def test_a_viewer_and_another_member_may_not_read_logs(
         assert (await ws.receive_output())["code"] == 4403
     anonymous = await open_logs(None, sandbox["id"])
     assert not anonymous.connected
+
+
+async def test_stop_kills_a_running_command_and_the_follow_says_stopped(
+    make_sandbox, member_user, daytona_engine
+) -> None:
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    ws = await open_logs(member_user, sandbox["id"])
+    await ws.send_to(
+        text_data=json.dumps({"type": "run", "command": "echo begun; sleep 60; echo never"})
+    )
+    messages = await collect(ws, until="lines")
+    started = messages[0]
+    assert started["type"] == "started"
+    await ws.send_to(
+        text_data=json.dumps(
+            {"type": "stop", "session": started["session"], "command": started["command"]}
+        )
+    )
+    messages = await collect(ws, limit=10)
+    assert messages[-1] == {"type": "end", "exit_code": None, "stopped": True}
+    assert [1, "never"] not in lines(messages)
+    # The command's session (and with it the sleep) is gone from the sandbox.
+    with daytona_engine.client() as http:
+        toolbox = f"{daytona_engine.toolbox_url}/{sandbox['id']}"
+        sessions = http.get(f"{toolbox}/process/session").json()
+    assert started["session"] not in {s["sessionId"] for s in sessions}
+    entry = await AuditEntry.objects.filter(action="command.stop").afirst()
+    assert entry is not None and entry.outcome == "success"
+    await ws.disconnect()
+
+
+async def test_a_long_command_does_not_hold_up_the_next_one(make_sandbox, member_user) -> None:
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    ws = await open_logs(member_user, sandbox["id"])
+    await ws.send_to(text_data=json.dumps({"type": "run", "command": "sleep 60"}))
+    first = (await collect(ws, until="started"))[-1]
+    await ws.send_to(text_data=json.dumps({"type": "run", "command": "echo quick"}))
+    messages = await collect(ws, limit=10)
+    assert messages[-1]["type"] == "end" and messages[-1]["exit_code"] == 0
+    assert [1, "quick"] in lines(messages)
+    second = next(m for m in messages if m["type"] == "started")
+    assert second["session"] != first["session"]
+    await ws.disconnect()
+
+
+async def test_stop_refuses_a_command_that_shares_its_session(
+    make_sandbox, member_user, daytona_engine
+) -> None:
+    sandbox = await asyncio.to_thread(make_sandbox, owner="mel")
+    with daytona_engine.client() as http:
+        base = f"{daytona_engine.toolbox_url}/{sandbox['id']}/process/session"
+        assert http.post(base, json={"sessionId": "shared"}).status_code in (200, 201)
+        body = {"command": "sleep 30", "runAsync": True}
+        command = http.post(f"{base}/shared/exec", json=body).json()["cmdId"]
+    ws = await open_logs(member_user, sandbox["id"])
+    stop = {"type": "stop", "session": "shared", "command": command}
+    await ws.send_to(text_data=json.dumps(stop))
+    answer = json.loads(await ws.receive_from(timeout=10))
+    assert answer["type"] == "error" and "shares its session" in answer["message"]
+    with daytona_engine.client() as http:
+        still = http.get(f"{base}/shared/command/{command}").json()
+    assert still.get("exitCode") is None
+    await ws.disconnect()
