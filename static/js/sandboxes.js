@@ -208,6 +208,7 @@
     }
     if (changed) announce(message.name + " is now " + String(message.state).replace(/_/g, " "));
     updateBulkBar();
+    if (sandbar.tickTimes) sandbar.tickTimes();
     detailChanged();
   }
 
@@ -241,6 +242,7 @@
     if (window.htmx) window.htmx.process(row);
     announce(message.name + " was created");
     updateBulkBar();
+    if (sandbar.tickTimes) sandbar.tickTimes();
   }
 
   function dropRow(message) {
@@ -281,6 +283,8 @@
   // what changed is swapped in. A tab in the same state is left alone: a live terminal or
   // log keeps its own connection, and a half-typed settings form keeps its text.
   var detailFetch = null;
+  var pageTab = document.getElementById("sandbox-tab");
+  var pageNonce = pageTab ? pageTab.getAttribute("data-style-nonce") || "" : "";
 
   function swapIn(id, fresh) {
     var old = document.getElementById(id);
@@ -289,14 +293,15 @@
     return document.getElementById(id);
   }
 
-  // htmx runs no scripts that come with swapped markup (allowScriptTags is off): the tab's
-  // own scripts (our static files; the CSP allows nothing else) are loaded again, in order.
-  function runScripts(root) {
-    root.querySelectorAll("script[src]").forEach(function (old) {
+  // htmx drops the scripts that come with swapped markup (allowScriptTags is off): the
+  // tab's own scripts (our static files; the CSP allows nothing else) are loaded again,
+  // in their order, once the markup they look for is in.
+  function runScripts(sources) {
+    sources.forEach(function (src) {
       var script = document.createElement("script");
-      script.src = old.src;
+      script.src = src;
       script.async = false;
-      old.remove();
+      script.setAttribute("data-tab-script", "");
       document.head.appendChild(script);
     });
   }
@@ -330,8 +335,11 @@
       return;
     }
     if (tab.getAttribute("data-state") === fresh.getAttribute("data-state")) return;
-    var swapped = swapIn("sandbox-tab", fresh);
-    if (swapped) runScripts(swapped);
+    // A nonce holds for the response that brought it: the tab's scripts must use this
+    // page's (kept from its first load), not the fetched copy's.
+    fresh.querySelectorAll("[data-style-nonce]").forEach(function (el) { el.setAttribute("data-style-nonce", pageNonce); });
+    var sources = Array.prototype.map.call(fresh.querySelectorAll("script[src]"), function (el) { return el.src; });
+    if (swapIn("sandbox-tab", fresh)) runScripts(sources);
   }
 
   // A pushed header in another state than the tab was drawn for: draw the tab again.
