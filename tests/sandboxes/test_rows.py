@@ -108,3 +108,16 @@ def test_action_buttons_carry_no_server_token_but_ask_the_page_for_one(db) -> No
     # (data-once), so a kept row is never a spent token.
     html = sandbox_row(Row(_sandbox(), can_act=True, verbs=("stop", "delete")))
     assert html.count("data-once") == 2 and "once&quot;" not in html and '"once"' not in html
+
+
+def test_a_list_kept_whole_still_shows_a_change_to_one_of_its_rows(db) -> None:
+    from dashboard.sandboxes.rows import sandbox_rows
+
+    def listed(second_state: str) -> str:
+        second = _sandbox(id="sb-2", name="second", state=second_state)
+        return sandbox_rows([Row(_sandbox(), True, ("stop",)), Row(second, True, ())])
+
+    assert listed("started") == listed("started")
+    changed = listed("stopped")
+    assert 'id="sb-sb-2" data-sandbox-id="sb-2" data-state="stopped"' in changed
+    assert 'id="sb-sb-1" data-sandbox-id="sb-1" data-state="started"' in changed
