@@ -63,7 +63,7 @@
       var run = target.querySelector("[data-bulk-run]");
       if (run) runBulk(run);
     }
-    if (target && target.id === "results") updateBulkBar();
+    if (target && target.id === "results") { keepSelection(); updateBulkBar(); }
   });
 
   // --- A confirmed bulk action: each sandbox is its own request (a one-time token each, so
@@ -176,7 +176,8 @@
     badge.hidden = false;
     badge.dataset.status = status;
     badge.classList.toggle("on", status === "live");
-    badge.querySelector(".live-text").textContent = LIVE_TEXT[status] + (reason && status !== "live" ? ": " + reason : "");
+    var label = LIVE_TEXT[status];
+    badge.querySelector(".live-text").textContent = reason && status !== "live" ? label.replace(/…$/, "") + ": " + reason : label;
     badge.title = status === "live" ? "State changes appear here as they happen" :
       "Live updates paused" + (reason ? " (" + reason + ")" : "") + (status === "offline" ? ". Reload the page to try again." : "");
     if (was === "live" && status !== "live") announce("Live updates paused: " + (reason || LIVE_TEXT[status]));
@@ -272,7 +273,9 @@
 
   // What the page shows may be stale after a gap (a lost socket, Daytona away): fetch it
   // again rather than trust that every change in between was pushed.
+  var chosenBefore = null;
   function catchUp() {
+    chosenBefore = boxes().filter(function (b) { return b.checked; }).map(function (b) { return b.value; });
     refreshList();
     document.dispatchEvent(new CustomEvent("sandbar:live-resumed"));
   }
@@ -349,6 +352,13 @@
     if (head && tab && head.getAttribute("data-state") !== tab.getAttribute("data-state")) refreshDetail();
   }
   document.addEventListener("sandbar:live-resumed", refreshDetail);
+
+  // Rows fetched again after a gap keep the ticks the reader had put on them.
+  function keepSelection() {
+    if (!chosenBefore) return;
+    boxes().forEach(function (b) { if (chosenBefore.indexOf(b.value) >= 0 && !b.disabled) b.checked = true; });
+    chosenBefore = null;
+  }
 
   function connect() {
     if (!document.getElementById("live-status") || !sandbar.reconnect) return;

@@ -173,9 +173,12 @@ def test_a_page_whose_socket_came_back_shows_what_changed_while_it_was_away(
     page.locator(f'{state}[data-state="started"]').wait_for()
     page.locator("#live-status.on").wait_for(timeout=5000)
 
+    tick = page.locator(f"#sb-{sandbox['id']} input[name=ids]")
+    if where == "list":
+        tick.check()
     link.cut()
     # The reason, not just a grey dot.
-    expect(_badge(page)).to_have_text(re.compile(r"^Reconnecting…: \S"), timeout=5000)
+    expect(_badge(page)).to_have_text(re.compile(r"^Reconnecting: \S"), timeout=5000)
     _api(daytona_engine, "POST", f"/sandbox/{sandbox['id']}/stop")
     page.wait_for_timeout(1500)  # the change is pushed to everyone else meanwhile
     assert page.locator(f'{state}[data-state="started"]').count() == 1
@@ -183,6 +186,8 @@ def test_a_page_whose_socket_came_back_shows_what_changed_while_it_was_away(
     link.blocked = False
     expect(_badge(page)).to_have_text("Live", timeout=20_000)
     page.locator(f'{state}[data-state="stopped"]').wait_for(timeout=5000)
+    if where == "list":  # the rows fetched again keep the reader's ticks
+        assert tick.is_checked()
     assert page.console_errors == []
 
 
