@@ -21,6 +21,8 @@ from dashboard.engine.lifecycle import CreateRequest, Engine
 from dashboard.engine.runtime import Runtime, RuntimeError_
 from dashboard.engine.runtime.cgroups import SandboxCgroup
 from dashboard.engine.runtime.disk import Disk
+from dashboard.engine.runtime.launch import Launcher
+from dashboard.engine.runtime.network import UserNetwork
 
 
 @pytest.fixture
@@ -52,8 +54,8 @@ STEPS = {
     "disk mount": (Disk, "mount", fail_async),
     "root overlay": (Runtime, "mount_root", fail_async),
     "cgroups": (SandboxCgroup, "create", fail),
-    "id map": (Runtime, "_map_ids", fail_async),
-    "network": (Runtime, "_start_network", fail_async),
+    "id map": (Launcher, "_map_ids", fail_async),
+    "network": (UserNetwork, "start", fail_async),
 }
 
 

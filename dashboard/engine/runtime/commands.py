@@ -1,0 +1,67 @@
+"""Host-side pieces of the runtime's command lines, and the child-process helpers.
+
+Every process the runtime starts (bubblewrap, nsenter, slirp4netns) begins as root on
+the host: these prefixes put it into its cgroups and drop it to the sandbox's uid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Sequence
+
+HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+READY_TIMEOUT = 10.0
+# Written into each cgroup.procs by a tiny shell before it execs the real command, so
+# that the command starts inside its cgroups (no window in which it could escape).
+JOIN_CGROUPS = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+
+
+def join_cgroups(procs_files: Sequence[str]) -> list[str]:
+    """The command prefix that puts what follows into the cgroups of ``procs_files``."""
+    return ["/bin/sh", "-c", JOIN_CGROUPS, "sh", *procs_files, "--"]
+
+
+def drop_privileges(uid: int) -> list[str]:
+    """Become ``uid``: no groups, no capabilities (bounding set too), no_new_privs."""
+    return [
+        "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
+    ]  # fmt: skip
+
+
+def kill(process: asyncio.subprocess.Process) -> None:
+    """SIGKILL a child without Popen.send_signal, whose poll() would reap it behind
+    asyncio's back (asyncio then logs "exit status already read")."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+
+
+async def read_fd(fd: int, size: int, limit: float) -> bytes:
+    """Read up to ``size`` bytes from a pipe without blocking the event loop."""
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[bytes] = loop.create_future()
+
+    def on_readable() -> None:
+        if not result.done():
+            try:
+                result.set_result(os.read(fd, size))
+            except OSError as error:
+                result.set_exception(error)
+
+    loop.add_reader(fd, on_readable)
+    try:
+        return await asyncio.wait_for(result, limit)
+    except TimeoutError:
+        return b""
+    finally:
+        loop.remove_reader(fd)
+
+
+def children(pid: int) -> list[str]:
+    """The host pids of ``pid``'s children."""
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        return handle.read().split()
