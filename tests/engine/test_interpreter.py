@@ -287,3 +287,19 @@ def test_a_large_output_arrives_whole_and_in_order(box: Sandbox) -> None:
     lines = result.stdout.split("\n")
     assert lines[:-1] == [str(i) for i in range(50000)]
     assert lines[-1] == "é" * 100000  # multi-byte characters cut across reads stay whole
+
+
+def test_a_run_goes_on_when_its_client_leaves_and_later_runs_see_its_result(
+    engine: EngineServer, box: Sandbox
+) -> None:
+    context = box.code_interpreter.create_context()
+    try:
+        with _ws(engine, box.id) as ws:
+            code = "import time\nprint('started')\ntime.sleep(1)\nfinished_alone = True"
+            ws.send(json.dumps({"code": code, "contextId": context.id}))
+            assert json.loads(ws.recv(timeout=30))["text"] == "started\n"  # it holds the context
+        # A new connection (a reloaded page) queues behind the first run and sees it.
+        result = box.code_interpreter.run_code("print(finished_alone)", context=context)
+        assert result.stdout == "True\n"
+    finally:
+        box.code_interpreter.delete_context(context)
