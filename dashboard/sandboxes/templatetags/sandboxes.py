@@ -2,6 +2,8 @@ from uuid import uuid4
 
 from django import template
 
+from dashboard.daytona.labels import OWNER_LABEL
+
 register = template.Library()
 
 
@@ -33,8 +35,6 @@ def interval(minutes: int | None, kind: str = "stop") -> str:
 
 @register.filter
 def without_owner(labels: dict[str, str]) -> list[tuple[str, str]]:
-    from dashboard.accounts.access import OWNER_LABEL
-
     return sorted((k, v) for k, v in labels.items() if k != OWNER_LABEL)
 
 
