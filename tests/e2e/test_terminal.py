@@ -235,6 +235,8 @@ def test_on_a_phone_the_extra_keys_quit_vim_and_top_and_nothing_scrolls_sideways
     page.keyboard.press("Enter")
     wait_for_screen(page, r"top-4-left[\s\S]*top-4-left")
     no_overflow(page)
+    if SHOTS:
+        page.screenshot(path=f"{SHOTS}/terminal-phone.png", full_page=True)
     assert page.evaluate("window.cspViolations") == []
     assert page.console_errors == []
 
