@@ -191,6 +191,50 @@ def test_a_page_whose_socket_came_back_shows_what_changed_while_it_was_away(
     assert page.console_errors == []
 
 
+# Records, in the page, when each socket is made and when it closes: the delays the page
+# chooses, apart from how long the test's routing takes to refuse a socket.
+RECORD_SOCKETS = """
+window.socketTimes = [];
+const Native = window.WebSocket;
+window.WebSocket = function (url, protocols) {
+  const socket = new Native(url, protocols);
+  window.socketTimes.push(["new", performance.now()]);
+  socket.addEventListener("close", () => window.socketTimes.push(["close", performance.now()]));
+  return socket;
+};
+window.WebSocket.prototype = Native.prototype;
+Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+"""
+
+
+def test_a_lost_socket_is_tried_again_after_growing_delays_that_differ_between_pages(
+    browser, asgi_live_server, daytona_engine
+) -> None:
+    make_user("mel", Role.MEMBER)
+    delays = []
+    for _ in range(2):
+        context = browser.new_context()
+        page = context.new_page()
+        sign_in(page, asgi_live_server, "mel", PASSWORD)
+        _Cuttable(page).blocked = True
+        page.add_init_script(RECORD_SOCKETS)  # after the route's own WebSocket, around it
+        page.goto(f"{asgi_live_server}/sandboxes/")
+        for _ in range(150):
+            times = page.evaluate("window.socketTimes")
+            if len(times) >= 8:
+                break
+            page.wait_for_timeout(100)
+        closes = [t for kind, t in times if kind == "close"]
+        news = [t for kind, t in times if kind == "new"][1:]
+        delays.append([(made - closed) / 1000 for closed, made in zip(closes, news, strict=False)])
+        context.close()
+    for first, second, third in delays:
+        # 1, 2, 4 s, each drawn within ±25 %.
+        assert 0.74 <= first <= 1.26 and 1.49 <= second <= 2.51 and 2.99 <= third <= 5.01, delays
+    # Jitter: two pages that lost the server together do not come back in step.
+    assert delays[0] != delays[1]
+
+
 def test_a_socket_closed_by_signing_out_says_offline_and_why_and_is_not_retried(
     page, asgi_live_server, daytona_engine
 ) -> None:
