@@ -27,17 +27,17 @@ router = ProtocolTypeRouter(
 
 async def application(scope, receive, send) -> None:
     """The router. A server that sends lifespan events (uvicorn, as `manage.py up` runs
-    it) gets a Daytona client on its own loop for its lifetime (see
-    `dashboard.daytona.client`); without them, calls cross to the client thread."""
+    it) shares one Daytona client for its lifetime (see `dashboard.daytona.client`);
+    without them, each call to Daytona opens a client of its own."""
     if scope["type"] != "lifespan":
         await router(scope, receive, send)
         return
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
-            daytona_client.serve_from_this_loop()
+            await daytona_client.open_shared()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            await daytona_client.release_this_loop()
+            await daytona_client.close_shared()
             await send({"type": "lifespan.shutdown.complete"})
             return

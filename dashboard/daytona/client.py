@@ -1,25 +1,30 @@
-"""HTTP to Daytona: pooled httpx.AsyncClients, errors with Daytona's message.
+"""HTTP to Daytona: one pooled httpx.AsyncClient, errors with Daytona's message.
 
-An AsyncClient is bound to the event loop that opened its connections. Under the
-ASGI server, views and consumers run on the server's one long-lived loop, and
-`serve_from_this_loop` (called by `dashboard.asgi` when the server starts) gives
-that loop a client of its own: calls go straight out. Every other caller (the test
-client and `async_to_sync`, which make a fresh, short-lived loop per call,
-management commands) shares one client on a loop of our own in a daemon thread,
-and crosses to it for each call. Crossing costs two thread switches, which on a
-busy machine can take milliseconds each; hence the server's own client.
+An AsyncClient belongs to the event loop that opened its connections. The ASGI
+server opens the one shared client on its loop when it starts and closes it when
+it stops (`open_shared`/`close_shared`, called from `dashboard.asgi` on the
+lifespan events uvicorn sends). A call on any other loop (the test client and
+`async_to_sync`, which make a short-lived loop per call; management commands)
+opens a client for that call and closes it after: `connection()` is the only way
+to the network, and says which of the two it hands out.
+
+The API key is read once, on first use, and kept (a key file the embedded engine
+has yet to write is looked for again on the next call). Django's `setting_changed`
+signal for a Daytona setting forgets it; a key changed on disk takes a restart.
 """
 
 import asyncio
-import atexit
+import contextlib
+import functools
 import logging
-import threading
-from collections.abc import Callable, Coroutine
-from contextvars import ContextVar
+import ssl
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import httpx
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +34,7 @@ log = logging.getLogger(__name__)
 _RETRY_STATUSES = {502, 503, 504}
 _RETRY_DELAYS = (0.1, 0.4)
 _USER_AGENT = "sandbar"
-# Set by `started`: told (on the client's loop) when a request leaves for Daytona.
-_on_sent: ContextVar[Callable[[], None] | None] = ContextVar("daytona_on_sent", default=None)
+_KEY_SETTINGS = {"DAYTONA_API_KEY", "DAYTONA_API_KEY_FILE", "DAYTONA_API_URL"}
 
 
 class DaytonaError(Exception):
@@ -71,129 +75,108 @@ class Unavailable(DaytonaError):
     status = 503
 
 
-class _Runner:
-    """The private event loop and the AsyncClient that lives on it."""
+class _Shared:
+    """The server's client and the loop it lives on."""
 
-    def __init__(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="daytona-client", daemon=True)
+    def __init__(self, transport: httpx.AsyncBaseTransport | None) -> None:
+        self.loop = asyncio.get_running_loop()
         self.transport = transport
-        self.http: httpx.AsyncClient | None = None
-        self.thread.start()
-        self.ready.wait()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.http = _new_client(self.transport)
-        self.loop.call_soon(self.ready.set)
-        self.loop.run_forever()
-
-    def close(self) -> None:
-        if not self.loop.is_running():
-            return
-        future = asyncio.run_coroutine_threadsafe(self.http.aclose(), self.loop)
-        try:
-            future.result(timeout=5)
-        except Exception:
-            log.debug("closing the Daytona client failed", exc_info=True)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-        if not self.loop.is_running():
-            self.loop.close()
+        self.http = _new_client(transport)
 
 
-_runner: _Runner | None = None
-_runner_lock = threading.Lock()
+_shared: _Shared | None = None
 _transport: httpx.AsyncBaseTransport | None = None
+_authorization: dict[str, str] | None = None
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    # Built once: loading the CA bundle takes milliseconds, far more than a client.
+    return httpx.create_ssl_context()
 
 
 def _new_client(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=transport,
+        verify=_tls(),
         limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
         headers={"User-Agent": _USER_AGENT, "Accept": "application/json"},
         follow_redirects=False,
     )
 
 
-# The server loops (one in production; each test server has its own) and their clients.
-_homes: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+async def open_shared() -> None:
+    """Open the client the running loop (the ASGI server's) shares for its lifetime."""
+    global _shared
+    if _shared is not None and not _shared.loop.is_closed():
+        log.warning("a Daytona client is already shared on another loop; keeping it")
+        return
+    _shared = _Shared(_transport)
 
 
-def serve_from_this_loop() -> None:
-    """Make the running loop (an ASGI server's) call Daytona with a client of its own."""
-    loop = asyncio.get_running_loop()
-    if loop not in _homes:
-        _homes[loop] = _new_client(_transport)
+async def close_shared() -> None:
+    """Close the shared client (the ASGI server is shutting down)."""
+    global _shared
+    shared, _shared = _shared, None
+    if shared is not None:
+        await shared.http.aclose()
 
 
-async def release_this_loop() -> None:
-    """Close the running loop's client (its ASGI server is shutting down)."""
-    http = _homes.pop(asyncio.get_running_loop(), None)
-    if http is not None:
-        await http.aclose()
-
-
-def _at_home() -> httpx.AsyncClient | None:
-    """The running loop's own client, if it is a server loop."""
-    if not _homes:
-        return None
-    try:
-        return _homes.get(asyncio.get_running_loop())
-    except RuntimeError:
-        return None
-
-
-def _http() -> httpx.AsyncClient:
-    """The client for the running loop: the server's own, or the client thread's."""
-    home = _at_home()
-    if home is not None:
-        return home
-    runner = _get_runner()
-    assert runner.http is not None
-    return runner.http
-
-
-def _get_runner() -> _Runner:
-    global _runner
-    with _runner_lock:
-        if _runner is None:
-            _runner = _Runner()
-        return _runner
+@contextlib.asynccontextmanager
+async def connection() -> AsyncIterator[httpx.AsyncClient]:
+    """The shared client on the server's loop; anywhere else, a client for this call."""
+    shared = _shared
+    if shared is not None and shared.transport is _transport:
+        try:
+            here = asyncio.get_running_loop() is shared.loop
+        except RuntimeError:
+            here = False
+        if here:
+            yield shared.http
+            return
+    async with _new_client(_transport) as http:
+        yield http
 
 
 def use_transport(transport: httpx.AsyncBaseTransport | None) -> None:
-    """Replace the process's clients with ones over `transport` (None: the network). For tests."""
-    global _runner, _transport
-    with _runner_lock:
-        _transport = transport
-        old, _runner = _runner, _Runner(transport)
-    if old is not None:
-        old.close()
-    for loop, http in list(_homes.items()):
-        # Each server loop gets a client over the new transport; the old one is closed there.
-        if loop.is_running():
-            _homes[loop] = _new_client(transport)
-            asyncio.run_coroutine_threadsafe(http.aclose(), loop)
+    """Send every later call over `transport` (None: the network). For tests."""
+    global _transport
+    _transport = transport
 
 
-@atexit.register
-def _close_at_exit() -> None:
-    if _runner is not None:
-        _runner.close()
+def api_key() -> str:
+    """The Daytona API key: DAYTONA_API_KEY, else the file the embedded engine wrote."""
+    return auth_header()["Authorization"].removeprefix("Bearer ")
 
 
-def _api_key() -> str:
+def auth_header() -> dict[str, str]:
+    """`Authorization: Bearer <key>`, built on first use and kept (see the module's doc)."""
+    global _authorization
+    if _authorization is None:
+        _authorization = {"Authorization": f"Bearer {_read_key()}"}
+    return _authorization
+
+
+def _read_key() -> str:
     if settings.DAYTONA_API_KEY:
         return settings.DAYTONA_API_KEY
     try:
-        return settings.DAYTONA_API_KEY_FILE.read_text().strip()
+        key = settings.DAYTONA_API_KEY_FILE.read_text().strip()
     except OSError:
+        key = ""
+    if not key:
         raise Unavailable(
             "No Daytona API key: set DAYTONA_API_KEY, or start the embedded engine once "
             "so it writes its key."
-        ) from None
+        )
+    return key
+
+
+@receiver(setting_changed)
+def _forget_the_key(*, setting: str, **kwargs: Any) -> None:
+    global _authorization
+    if setting in _KEY_SETTINGS:
+        _authorization = None
 
 
 def _message(response: httpx.Response) -> str:
@@ -241,15 +224,26 @@ async def _send(
     seconds: float,
     raw: bool = False,
 ) -> Any:
-    http = _http()
     url = settings.DAYTONA_API_URL + path
-    headers = {"Authorization": f"Bearer {_api_key()}"}
+    headers = auth_header()
+    async with connection() as http:
+        return await _send_on(http, method, url, params, json, headers, seconds, raw)
+
+
+async def _send_on(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    params: list[tuple[str, str]] | None,
+    json: Any,
+    headers: dict[str, str],
+    seconds: float,
+    raw: bool,
+) -> Any:
     idempotent = method == "GET"
     attempts = len(_RETRY_DELAYS) + 1 if idempotent else 1
     for attempt in range(attempts):
         retry = attempt < attempts - 1
-        if (on_sent := _on_sent.get()) is not None:
-            on_sent()
         try:
             response = await http.request(
                 method, url, params=params, json=json, headers=headers, timeout=seconds
@@ -278,37 +272,12 @@ async def _send(
     raise AssertionError("unreachable")
 
 
-async def _on_runner[T](coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` where a client lives: right here on the server's loop, else on ours."""
-    if _at_home() is not None:
-        return await coro
-    runner = _get_runner()
-    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, runner.loop))
-
-
 async def started[T](call: Coroutine[Any, Any, T]) -> "asyncio.Task[T]":
-    """Start `call` (one or more requests to Daytona) and return, as a task, once its
-    first request is on its way; the caller works on while Daytona answers.
-
-    Waiting for the request to leave matters: work started right away would hold the
-    loop (or, when the client runs in its thread, the interpreter lock it needs to
-    send), so the two would take turns instead of overlapping.
-    """
-    loop = asyncio.get_running_loop()
-    sent = loop.create_future()
-
-    def signal() -> None:
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(lambda: sent.done() or sent.set_result(None))
-
-    token = _on_sent.set(signal)
-    try:
-        task = asyncio.ensure_future(call)  # it runs in a copy of this context
-    finally:
-        _on_sent.reset(token)
-    await asyncio.wait([sent, task], return_when=asyncio.FIRST_COMPLETED)
-    if not sent.done():
-        sent.cancel()
+    """Start `call` (one or more requests to Daytona) and return it as a task once it
+    has run up to its first wait, which is the network: the caller works on while
+    Daytona answers, instead of the two taking turns."""
+    task = asyncio.ensure_future(call)
+    await asyncio.sleep(0)  # the task was scheduled first: it runs until it waits
     return task
 
 
@@ -324,5 +293,4 @@ async def request(
     """One call to the Daytona API at `path` (under DAYTONA_API_URL); the decoded JSON
     (with `raw`, the body's bytes) or None."""
     seconds = float(time_limit if time_limit is not None else settings.DAYTONA_TIMEOUT)
-    call = _send(method, path, params=params, json=json, seconds=seconds, raw=raw)
-    return await _on_runner(call)
+    return await _send(method, path, params=params, json=json, seconds=seconds, raw=raw)

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from dashboard.daytona.client import Unavailable, _api_key
+from dashboard.daytona.client import Unavailable, api_key
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ async def _follow(socketio, session, on_event: SandboxEvent, on_connect) -> None
             origin,
             socketio_path=path,
             transports=["websocket"],
-            auth={"token": _api_key()},
+            auth={"token": api_key()},
             wait_timeout=settings.DAYTONA_TIMEOUT,
         )
     except Exception as error:  # any failure to open it means: poll instead

@@ -10,10 +10,9 @@ from django.conf import settings
 
 from dashboard.daytona.client import (
     Unavailable,
-    _api_key,
     _error_for,
-    _http,
-    _on_runner,
+    auth_header,
+    connection,
     request,
 )
 from dashboard.daytona.models import Sandbox, Snapshot
@@ -80,13 +79,15 @@ class BuildLog:
 
 
 async def _read_log(url: str, seconds: float) -> tuple[bytes, bool]:
-    http = _http()
-    headers = {"Authorization": f"Bearer {_api_key()}", "Accept": "*/*"}
+    headers = {**auth_header(), "Accept": "*/*"}
     kept = bytearray()
     truncated = False
     try:
         # Without follow, Daytona sends the whole file and ends the response.
-        async with http.stream("GET", url, headers=headers, timeout=seconds) as response:
+        async with (
+            connection() as http,
+            http.stream("GET", url, headers=headers, timeout=seconds) as response,
+        ):
             if response.is_error:
                 await response.aread()
                 raise _error_for(response)
@@ -110,7 +111,7 @@ async def build_log(snapshot_id: str, *, complete: bool = True) -> BuildLog:
     url = found.get("url") if isinstance(found, dict) else None
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise Unavailable("Daytona did not say where this snapshot's build log is.")
-    data, truncated = await _on_runner(_read_log(url, float(settings.DAYTONA_TIMEOUT)))
+    data, truncated = await _read_log(url, float(settings.DAYTONA_TIMEOUT))
     if truncated:
         # The cut may fall inside a character; drop the broken start of the first line.
         data = data.split(b"\n", 1)[-1]

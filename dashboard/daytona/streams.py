@@ -23,8 +23,8 @@ from dashboard.daytona.client import (
     DaytonaError,
     NotFound,
     Unavailable,
-    _api_key,
     _error_for,
+    auth_header,
     request,
 )
 from dashboard.daytona.models import Sandbox
@@ -387,5 +387,5 @@ async def build_log(snapshot_id: str) -> AsyncIterator[bytes]:
     url = found.get("url") if isinstance(found, dict) else None
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise Unavailable("Daytona did not say where this snapshot's build log is.")
-    headers = {"Authorization": f"Bearer {_api_key()}", "Accept": "*/*"}
+    headers = {**auth_header(), "Accept": "*/*"}
     return await _stream_get(url, headers=headers, what="The build log")

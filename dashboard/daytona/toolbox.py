@@ -17,10 +17,9 @@ from msgspec.structs import force_setattr
 from dashboard.daytona.client import (
     BadRequest,
     Unavailable,
-    _api_key,
     _error_for,
-    _http,
-    _on_runner,
+    auth_header,
+    connection,
     request,
 )
 from dashboard.daytona.models import Sandbox, Time, Wire
@@ -28,6 +27,7 @@ from dashboard.daytona.models import Sandbox, Time, Wire
 # Daytona keeps stdout and stderr apart in command logs only for clients that say so.
 SDK_VERSION = "0.190.0"
 MAX_PTY_SIZE = 1000
+TOOLBOX_HEADERS = {"X-Daytona-SDK-Version": SDK_VERSION, "X-Daytona-Split-Output": "true"}
 MAX_PATH = 4096
 
 
@@ -44,11 +44,7 @@ async def toolbox_base(sandbox: Sandbox) -> str:
 
 def auth_headers() -> dict[str, str]:
     """The headers every toolbox call carries (REST and WebSocket upgrades alike)."""
-    return {
-        "Authorization": f"Bearer {_api_key()}",
-        "X-Daytona-SDK-Version": SDK_VERSION,
-        "X-Daytona-Split-Output": "true",
-    }
+    return {**auth_header(), **TOOLBOX_HEADERS}
 
 
 async def _send(
@@ -61,18 +57,19 @@ async def _send(
     data: Any,
     seconds: float,
 ) -> httpx.Response:
-    http = _http()
     try:
-        response = await http.request(
-            method,
-            url,
-            params=params,
-            json=json_body,
-            files=files,
-            data=data,
-            headers=auth_headers(),
-            timeout=seconds,
-        )
+        async with connection() as http:
+            response = await http.request(
+                method,
+                url,
+                params=params,
+                json=json_body,
+                files=files,
+                data=data,
+                headers=auth_headers(),
+                timeout=seconds,
+            )
+            await response.aread()
     except httpx.TimeoutException:
         raise Unavailable(f"The sandbox did not answer within {seconds:g} seconds.") from None
     except httpx.TransportError as error:
@@ -95,16 +92,14 @@ async def call(
 ) -> Any:
     """One toolbox call; the decoded JSON body, or None when there is none."""
     url = await toolbox_base(sandbox) + path
-    response = await _on_runner(
-        _send(
-            method,
-            url,
-            params=params,
-            json_body=json_body,
-            files=files,
-            data=data,
-            seconds=seconds,
-        )
+    response = await _send(
+        method,
+        url,
+        params=params,
+        json_body=json_body,
+        files=files,
+        data=data,
+        seconds=seconds,
     )
     if response.status_code == 204 or not response.content:
         return None

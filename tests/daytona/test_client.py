@@ -305,24 +305,20 @@ def test_a_wrong_key_is_forbidden_on_the_engine(daytona_engine, settings) -> Non
 
 
 async def test_started_returns_once_the_request_is_sent_and_the_task_gives_the_answer(
-    daytona_engine,
+    fake,
 ) -> None:
-    sent_before_return: list[bool] = []
-    original = client._send
+    answer = asyncio.Event()
 
-    async def watched(*args, **kwargs):
-        await asyncio.sleep(0.1)  # a caller that did not wait would be gone by now
-        sent_before_return.append(True)
-        return await original(*args, **kwargs)
+    async def slow(request):
+        await answer.wait()
+        return httpx.Response(200, json={"items": [SANDBOX]})
 
-    client._send = watched
-    try:
-        task = await daytona.started(daytona.list_sandboxes(daytona.SandboxQuery(limit=1)))
-        assert sent_before_return == [True]
-        page = await task
-    finally:
-        client._send = original
-    assert isinstance(page, daytona.SandboxPage)
+    seen = fake(slow)
+    task = await daytona.started(daytona.list_sandboxes(daytona.SandboxQuery(limit=1)))
+    assert len(seen) == 1 and not task.done()  # on its way, not yet answered
+    answer.set()
+    page = await task
+    assert [s.id for s in page.items] == ["abc"]
 
 
 async def test_started_hands_back_a_call_that_fails_before_sending(settings) -> None:
@@ -333,17 +329,50 @@ async def test_started_hands_back_a_call_that_fails_before_sending(settings) -> 
         await task
 
 
-async def test_calls_from_the_servers_loop_go_out_on_its_own_client(
-    daytona_engine, monkeypatch
-) -> None:
-    # dashboard.asgi binds the server's loop; its calls must not cross to the thread.
-    client.serve_from_this_loop()
+async def test_calls_on_the_servers_loop_share_its_one_client(daytona_engine, monkeypatch) -> None:
+    # dashboard.asgi opens the shared client when the server starts.
+    await client.open_shared()
     try:
-        monkeypatch.setattr(client, "_get_runner", lambda: pytest.fail("crossed threads"))
+        monkeypatch.setattr(client, "_new_client", lambda t: pytest.fail("a client per call"))
         page = await daytona.list_sandboxes(daytona.SandboxQuery(limit=1))
         task = await daytona.started(daytona.list_sandboxes(daytona.SandboxQuery(limit=1)))
         assert isinstance(page, daytona.SandboxPage)
         assert isinstance(await task, daytona.SandboxPage)
     finally:
-        await client.release_this_loop()
-    assert client._at_home() is None
+        await client.close_shared()
+
+
+async def test_a_call_on_another_loop_opens_and_closes_a_client_of_its_own(
+    daytona_engine, monkeypatch
+) -> None:
+    opened: list[httpx.AsyncClient] = []
+    new_client = client._new_client
+
+    def recorded(transport):
+        opened.append(new_client(transport))
+        return opened[-1]
+
+    monkeypatch.setattr(client, "_new_client", recorded)
+    await daytona.list_sandboxes(daytona.SandboxQuery(limit=1))
+    assert len(opened) == 1 and opened[0].is_closed
+
+
+def test_the_key_file_is_read_once_and_again_when_the_setting_changes(
+    fake, settings, tmp_path
+) -> None:
+    settings.DAYTONA_API_KEY = ""
+    settings.DAYTONA_API_KEY_FILE = key_file = tmp_path / "api-key"
+    seen = fake(lambda r: httpx.Response(200, json=SANDBOX))
+    with pytest.raises(daytona.Unavailable, match="No Daytona API key"):
+        daytona_call(daytona.get_sandbox("abc"))
+    key_file.write_text("first\n")  # the engine wrote its key: looked for again
+    daytona_call(daytona.get_sandbox("abc"))
+    key_file.write_text("second\n")
+    daytona_call(daytona.get_sandbox("abc"))
+    settings.DAYTONA_API_KEY_FILE = key_file  # Django's setting_changed: read it again
+    daytona_call(daytona.get_sandbox("abc"))
+    assert [r.headers["Authorization"] for r in seen] == [
+        "Bearer first",
+        "Bearer first",
+        "Bearer second",
+    ]
