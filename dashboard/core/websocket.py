@@ -17,33 +17,17 @@ from typing import Any
 
 from channels.security.websocket import WebsocketDenier
 from django.core.exceptions import DisallowedHost
-from django.http import HttpRequest
-from django.middleware.csrf import CsrfViewMiddleware
+
+from dashboard.core.django_private import HandshakeRequest, origin_verified
 
 log = logging.getLogger(__name__)
 
 ASGIApp = Any
 
 
-class _HandshakeRequest(HttpRequest):
-    """The handshake seen as Django sees an HTTP request, for Django's own checks."""
-
-    def __init__(self, scope: dict[str, Any]) -> None:
-        super().__init__()
-        self._scope_scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
-        server = scope.get("server") or ("", "")
-        self.META = {"SERVER_NAME": str(server[0] or ""), "SERVER_PORT": str(server[1] or "")}
-        for name, value in scope.get("headers", []):
-            key = name.decode("latin-1").upper().replace("-", "_")
-            self.META[f"HTTP_{key}"] = value.decode("latin-1")
-
-    def _get_scheme(self) -> str:
-        return self._scope_scheme
-
-
 def origin_problem(scope: dict[str, Any]) -> str | None:
     """Why this handshake's origin may not open a WebSocket here, or None if it may."""
-    request = _HandshakeRequest(scope)
+    request = HandshakeRequest(scope)
     origin = request.META.get("HTTP_ORIGIN")
     if not origin:
         return "no Origin header"
@@ -54,7 +38,7 @@ def origin_problem(scope: dict[str, Any]) -> str | None:
         # that is how a DNS-rebinding page would look.
         return f"Host {request.META.get('HTTP_HOST', '')!r} is not in ALLOWED_HOSTS"
     # Django's own comparison, so that WebSockets and forms follow one rule.
-    if CsrfViewMiddleware(lambda request: None)._origin_verified(request):
+    if origin_verified(request):
         return None
     return f"Origin {origin!r} is neither this dashboard's origin nor in CSRF_TRUSTED_ORIGINS"
 
