@@ -11,13 +11,14 @@
     n: script && script.getAttribute("data-new-sandbox"),
   };
   var styles = script && script.getAttribute("data-styles");
+  // "g n" only for people who may create sandboxes (the page leaves its address out).
   var SHORTCUTS = [
     ["/", "Search this page (or find a sandbox)"],
     ["g then s", "Go to sandboxes"],
     ["g then n", "New sandbox"],
     ["?", "Show these shortcuts"],
     ["Esc", "Close this list"],
-  ];
+  ].filter(function (item) { return item[0] !== "g then n" || urls.n; });
   var PREFIX_MS = 1500;
   var pendingG = 0;
 

@@ -137,3 +137,19 @@ def test_env_values_stay_masked_until_shown(page, asgi_live_server, daytona_engi
     finally:
         with daytona_engine.client() as api:
             api.delete(f"/sandbox/{sandbox['id']}")
+
+
+def test_a_viewer_is_not_offered_g_n(page, asgi_live_server, daytona_engine) -> None:
+    make_user("vic", Role.VIEWER)
+    sign_in(page, asgi_live_server, "vic", PASSWORD)
+    page.goto(f"{asgi_live_server}/volumes/")
+    page.keyboard.press("?")
+    dialog = page.locator("#shortcuts-dialog[open]")
+    dialog.wait_for()
+    assert "Go to sandboxes" in dialog.inner_text()
+    assert "New sandbox" not in dialog.inner_text()
+    page.keyboard.press("Escape")
+    page.keyboard.press("g")
+    page.keyboard.press("n")
+    page.wait_for_timeout(300)
+    assert page.url == f"{asgi_live_server}/volumes/"
