@@ -2,7 +2,7 @@
 request path, as uvicorn serves Sandbar in production.
 
 Django's `Client` goes through the WSGI handler, where middleware and async views
-run in sync mode: the event-loop path (`dashboard/core/middleware.py`, async views
+run in sync mode: the event-loop path (the middleware under ASGI, async views
 rendering on the loop) would go untested, and a query made from the loop by
 mistake would pass. Through this client it raises `SynchronousOnlyOperation`.
 """
