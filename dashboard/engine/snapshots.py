@@ -202,7 +202,7 @@ class Snapshots:
                 cpu, mem, disk, default_image.image_name,
                 "active" if info else "error",
                 None if info else default_image.missing_message(),
-                round(info["sizeBytes"] / 2**30, 3) if info else None,
+                round(info["sizeBytes"] / 2**30, 6) if info else None,
                 DEFAULT_ID,
             ),
         )  # fmt: skip
@@ -428,7 +428,7 @@ class Snapshots:
             await asyncio.to_thread(_own_home, target, self.owner_uid)
             size = await asyncio.to_thread(tree_size, target)
             self._log(log_file, f"snapshot {snapshot.name} is active ({size / 2**30:.3f} GiB)")
-            self._set_state(snapshot, "active", size=round(size / 2**30, 3))
+            self._set_state(snapshot, "active", size=round(size / 2**30, 6))
         except asyncio.CancelledError:
             await asyncio.to_thread(shutil.rmtree, target, True)
             raise
