@@ -28,6 +28,9 @@ class SandboxState(StrEnum):
     RESIZING = "resizing"
     SNAPSHOTTING = "snapshotting"
     FORKING = "forking"
+    PAUSING = "pausing"
+    PAUSED = "paused"
+    RESUMING = "resuming"
 
 
 class SandboxDesiredState(StrEnum):
@@ -36,6 +39,7 @@ class SandboxDesiredState(StrEnum):
     STOPPED = "stopped"
     RESIZED = "resized"
     ARCHIVED = "archived"
+    PAUSED = "paused"
 
 
 class SnapshotState(StrEnum):
@@ -43,6 +47,7 @@ class SnapshotState(StrEnum):
     BUILDING = "building"
     PENDING = "pending"
     PULLING = "pulling"
+    SNAPSHOTTING = "snapshotting"
     PENDING_VALIDATION = "pending_validation"
     VALIDATING = "validating"
     ACTIVE = "active"
@@ -79,10 +84,12 @@ SANDBOX_TRANSITIONAL: frozenset[str] = frozenset(
         _S.RESIZING,
         _S.SNAPSHOTTING,
         _S.FORKING,
+        _S.PAUSING,
+        _S.RESUMING,
     }
 )
 SNAPSHOT_TRANSITIONAL: frozenset[str] = frozenset(
-    {_P.BUILD_PENDING, _P.BUILDING, _P.PENDING, _P.PULLING}
+    {_P.BUILD_PENDING, _P.BUILDING, _P.PENDING, _P.PULLING, _P.SNAPSHOTTING}
     | {_P.PENDING_VALIDATION, _P.VALIDATING, _P.REMOVING}
 )
 VOLUME_TRANSITIONAL: frozenset[str] = frozenset(
