@@ -330,7 +330,10 @@ async def test_started_hands_back_a_call_that_fails_before_sending(settings) -> 
 
 
 async def test_calls_on_the_servers_loop_share_its_one_client(daytona_engine, monkeypatch) -> None:
-    # dashboard.asgi opens the shared client when the server starts.
+    # dashboard.asgi opens the shared client when the server starts. A server another
+    # test runs in this process (in a thread, on its own loop) may share one already:
+    # this test plays a server of its own, and the other's is put back afterwards.
+    monkeypatch.setattr(client, "_shared", None)
     await client.open_shared()
     try:
         monkeypatch.setattr(client, "_new_client", lambda t: pytest.fail("a client per call"))
