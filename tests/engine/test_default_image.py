@@ -159,7 +159,7 @@ def test_the_default_snapshot_is_listed_with_its_image_and_size(api: httpx.Clien
     snapshot = listed["sandbar-default"]
     assert snapshot["state"] == "active"
     assert snapshot["imageName"] == f"sandbar/{default.key}"
-    assert snapshot["size"] == round(info["sizeBytes"] / 2**30, 3) > 0.1
+    assert snapshot["size"] == round(info["sizeBytes"] / 2**30, 6) > 0.1
 
 
 def _wait_active(api: httpx.Client, name: str) -> dict[str, Any]:
@@ -239,7 +239,7 @@ def test_the_dashboards_snapshots_page_lists_the_default_image(
     assert ">sandbar-default</a>" in html
     assert f"sandbar/{default.key}" in html
     # The engine reports GiB to three decimals; the page shows it in the unit that fits.
-    assert gib_size(round(info["sizeBytes"] / 2**30, 3)) in html
+    assert gib_size(round(info["sizeBytes"] / 2**30, 6)) in html
 
 
 async def test_a_home_kept_on_the_disk_moves_into_the_layer_on_the_first_start(
