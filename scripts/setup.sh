@@ -26,6 +26,10 @@ if [ "$mode" = test ]; then
   for pkg in chromium fonts-dejavu-core; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
+  # Node runs Daytona's TypeScript SDK in the tests; any node and npm on PATH will do
+  # (Debian's, or one installed another way, which Debian's npm would conflict with).
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"
     as_root apt-get update -qq
@@ -69,4 +73,21 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     exit 1
   fi
   echo "$want" > "$stamp"
+fi
+
+# --- TypeScript SDK (tests only) --------------------------------------------
+# Daytona's official TypeScript SDK, pinned by tests/sdk_ts/package-lock.json.
+if [ "$mode" = test ]; then
+  sdk_stamp=tests/sdk_ts/node_modules/.installed
+  sdk_want="$(sha256sum tests/sdk_ts/package-lock.json | cut -c1-16)"
+  if [ "$(cat "$sdk_stamp" 2>/dev/null)" != "$sdk_want" ]; then
+    say "installing Daytona's TypeScript SDK (npm ci)"
+    log="$VENV/npm-install.log"
+    if ! (cd tests/sdk_ts && npm ci --no-audit --no-fund) >"$log" 2>&1; then
+      tail -40 "$log" >&2
+      echo "npm ci failed; the whole log is in $log" >&2
+      exit 1
+    fi
+    echo "$sdk_want" > "$sdk_stamp"
+  fi
 fi
