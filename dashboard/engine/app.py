@@ -20,9 +20,11 @@ from dashboard.engine import (
     audit,
     events,
     git,
+    preview,
     snapshots,
     toolbox,
     toolbox_interpreter,
+    toolbox_ports,
     toolbox_process,
     usage,
     volumes,
@@ -130,6 +132,7 @@ def create_app(engine: Engine, api_key: str, *, manage_engine: bool = True) -> S
                     *volumes.routes(),
                     *snapshots.routes(),
                     *audit.routes(),
+                    *preview.routes(),
                 ],
             ),
             Mount(
@@ -139,6 +142,7 @@ def create_app(engine: Engine, api_key: str, *, manage_engine: bool = True) -> S
                     *toolbox_process.routes(),
                     *toolbox_interpreter.routes(),
                     *git.routes(),
+                    *toolbox_ports.routes(),
                 ],
             ),
         ],
@@ -156,4 +160,6 @@ def create_app(engine: Engine, api_key: str, *, manage_engine: bool = True) -> S
     app.add_middleware(audit.AuditMiddleware, log=engine.audit, actor=engine.quotas.key_name)
     app.add_middleware(BearerAuth, api_key=api_key)
     app.add_middleware(events.EventsGate, hub=hub)
+    # Outermost: a preview host's requests go to its sandbox before any Bearer check.
+    preview.install(app, engine, api_key)
     return app
