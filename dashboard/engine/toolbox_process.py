@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import shutil
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -49,6 +49,10 @@ SDK_VERSION_PREFIX = "X-Daytona-SDK-Version~"
 ENVS_PREFIX = "X-Daytona-Pty-Envs~"
 MAX_INPUT_FRAME = 64 << 10  # the daemon's limit for one PTY input frame
 SHELL = ("/bin/bash", "-i", "-l")
+# The daemon runs a sandbox's entrypoint as this command of this session. The engine
+# starts sandboxes without one, so these answer "session entrypoint not found" unless a
+# client made a session of that name, exactly as the daemon does without an entrypoint.
+ENTRYPOINT = {"session_id": "entrypoint", "command_id": "entrypoint_command"}
 
 
 @dataclass
@@ -161,6 +165,8 @@ async def execute_in_session(request: Request) -> Response:
     """POST /process/session/{id}/exec: 202 {cmdId} when async, else 200 with the output."""
     record = _record(request.app, request.path_params["sandbox_id"])
     hub = _hub(request.app, record)
+    if request.path_params["session_id"] == ENTRYPOINT["session_id"]:
+        raise BadRequest("can't execute command in entrypoint session")
     session = hub.sessions.get(request.path_params["session_id"])
     body = Body(await read_json(request), {"command", "runAsync", "async", "suppressInputEcho"})
     command_text = body.string("command", required=True, allow_empty=False, max_length=256 << 10)
@@ -234,6 +240,8 @@ async def get_command(request: Request) -> Response:
 
 async def command_input(request: Request) -> Response:
     """POST /process/session/{id}/command/{cmd}/input {data}: write to its stdin."""
+    if request.path_params["session_id"] == ENTRYPOINT["session_id"]:
+        raise BadRequest("can't send input to entrypoint session")
     session, command = _command(request)
     body = Body(await read_json(request), {"data"})
     data = body.string("data", required=True, max_length=1 << 20)
@@ -595,6 +603,18 @@ async def _serve_terminal(
             await websocket.close(*close)
 
 
+def _entrypoint[C: (Request, WebSocket), R](
+    handler: Callable[[C], Awaitable[R]],
+) -> Callable[[C], Awaitable[R]]:
+    """``handler`` for the entrypoint session's own routes, which name no ids."""
+
+    async def entrypoint(connection: C) -> R:
+        connection.scope["path_params"].update(ENTRYPOINT)
+        return await handler(connection)
+
+    return entrypoint
+
+
 def routes() -> list[BaseRoute]:
     """The session and PTY routes, mounted at /toolbox next to the other toolbox routes."""
     base = "/{sandbox_id}/process"
@@ -604,6 +624,9 @@ def routes() -> list[BaseRoute]:
     return [
         Route(f"{base}/session", create_session, methods=["POST"]),
         Route(f"{base}/session", list_sessions, methods=["GET"]),
+        Route(f"{base}/session/entrypoint", _entrypoint(get_session), methods=["GET"]),
+        Route(f"{base}/session/entrypoint/logs", _entrypoint(command_logs), methods=["GET"]),
+        WebSocketRoute(f"{base}/session/entrypoint/logs", _entrypoint(follow_logs)),
         Route(session, get_session, methods=["GET"]),
         Route(session, delete_session, methods=["DELETE"]),
         Route(f"{session}/exec", execute_in_session, methods=["POST"]),
