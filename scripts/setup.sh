@@ -23,7 +23,8 @@ as_root() {
 as_root dashboard/engine/setup_host.sh
 if [ "$mode" = test ]; then
   missing=()
-  for pkg in chromium fonts-dejavu-core; do
+  # docker-registry: the image tests start their own on a free loopback port.
+  for pkg in chromium fonts-dejavu-core docker-registry; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
   # Node runs Daytona's TypeScript SDK in the tests; any node and npm on PATH will do

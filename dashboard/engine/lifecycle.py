@@ -346,7 +346,7 @@ class Engine:
             name=request.name or sandbox_id,
             snapshot=snapshot,
             user=rootfs.SANDBOX_USER,
-            env=request.env,
+            env={**self.snapshots.sandbox_env(source), **request.env},  # the image's first
             labels=check_labels(request.labels),
             public=request.public,
             network_block_all=request.network_block_all,

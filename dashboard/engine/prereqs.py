@@ -30,9 +30,11 @@ TOOLS = {  # command -> Debian package
 }
 NETWORK = "network"  # sandboxes with a network (networkBlockAll false)
 PROC_LIMITS = "proc-limits"  # /proc inside showing the sandbox's own limits
+IMAGES = "images"  # snapshots pulled from OCI images (skopeo, umoci)
 FEATURES = {
     NETWORK: "networked sandboxes",
     PROC_LIMITS: "free, top and /proc showing each sandbox's own limits",
+    IMAGES: "snapshots from container images",
 }
 
 
@@ -299,4 +301,5 @@ def run_checks(
     report.checks.append(check_tun(host))
     report.checks.extend(check_network_tools(host))
     report.checks.extend(check_lxcfs(host))
+    report.checks.extend(_commands(host, {"skopeo": "skopeo", "umoci": "umoci"}, IMAGES))
     return report

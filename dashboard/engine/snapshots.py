@@ -2,8 +2,12 @@
 
 A snapshot is a directory under the engine's data directory. Sandboxes made from it
 mount it as the lower layer of an overlay (see ``runtime/layers.py``), so it is shared
-and never written. ``imageName`` names the source, since the engine pulls no images:
+and never written. ``imageName`` names the source:
 
+- an OCI image with a tag or digest (``python:3.12-slim``, ``127.0.0.1:5000/tools:1``):
+  pulled from its registry with skopeo and unpacked with umoci (``oci.py``); the
+  snapshot goes ``pending`` -> ``pulling`` -> ``active``, or ``error`` with skopeo's
+  reason, as Daytona's does; the image's environment starts its sandboxes' environment;
 - ``dir:/absolute/path``: a copy of a directory on the engine's machine;
 - ``tar:/absolute/path.tar[.gz|.xz|...]``: a tarball on the engine's machine, unpacked;
 - ``debian`` or ``debian:<suite>``: a minimal Debian built with debootstrap from
@@ -38,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from dashboard.engine import usage
+from dashboard.engine import oci, prereqs, usage
 from dashboard.engine.config import env_str
 from dashboard.engine.debian import (
     DEFAULT_SUITE,
@@ -132,14 +136,14 @@ class Snapshot:
 class Source:
     """Where a snapshot's files come from."""
 
-    kind: str  # dir, tar, debian, sandbox
+    kind: str  # dir, tar, debian, image, sandbox
     value: str
 
 
 def parse_source(image_name: str) -> Source:
     """Validate ``imageName`` as a source this engine can build from (400 otherwise)."""
     if image_name.endswith(":latest"):
-        raise BadRequest("Images with tag latest are not allowed")
+        raise BadRequest('Images with tag ":latest" are not allowed')
     kind, _, value = image_name.partition(":")
     if kind in ("dir", "tar"):
         if not value.startswith("/") or "\x00" in value:
@@ -155,10 +159,7 @@ def parse_source(image_name: str) -> Source:
         if not SUITE_PATTERN.match(suite):
             raise BadRequest(f"{suite} is not a Debian suite name (e.g. bookworm)")
         return Source("debian", suite)
-    raise BadRequest(
-        f"The embedded engine cannot pull the image {image_name}: use dir:/path, "
-        "tar:/path.tar or debian:<suite> as imageName"
-    )
+    return Source("image", oci.parse_reference(image_name))
 
 
 class Snapshots:
@@ -206,9 +207,11 @@ class Snapshots:
                 DEFAULT_ID,
             ),
         )  # fmt: skip
-        # A build the previous engine was running is lost with it.
+        # A build the previous engine was running is lost with it (a pull ends in
+        # error, as Daytona's pulls do).
         self.db.execute(
-            "UPDATE snapshots SET state = 'build_failed', error_reason = ?, updated_at = ?"
+            "UPDATE snapshots SET state = CASE state WHEN 'pulling' THEN 'error'"
+            " ELSE 'build_failed' END, error_reason = ?, updated_at = ?"
             " WHERE state IN ('pending', 'building', 'pulling')",
             ("the build was interrupted by an engine restart", stamp),
         )
@@ -260,6 +263,16 @@ class Snapshots:
     def rootfs(self, snapshot: Snapshot) -> Path:
         """The snapshot's root filesystem on the host."""
         return self.directory / snapshot.id / "rootfs"
+
+    def image_config(self, snapshot: Snapshot) -> oci.ImageConfig:
+        """The config of the image a snapshot was pulled from (empty for other sources)."""
+        if snapshot.general:
+            return oci.ImageConfig()
+        return oci.ImageConfig.load(self.directory / snapshot.id / "image.json")
+
+    def sandbox_env(self, snapshot: Snapshot) -> dict[str, str]:
+        """The environment a sandbox made from the snapshot starts with (its image's)."""
+        return self.image_config(snapshot).sandbox_env()
 
     def log_path(self, snapshot_id: str) -> Path:
         """The snapshot's build log (the default snapshot's: its image's debootstrap run)."""
@@ -391,7 +404,11 @@ class Snapshots:
             resources,
             entrypoint=json.dumps(entrypoint) if entrypoint else None,
         )
-        self._start_build(snapshot, self._build_from(snapshot, source))
+        work = self._build_from(snapshot, source)
+        if source.kind == "image":
+            self._start_build(snapshot, work, state="pulling", failed="error")
+        else:
+            self._start_build(snapshot, work)
         return snapshot
 
     def capture(
@@ -411,16 +428,22 @@ class Snapshots:
         self._start_build(snapshot, self._capture(snapshot, files))
         return snapshot
 
-    def _start_build(self, snapshot: Snapshot, work: Any) -> None:
-        task = asyncio.create_task(self._build(snapshot, work), name=f"snapshot-{snapshot.id}")
+    def _start_build(
+        self, snapshot: Snapshot, work: Any, state: str = "building", failed: str = "build_failed"
+    ) -> None:
+        task = asyncio.create_task(
+            self._build(snapshot, work, state, failed), name=f"snapshot-{snapshot.id}"
+        )
         self._builds[snapshot.id] = task
         task.add_done_callback(lambda _: self._builds.pop(snapshot.id, None))
 
-    async def _build(self, snapshot: Snapshot, work: Any) -> None:
+    async def _build(self, snapshot: Snapshot, work: Any, state: str, failed: str) -> None:
+        """Run ``work`` into the snapshot's rootfs: ``state`` meanwhile, ``failed`` if it fails
+        (Daytona's pulls end in ``error``, its builds in ``build_failed``)."""
         target = self.rootfs(snapshot)
         log_file = self.log_path(snapshot.id)
         try:
-            self._set_state(snapshot, "building")
+            self._set_state(snapshot, state)
             self._log(log_file, f"building snapshot {snapshot.name} from {snapshot.image_name}")
             target.mkdir(parents=True, exist_ok=True)
             await work
@@ -432,15 +455,15 @@ class Snapshots:
         except asyncio.CancelledError:
             await asyncio.to_thread(shutil.rmtree, target, True)
             raise
-        except (OSError, BuildError, ApiError) as error:
+        except (OSError, BuildError, ApiError, oci.PullError) as error:
             reason = str(error) or type(error).__name__
             self._log(log_file, f"build failed: {reason}")
             await asyncio.to_thread(shutil.rmtree, target, True)
-            self._set_state(snapshot, "build_failed", error_reason=reason)
+            self._set_state(snapshot, failed, error_reason=reason)
         except Exception as error:  # a bug must still end the build, not leave it pending
             log.exception("snapshot build %s failed", snapshot.id)
             await asyncio.to_thread(shutil.rmtree, target, True)
-            self._set_state(snapshot, "build_failed", error_reason=f"internal error: {error}")
+            self._set_state(snapshot, failed, error_reason=f"internal error: {error}")
 
     def _log(self, path: Path, line: str) -> None:
         with open(path, "a") as handle:
@@ -472,6 +495,8 @@ class Snapshots:
             await self._run_logged(
                 snapshot, ["tar", "-x", "--numeric-owner", "-f", source.value, "-C", str(target)]
             )
+        elif source.kind == "image":
+            await self._pull(snapshot, source.value, target)
         else:
             problem = await mirror_reachable(self.mirror)
             if problem is not None:
@@ -480,6 +505,24 @@ class Snapshots:
                 raise BuildError("debootstrap is not installed on the engine's machine")
             await self._run_logged(snapshot, debootstrap_command(source.value, target, self.mirror))
             await asyncio.to_thread(add_sandbox_user, target)
+
+    async def _pull(self, snapshot: Snapshot, reference: str, target: Path) -> None:
+        """The image's layers as the snapshot's root, its config kept beside it."""
+        work = self.directory / snapshot.id / "pull"
+        log_file = self.log_path(snapshot.id)
+        try:
+            root, config = await oci.pull(reference, work, lambda line: self._log(log_file, line))
+            await asyncio.to_thread(_install_root, root, target)
+            (self.directory / snapshot.id / "image.json").write_text(config.to_json())
+            if snapshot.entrypoint is None and config.entrypoint:
+                # Daytona takes an image's entrypoint when the request names none.
+                snapshot.entrypoint = json.dumps(config.entrypoint)
+                self.db.execute(
+                    "UPDATE snapshots SET entrypoint = ? WHERE id = ?",
+                    (snapshot.entrypoint, snapshot.id),
+                )
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
 
     async def _capture(
         self, snapshot: Snapshot, files: AbstractAsyncContextManager[SandboxFiles]
@@ -597,6 +640,13 @@ class Snapshots:
 
 class BuildError(RuntimeError):
     """A snapshot build failed for a reason the caller can act on."""
+
+
+def _install_root(root: Path, target: Path) -> None:
+    """Put an unpacked image's root where the snapshot's goes, with the sandbox user."""
+    target.rmdir()
+    root.rename(target)
+    add_sandbox_user(target)
 
 
 def _own_home(root: Path, uid: int) -> None:
@@ -729,7 +779,11 @@ async def create_snapshot(request: Request) -> Response:
     )  # fmt: skip
     name = body.string("name", required=True, max_length=255, allow_empty=False)
     if body.raw("buildInfo") not in (None, {}):
-        raise BadRequest("The embedded engine does not build from a Dockerfile (buildInfo)")
+        raise BadRequest(
+            "Building from a Dockerfile (buildInfo) is not supported by the embedded engine: "
+            "build the image elsewhere (docker build, buildah), push it to a registry and "
+            "create the snapshot with its imageName"
+        )
     if body.raw("gpuType") not in (None, [], ""):
         raise BadRequest("The embedded engine has no GPUs")
     image_name = body.string("imageName", required=True, max_length=4096, allow_empty=False)
@@ -743,6 +797,8 @@ async def create_snapshot(request: Request) -> Response:
     resources = _resources(body, request)
     assert name is not None and image_name is not None
     engine = request.app.state.engine
+    if parse_source(image_name).kind == "image" and not engine.host.has(prereqs.IMAGES):
+        raise BadRequest(f"This engine cannot pull images: {engine.host.why_not(prereqs.IMAGES)}")
     usage.check_snapshot(engine.store.db, engine.quotas)
     snapshots = snapshots_of(request)
     return JSONResponse(snapshots.dto(snapshots.create(name, image_name, resources, entrypoint)))

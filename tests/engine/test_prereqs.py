@@ -122,7 +122,11 @@ def test_the_report_prints_a_fix_under_each_failure(tmp_path: Path) -> None:
     assert text.splitlines()[0] == "✓ root: running as root"
     assert "✗ TUN device" in text and "    fix: modprobe tun" in text
     assert not report.ok and not report.fatal  # only a feature is missing
-    assert report.as_json()["features"] == {prereqs.NETWORK: False, prereqs.PROC_LIMITS: True}
+    assert report.as_json()["features"] == {
+        prereqs.NETWORK: False,
+        prereqs.PROC_LIMITS: True,
+        prereqs.IMAGES: True,
+    }
 
 
 def test_engine_check_passes_on_this_prepared_machine() -> None:

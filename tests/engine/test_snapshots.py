@@ -256,8 +256,11 @@ def test_build_logs_follow_until_the_build_ends(api: httpx.Client, source_dir: P
     [
         {"name": "x"},
         {"imageName": "dir:/tmp"},
-        {"name": "x", "imageName": "python:3.12"},
+        {"name": "x", "imageName": "python"},  # an image needs a tag or digest
+        {"name": "x", "imageName": "127.0.0.1:9/tools"},
         {"name": "x", "imageName": "ubuntu:latest"},
+        {"name": "x", "imageName": "Not An/Image:1"},
+        {"name": "x", "imageName": "python@sha256:abc"},
         {"name": "x", "imageName": "dir:relative/path"},
         {"name": "x", "imageName": "dir:/no/such/directory"},
         {"name": "x", "imageName": "tar:/no/such.tar"},
@@ -323,8 +326,8 @@ def test_the_sdk_reports_a_failed_build_and_a_refused_source(offline: EngineServ
     daytona = Daytona(DaytonaConfig(api_url=offline.api_url, api_key=offline.api_key))
     with pytest.raises(DaytonaError, match="unreachable"):
         daytona.snapshot.create(CreateSnapshotParams(name="sdk-debian", image="debian"))
-    with pytest.raises(DaytonaError, match=r"cannot pull the image python:3\.12"):
-        daytona.snapshot.create(CreateSnapshotParams(name="sdk-python", image="python:3.12"))
+    with pytest.raises(DaytonaError, match=r"Image name must include a tag"):
+        daytona.snapshot.create(CreateSnapshotParams(name="sdk-python", image="python"))
     names = [s.name for s in daytona.snapshot.list().items]
     assert "sdk-python" not in names
     assert "sdk-debian" in names  # kept, in build_failed, with its reason and log
