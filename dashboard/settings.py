@@ -152,6 +152,9 @@ LOGIN_ATTEMPTS_WINDOW = env_int("SANDBAR_LOGIN_WINDOW_SECONDS", 300, minimum=10)
 ADMIN_SECOND_FACTOR = env_bool("SANDBAR_ADMIN_SECOND_FACTOR", False)
 SESSION_COOKIE_AGE = env_int("SANDBAR_SESSION_HOURS", 12, minimum=1) * 3600
 PASSWORD_RESET_TIMEOUT = 3 * 24 * 3600
+# Days the audit trail keeps entries (`manage.py prune_audit`); unset or 0 keeps every
+# entry. The embedded engine reads the same variable for its own log (default 90 there).
+AUDIT_RETENTION_DAYS = env_int("SANDBAR_AUDIT_RETENTION_DAYS", 0, minimum=0)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")

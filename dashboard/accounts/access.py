@@ -3,8 +3,9 @@
 Views and consumers ask these helpers and nothing else, so a rule lives in one
 place. Each takes a user, never a request. `Access.see` False means the user
 must not learn the thing exists (404); `see` without `act` means read-only (403
-on a change). The audit trail, which sits below accounts, decides its one rule
-(everyone signed in reads it) in its own views.
+on a change). The audit trail, which sits below accounts, asks Django's
+`user.has_perm("audit.…")`, which backends.SignInBackend answers from
+models.ROLE_PERMISSIONS.
 """
 
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ def sandbox_access(user: User | AnonymousUser, labels: dict[str, str] | None = N
         if labels is None:
             return FULL
         return FULL if labels.get(OWNER_LABEL) == user.get_username() else READ
-    if role == Role.VIEWER:
+    if role in (Role.VIEWER, Role.AUDITOR):
         return READ
     return NONE
 
@@ -55,11 +56,11 @@ def terminal_access(user: User | AnonymousUser, labels: dict[str, str]) -> Acces
 
 
 def shared_resource_access(user: User | AnonymousUser) -> Access:
-    """Snapshots and volumes: admins manage them, members use them, viewers read."""
+    """Snapshots and volumes: admins manage them, members use them, viewers and auditors read."""
     role = _role(user)
     if role == Role.ADMIN:
         return FULL
-    if role in (Role.MEMBER, Role.VIEWER):
+    if role in (Role.MEMBER, Role.VIEWER, Role.AUDITOR):
         return READ
     return NONE
 

@@ -1,6 +1,6 @@
 from django.contrib.auth.backends import ModelBackend
 
-from dashboard.accounts.models import User
+from dashboard.accounts.models import ROLE_PERMISSIONS, User
 
 
 class SignInBackend(ModelBackend):
@@ -22,3 +22,9 @@ class SignInBackend(ModelBackend):
         # `request.auser()` asks this one; it must refuse the same accounts.
         user = await super().aget_user(user_id)
         return user if user is not None and user.is_active else None
+
+    def has_perm(self, user_obj, perm: str, obj=None) -> bool:
+        # Role permissions first: no query for the common case (the audit pages).
+        if user_obj.is_active and perm in ROLE_PERMISSIONS.get(getattr(user_obj, "role", ""), ()):
+            return True
+        return super().has_perm(user_obj, perm, obj)

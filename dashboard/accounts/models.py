@@ -6,12 +6,23 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
     MEMBER = "member", "Member"
     VIEWER = "viewer", "Viewer"
+    AUDITOR = "auditor", "Auditor"
 
 
 ROLE_HELP = {
     Role.ADMIN: "Everything: people, roles, every sandbox.",
     Role.MEMBER: "Creates sandboxes and acts on their own; reads the rest.",
     Role.VIEWER: "Reads everything, changes nothing.",
+    Role.AUDITOR: "Reads everything and both audit logs, exports them, checks the chain; "
+    "changes nothing.",
+}
+
+# What a role may do with the audit trail, as Django permissions: the trail sits below
+# accounts and asks `user.has_perm`, never the role (see backends.SignInBackend).
+AUDIT_PERMISSIONS = ("audit.read_all", "audit.export", "audit.verify")
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.ADMIN: frozenset(AUDIT_PERMISSIONS),
+    Role.AUDITOR: frozenset(AUDIT_PERMISSIONS),
 }
 
 
@@ -54,6 +65,10 @@ class User(AbstractUser):
     @property
     def is_viewer(self) -> bool:
         return self.is_active and self.role == Role.VIEWER
+
+    @property
+    def is_auditor(self) -> bool:
+        return self.is_active and self.role == Role.AUDITOR
 
 
 class SignInThrottle(models.Model):

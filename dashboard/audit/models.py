@@ -37,19 +37,21 @@ class AuditEntry(models.Model):
     # seq is unique, so two writers racing for the same place in the chain
     # cannot both succeed: the loser retries on top of the winner.
     seq = models.PositiveBigIntegerField(unique=True, editable=False)
+    # Indexed for turning a time range into a range of seq (see query.seq_bounds).
     created_at = models.DateTimeField(editable=False, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     # Kept as text too: the record must read the same after the account is renamed.
-    actor_name = models.CharField(max_length=150, editable=False, db_index=True)
-    action = models.CharField(max_length=64, editable=False, db_index=True)
+    actor_name = models.CharField(max_length=150, editable=False)
+    action = models.CharField(max_length=64, editable=False)
     target_kind = models.CharField(max_length=32, blank=True, editable=False)
-    target_id = models.CharField(max_length=255, blank=True, editable=False, db_index=True)
+    target_id = models.CharField(max_length=255, blank=True, editable=False)
     target_name = models.CharField(max_length=255, blank=True, editable=False)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, editable=False)
     error = models.TextField(blank=True, editable=False)
     client_ip = models.CharField(max_length=64, blank=True, editable=False)
+    user_agent = models.CharField(max_length=255, blank=True, editable=False)
     detail = models.JSONField(default=dict, blank=True, editable=False)
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, editable=False)
@@ -59,6 +61,23 @@ class AuditEntry(models.Model):
     class Meta:
         ordering = ["-seq"]
         verbose_name_plural = "audit entries"
+        # Each filter with seq after it: a filtered page is read newest first straight
+        # off one index (keyset paging), whatever the table's size.
+        indexes = [
+            models.Index(fields=["actor_name", "seq"], name="audit_actor_seq"),
+            models.Index(fields=["action", "seq"], name="audit_action_seq"),
+            models.Index(fields=["target_kind", "seq"], name="audit_kind_seq"),
+            models.Index(fields=["target_id", "seq"], name="audit_target_id_seq"),
+            models.Index(fields=["target_name", "seq"], name="audit_target_name_seq"),
+            models.Index(fields=["outcome", "seq"], name="audit_outcome_seq"),
+            models.Index(fields=["actor", "seq"], name="audit_actor_id_seq"),
+        ]
+        # Granted by role in accounts (ROLE_PERMISSIONS); asked with user.has_perm.
+        permissions = [
+            ("read_all", "Read every entry of both audit logs"),
+            ("export", "Export the audit trail"),
+            ("verify", "Check the audit chain"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.actor_name} {self.action} {self.target_kind}:{self.target_id}"
@@ -88,5 +107,42 @@ class AuditEntry(models.Model):
             "detail": self.detail,
             "prev_hash": self.prev_hash,
         }
+        # Added later: only entries that carry one hash it, so older entries still verify.
+        if self.user_agent:
+            content["user_agent"] = self.user_agent
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class AuditAnchor(models.Model):
+    """Where the kept chain starts after pruning: the last pruned entry's seq, hash and
+    time. `verify_chain` starts from the newest anchor instead of the genesis hash."""
+
+    seq = models.PositiveBigIntegerField(unique=True, editable=False)
+    hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(editable=False)
+    pruned_at = models.DateTimeField(editable=False)
+    pruned = models.PositiveBigIntegerField(editable=False)
+
+    class Meta:
+        ordering = ["-seq"]
+
+    def __str__(self) -> str:
+        return f"anchor at #{self.seq} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+def delete_through(seq: int, batch: int = 10_000) -> int:
+    """Remove every entry up to `seq`, in batches; the one door past AppendOnlyError.
+
+    Only retention (trail.prune) calls this, after writing the anchor that keeps the
+    rest verifiable. Returns how many entries went.
+    """
+    removed = 0
+    low = AuditEntry.objects.filter(seq__lte=seq).order_by("seq").values_list("seq", flat=True)
+    first = low.first()
+    if first is None:
+        return 0
+    for start in range(first, seq + 1, batch):
+        chunk = AuditEntry.objects.filter(seq__gte=start, seq__lte=min(start + batch - 1, seq))
+        removed += models.QuerySet.delete(chunk)[0]
+    return removed

@@ -1,88 +1,222 @@
+"""The audit pages: Sandbar's trail (filters, entry detail, export, chain check) and
+Daytona's own log. Who reads what is `query.visible_entries`; admins and auditors
+(the `audit.*` permissions accounts grants by role) read everything."""
+
+from typing import Any
+
 from asgiref.sync import sync_to_async
 from django import forms
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
-from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 
 from dashboard import daytona
-from dashboard.audit.forms import AuditFilterForm
+from dashboard.audit import export, query
+from dashboard.audit.forms import QUICK_RANGES, AuditFilterForm, ExportForm
 from dashboard.audit.models import AuditEntry, Outcome
+from dashboard.audit.trail import anchor, check_chain, record_request
 from dashboard.core.http import htmx_partial
 
-PAGE_SIZE = 50
+PAGE_SIZE = query.PAGE_SIZE
+# Keys of `detail` that hold what a change replaced and what it put in its place.
+_CHANGE_PAIRS = (("before", "after"), ("old", "new"))
 
 
-def _may_read(user: AbstractBaseUser | AnonymousUser) -> bool:
-    """Every signed-in person reads both logs. Decided here, not in accounts.access:
-    the trail sits below accounts, which records into it."""
-    return user.is_authenticated and user.is_active
-
-
-def _sees_everything(user: AbstractBaseUser | AnonymousUser) -> bool:
-    """Admins see every entry and address; the rest see their own sign-in trouble only."""
-    return bool(getattr(user, "is_admin", False))
-
-
-def visible_entries(user: AbstractBaseUser | AnonymousUser) -> QuerySet[AuditEntry]:
-    """The entries this person may read.
-
-    Failed sign-ins and throttles carry the name someone typed (at times a password
-    typed in the wrong box) and where they came from: only admins read other people's.
-    """
-    entries = AuditEntry.objects.all()
-    if _sees_everything(user):
-        return entries
-    trouble = Q(action__startswith="auth.") & ~Q(outcome=Outcome.SUCCESS)
-    throttles = Q(action__startswith="auth.throttle")
-    return entries.exclude((trouble | throttles) & ~Q(actor_id=user.pk))
-
-
-def audit_log(request: HttpRequest) -> HttpResponse:
-    """The dashboard's audit trail, newest first, filtered by the query string."""
-    if not _may_read(request.user):
+def _reader(user: AbstractBaseUser | AnonymousUser) -> None:
+    if not query.may_read(user):
         raise PermissionDenied
-    entries = visible_entries(request.user)
-    actions = list(entries.order_by().values_list("action", flat=True).distinct())
-    form = AuditFilterForm(request.GET, actions=actions)
+
+
+def changes(detail: dict) -> list[tuple[str, Any, Any]]:
+    """(field, before, after) for an entry that recorded what it changed."""
+    for old_key, new_key in _CHANGE_PAIRS:
+        if old_key in detail and new_key in detail:
+            old, new = detail[old_key], detail[new_key]
+            if isinstance(old, dict) and isinstance(new, dict):
+                keys = sorted(set(old) | set(new))
+                return [(k, old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)]
+            return [("value", old, new)]
+    return []
+
+
+def _facts(detail: dict) -> list[tuple[str, Any]]:
+    skip = {key for pair in _CHANGE_PAIRS for key in pair if set(pair) <= set(detail)}
+    return [(key, value) for key, value in sorted(detail.items()) if key not in skip]
+
+
+def _dress(entries: list[AuditEntry]) -> list[AuditEntry]:
+    for entry in entries:
+        entry.changes = changes(entry.detail or {})
+        entry.facts = _facts(entry.detail or {})
+    return entries
+
+
+def _errors(form: forms.Form) -> str:
+    return " ".join(
+        f"{'' if field == '__all__' else field.replace('_', ' ').capitalize() + ': '}{error}"
+        for field, errors in form.errors.items()
+        for error in errors
+    )
+
+
+def _query_string(request: HttpRequest, *drop: str) -> str:
+    params = request.GET.copy()
+    for key in drop:
+        params.pop(key, None)
+    return params.urlencode()
+
+
+def _chain_status(user: AbstractBaseUser | AnonymousUser) -> dict | None:
+    """The last check's result and the retention anchor, for those who may check."""
+    if not user.has_perm("audit.verify"):
+        return None
+    last = AuditEntry.objects.filter(action="audit.verify").order_by("-seq").first()
+    return {
+        "last": last,
+        "anchor": anchor(),
+        "retention_days": settings.AUDIT_RETENTION_DAYS,
+    }
+
+
+@require_GET
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Sandbar's trail, newest first, filtered and paged by the query string."""
+    _reader(request.user)
+    entries = query.visible_entries(request.user)
+    form = AuditFilterForm(request.GET)
     status = 200
+    page = query.Page([], None, None)
     if form.is_valid():
         data = form.cleaned_data
-        if data["actor"]:
-            entries = entries.filter(actor_name__iexact=data["actor"])
-        if data["action"].endswith("."):
-            entries = entries.filter(action__startswith=data["action"])
-        elif data["action"]:
-            entries = entries.filter(action=data["action"])
-        if data["target"]:
-            entries = entries.filter(
-                Q(target_id=data["target"]) | Q(target_name__iexact=data["target"])
-            )
-        if data["outcome"]:
-            entries = entries.filter(outcome=data["outcome"])
-        if data["since"]:
-            entries = entries.filter(created_at__gte=data["since"])
-        if data["until"]:
-            entries = entries.filter(created_at__lte=data["until"])
-        page_number = data["page"] or 1
+        page = query.page_of(query.filtered(entries, form), data["before"], data["after"])
     else:
-        entries, page_number, status = entries.none(), 1, 400
-    paginator = Paginator(entries.order_by("-seq"), PAGE_SIZE)
-    page = paginator.get_page(page_number)
-    query = request.GET.copy()
-    query.pop("page", None)
+        status = 400
+    refresh = form.cleaned_data.get("refresh") if form.is_valid() else None
     context = {
         "form": form,
+        "error": _errors(form) if status == 400 else "",
         "page": page,
-        "query": query.urlencode(),
-        "all_addresses": _sees_everything(request.user),
+        "entries": _dress(page.entries),
+        "query": _query_string(request, "before", "after"),
+        "filters": _query_string(request, "before", "after", "refresh"),
+        "reads_all": query.reads_all(request.user),
+        "may_export": request.user.has_perm("audit.export"),
+        # New entries come in at the top, so only the newest page follows them.
+        "live": bool(refresh) and page.newer is None,
+        "refresh": refresh,
+        "quick_ranges": QUICK_RANGES,
+        "actors": query.choices(entries, "actor_name"),
+        "actions": query.choices(entries, "action"),
+        "kinds": query.choices(entries, "target_kind"),
+        "chain": _chain_status(request.user),
     }
     template = "audit/log.html#results" if htmx_partial(request) else "audit/log.html"
     return render(request, template, context, status=status)
+
+
+@require_GET
+def audit_new(request: HttpRequest) -> HttpResponse:
+    """Entries newer than `after` under the same filters: rows the page puts on top."""
+    _reader(request.user)
+    form = AuditFilterForm(request.GET)
+    if not form.is_valid() or form.cleaned_data["after"] is None:
+        message = _errors(form) or "Say which entry is the newest shown (after=<seq>)."
+        return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
+    entries = query.filtered(query.visible_entries(request.user), form)
+    rows, more = query.new_since(entries, form.cleaned_data["after"])
+    context = {"entries": _dress(rows), "reads_all": query.reads_all(request.user)}
+    response = render(request, "audit/_rows.html", context)
+    response["X-Audit-Newest"] = str(rows[0].seq if rows else form.cleaned_data["after"])
+    response["X-Audit-More"] = "1" if more else "0"
+    return response
+
+
+@require_GET
+def audit_entry(request: HttpRequest, seq: int) -> HttpResponse:
+    """One entry in full: what changed, where the request came from, its hashes."""
+    _reader(request.user)
+    entry = query.visible_entries(request.user).filter(seq=seq).first()
+    if entry is None:
+        raise Http404("No such entry, or not one you may read.")
+    context = {"entry": _dress([entry])[0], "reads_all": query.reads_all(request.user)}
+    return render(request, "audit/entry.html", context)
+
+
+def _bad_export(message: str) -> HttpResponse:
+    return HttpResponse(
+        f"Cannot export: {message}\n", status=400, content_type="text/plain; charset=utf-8"
+    )
+
+
+def _start_export(request: HttpRequest) -> tuple[Any, ...] | HttpResponse:
+    """Check the request, pin its last entry and record it; or the 400 to answer."""
+    if not request.user.has_perm("audit.export"):
+        raise PermissionDenied
+    form = ExportForm(request.GET)
+    if not form.is_valid():
+        return _bad_export(_errors(form))
+    now = timezone.now()
+    since, until = form.time_range(now)
+    entries = query.filtered(query.visible_entries(request.user), form)
+    top = entries.order_by("-seq").values_list("seq", flat=True).first() or 0
+    fmt = form.cleaned_data["format"]
+    name = export.file_name(since, until, fmt, now)
+    filters = {k: v for k, v in request.GET.items() if k != "format"}
+    record_request(
+        request,
+        "audit.export",
+        target_kind="audit",
+        target_name=name,
+        detail={"format": fmt, "filters": filters, "through_seq": top},
+    )
+    return entries, fmt, top, name
+
+
+@require_GET
+async def audit_export(request: HttpRequest) -> HttpResponse:
+    """The filtered trail as CSV or JSON Lines, streamed; the export is itself recorded."""
+    request.user = await request.auser()
+    _reader(request.user)
+    started = await sync_to_async(_start_export)(request)
+    if isinstance(started, HttpResponse):
+        return started
+    entries, fmt, top, name = started
+    response = StreamingHttpResponse(
+        export.stream(entries, fmt, top), content_type=export.FORMATS[fmt][0]
+    )
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+def audit_check(request: HttpRequest) -> HttpResponse:
+    """Walk the chain now and record what was found (the page shows the last result)."""
+    if not request.user.has_perm("audit.verify"):
+        raise PermissionDenied
+    report = check_chain()
+    record_request(
+        request,
+        "audit.verify",
+        target_kind="audit",
+        outcome=Outcome.SUCCESS if report.intact else Outcome.FAILURE,
+        error="; ".join(f"#{p.seq}: {p.reason}" for p in report.problems[:5]),
+        detail={
+            "checked": report.checked,
+            "anchor_seq": report.anchor_seq,
+            "through_seq": report.through_seq,
+            "through_at": report.through_at.isoformat() if report.through_at else None,
+            "broken_at": report.problems[0].seq if report.problems else None,
+            "problems": len(report.problems),
+        },
+    )
+    return redirect(reverse("audit") + "#chain")
 
 
 # -- Daytona's own audit log, beside Sandbar's ------------------------------------------
@@ -136,14 +270,14 @@ async def _daytona_page(form: DaytonaAuditForm) -> daytona.AuditLogPage:
 
 @require_GET
 async def daytona_audit_log(request: HttpRequest) -> HttpResponse:
-    """Daytona's own audit log (every API call with its key), newest first."""
+    """Daytona's own log (every API call with the key, anyone's): admins and auditors."""
     user = await request.auser()
-    if not _may_read(user):
+    _reader(user)
+    if not await sync_to_async(query.reads_all)(user):
         raise PermissionDenied
     form = DaytonaAuditForm(request.GET)
     context: dict = {"source": "daytona", "daytona_form": form, "error": "", "log": None}
-    # Calls come from people's machines too (SDK users of the same organization).
-    context["all_addresses"] = _sees_everything(user)
+    context["reads_all"] = True
     status = 200
     if form.is_valid():
         try:
@@ -157,9 +291,9 @@ async def daytona_audit_log(request: HttpRequest) -> HttpResponse:
             context["error"] = error.message
     else:
         status = 400
-    query = request.GET.copy()
-    query.pop("page", None)
-    context["query"] = query.urlencode()
+    query_params = request.GET.copy()
+    query_params.pop("page", None)
+    context["query"] = query_params.urlencode()
     context["refresh"] = form.cleaned_data.get("refresh") if form.is_valid() else None
     template = "audit/log.html#daytona" if htmx_partial(request) else "audit/log.html"
     return await sync_to_async(render)(request, template, context, status=status)

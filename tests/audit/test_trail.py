@@ -95,8 +95,8 @@ def test_the_audit_page_serves_a_fragment_to_htmx(admin_client, chain) -> None:
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ({"since": "yesterday"}, b"Enter a valid date/time"),
-        ({"page": "-4"}, b"greater than or equal to 1"),
+        ({"since": "yesterday"}, b"Enter a date and time"),
+        ({"before": "-4"}, b"greater than or equal to 1"),
         ({"outcome": "exploded"}, b"Select a valid choice"),
         ({"since": "2026-02-01T00:00", "until": "2026-01-01T00:00"}, b"must be before"),
     ],
