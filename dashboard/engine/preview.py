@@ -45,7 +45,7 @@ from websockets.asyncio.client import connect as ws_connect
 
 from dashboard.engine.errors import ApiError, BadRequest, NotFound, Unauthorized
 from dashboard.engine.lifecycle import Engine
-from dashboard.engine.runtime import NotRunning
+from dashboard.engine.runtime import NotRunning, RunningSandbox, Runtime
 from dashboard.engine.store import iso, now
 from dashboard.engine.toolbox_ports import PortClosed, SandboxDialer
 
@@ -73,7 +73,7 @@ class Target:
     """Where one preview request goes, once it is authenticated."""
 
     sandbox_id: str
-    init_pid: int
+    running: RunningSandbox
     port: int
     headers: list[tuple[bytes, bytes]]  # the client's, minus the credentials used
     query: bytes
@@ -132,20 +132,20 @@ class _SandboxStream(httpcore.AsyncNetworkStream):
         if info == "is_readable":
             # An idle keep-alive connection that reads as readable was closed by the
             # server (or the sandbox stopped): httpcore then drops it from the pool.
-            try:
-                return bool(select.select([raw], [], [], 0)[0])
-            except (OSError, ValueError):
-                return True
+            poller = select.poll()
+            poller.register(raw, select.POLLIN)
+            return bool(poller.poll(0))
         if info == "socket":
             return raw
         return None
 
 
 class _SandboxBackend(httpcore.AsyncNetworkBackend):
-    """Connects httpcore to ``port`` inside the sandbox whose init pid is the URL's host."""
+    """Connects httpcore to ``port`` inside the sandbox whose id is the URL's host."""
 
-    def __init__(self, dialer: SandboxDialer) -> None:
+    def __init__(self, dialer: SandboxDialer, runtime: Runtime) -> None:
         self.dialer = dialer
+        self.runtime = runtime
 
     async def connect_tcp(
         self,
@@ -155,9 +155,9 @@ class _SandboxBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        # The host is "pid-<n>": the pool then keeps connections per sandbox run and
-        # port, and a restarted sandbox (a new pid) never gets an old one's connection.
-        sock = await self.dialer.connect(int(host.removeprefix("pid-")), port)
+        # The pool keeps connections per sandbox and port; one left from before a
+        # restart reads as closed (its server died with the sandbox) and is dropped.
+        sock = await self.dialer.connect(self.runtime.get(host), port)
         return _SandboxStream(await SocketStream.from_socket(sock))
 
     async def connect_unix_socket(
@@ -251,12 +251,12 @@ class Previews:
                 headers, query = self._authenticate(sandbox_id, headers, query)
         try:
             record = self.engine.find_started(sandbox_id)
-            init_pid = self.engine.runtime.get(record.id).init_pid
+            running = self.engine.runtime.get(record.id)
         except ApiError as error:
             raise PreviewError(error, "Sandbox not started") from None
         except NotRunning as error:
             raise PreviewError(ApiError(str(error), status=409), "Sandbox not started") from None
-        return Target(record.id, init_pid, port, headers, query)
+        return Target(record.id, running, port, headers, query)
 
     def _authenticate(
         self, sandbox_id: str, headers: list[tuple[bytes, bytes]], query: bytes
@@ -268,16 +268,15 @@ class Previews:
                 return headers[:index] + headers[index + 1 :], query
             if name == b"authorization" and hmac.compare_digest(value.strip(), self._bearer):
                 return headers[:index] + headers[index + 1 :], query
-        pairs = urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        # The query is split by hand so what goes on to the server keeps its own encoding.
+        pieces = query.split(b"&") if query else []
+        mine = [piece for piece in pieces if _query_key(piece) == TOKEN_QUERY]
         if any(
-            key == TOKEN_QUERY and hmac.compare_digest(value.encode(), token)
-            for key, value in pairs
+            hmac.compare_digest(urllib.parse.unquote_to_bytes(piece.partition(b"=")[2]), token)
+            for piece in mine
         ):
-            rest = [(key, value) for key, value in pairs if key != TOKEN_QUERY]
-            return headers, urllib.parse.urlencode(rest).encode()
-        offered = any(name in (TOKEN_HEADER, b"authorization") for name, _ in headers) or any(
-            key == TOKEN_QUERY for key, _ in pairs
-        )
+            return headers, b"&".join(piece for piece in pieces if piece not in mine)
+        offered = bool(mine) or any(name in (TOKEN_HEADER, b"authorization") for name, _ in headers)
         message = (
             "authentication failed: the preview token or API key is invalid"
             if offered
@@ -304,7 +303,7 @@ class Previews:
                 max_connections=None,
                 max_keepalive_connections=64,
                 keepalive_expiry=10.0,
-                network_backend=_SandboxBackend(self._dialer),
+                network_backend=_SandboxBackend(self._dialer, self.engine.runtime),
             )
         return self._dialer, self._pool
 
@@ -345,7 +344,7 @@ class Previews:
             scope["method"],
             httpcore.URL(
                 scheme=b"http",
-                host=f"pid-{target.init_pid}".encode(),
+                host=target.sandbox_id.encode(),
                 port=target.port,
                 target=path + (b"?" + target.query if target.query else b""),
             ),
@@ -398,7 +397,7 @@ class Previews:
         dialer, _ = self._connections()
         client = WebSocket(scope, receive, send)
         try:
-            sock = await dialer.connect(target.init_pid, target.port)
+            sock = await dialer.connect(target.running, target.port)
         except PortClosed:
             raise PreviewError(_closed(target), "Nothing listening") from None
         path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
@@ -486,6 +485,10 @@ async def _relay(receive: Receive, send: Send, upstream: ClientConnection) -> No
     async with anyio.create_task_group() as group:
         group.start_soon(from_client, group)
         group.start_soon(from_upstream, group)
+
+
+def _query_key(piece: bytes) -> str:
+    return urllib.parse.unquote_plus(piece.partition(b"=")[0].decode("latin-1"))
 
 
 def _sendable(code: int) -> bool:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,8 +25,9 @@ from starlette.routing import BaseRoute, Route
 
 from dashboard.engine.errors import ApiError, BadRequest, Conflict
 from dashboard.engine.lifecycle import Engine
-from dashboard.engine.runtime import NotRunning
+from dashboard.engine.runtime import NotRunning, RunningSandbox
 
+NS_GET_USERNS = 0xB701  # ioctl: the user namespace that owns a namespace
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's "st" column
 IN_USE_RANGE = (3000, 9999)  # the daemon's bounds for /port/{port}/in-use
 CONNECT_TIMEOUT = 5.0
@@ -35,15 +38,24 @@ class PortClosed(Exception):
     """Nothing listens on the port inside the sandbox."""
 
 
-def _entered_socket(netns: str, family: int, home: int) -> socket.socket:
+def _entered_socket(netns: str, owner: tuple[int, int], family: int, home: int) -> socket.socket:
     """A TCP socket made inside the network namespace ``netns``.
 
-    ``setns`` moves only the calling thread, and a socket keeps the namespace it was
+    The namespace must belong to the user namespace ``owner`` (device, inode): a pid
+    that was reused after its sandbox stopped can never lead into anything else.
+    ``setns`` moves only the calling thread and a socket keeps the namespace it was
     made in, so the one thread that runs this enters, makes the socket and returns to
     the engine's own namespace (``home``) straight away.
     """
     target = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
     try:
+        userns = fcntl.ioctl(target, NS_GET_USERNS)
+        try:
+            found = os.fstat(userns)
+        finally:
+            os.close(userns)
+        if (found.st_dev, found.st_ino) != owner:
+            raise NotRunning("the sandbox stopped")
         os.setns(target, os.CLONE_NEWNET)
         try:
             return socket.socket(family, socket.SOCK_STREAM)
@@ -64,18 +76,20 @@ class SandboxDialer:
         self._home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbar-netns")
 
-    async def connect(self, init_pid: int, port: int) -> socket.socket:
+    async def connect(self, running: RunningSandbox, port: int) -> socket.socket:
         """A non-blocking socket connected to ``port`` on the sandbox's loopback.
 
         IPv4 first, then ``::1`` for a server bound only there. Raises
         :class:`PortClosed` when neither answers.
         """
         loop = asyncio.get_running_loop()
-        netns = f"/proc/{init_pid}/ns/net"
+        netns = f"/proc/{running.init_pid}/ns/net"
+        owner_stat = os.fstat(running.userns_fd)
+        owner = (owner_stat.st_dev, owner_stat.st_ino)
         for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
             try:
                 sock = await loop.run_in_executor(
-                    self._thread, _entered_socket, netns, family, self._home
+                    self._thread, _entered_socket, netns, owner, family, self._home
                 )
             except FileNotFoundError:
                 raise NotRunning("the sandbox stopped") from None
@@ -148,7 +162,7 @@ async def port_in_use(request: Request) -> Response:
     return JSONResponse({"isInUse": port in await to_thread.run_sync(listening_ports, pid)})
 
 
-def _unavailable(feature: str, why: str) -> object:
+def _unavailable(feature: str, why: str) -> Callable[[Request], Awaitable[Response]]:
     async def answer(request: Request) -> Response:
         _engine(request).find(request.path_params["sandbox_id"])  # an unknown sandbox is a 404
         raise ApiError(f"{feature} is not available in the embedded engine: {why}", status=503)
@@ -169,9 +183,9 @@ def routes() -> list[BaseRoute]:
     return [
         Route(f"{base}/port", ports, methods=["GET"]),
         Route(f"{base}/port/{{port}}/in-use", port_in_use, methods=["GET"]),
-        Route(f"{base}/computeruse", computer_use, methods=ALL_METHODS),  # type: ignore[arg-type]
-        Route(f"{base}/computeruse/{{rest:path}}", computer_use, methods=ALL_METHODS),  # type: ignore[arg-type]
-        Route(f"{base}/lsp/{{rest:path}}", lsp, methods=ALL_METHODS),  # type: ignore[arg-type]
+        Route(f"{base}/computeruse", computer_use, methods=ALL_METHODS),
+        Route(f"{base}/computeruse/{{rest:path}}", computer_use, methods=ALL_METHODS),
+        Route(f"{base}/lsp/{{rest:path}}", lsp, methods=ALL_METHODS),
     ]
 
 

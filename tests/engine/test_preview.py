@@ -162,6 +162,14 @@ def test_a_private_sandbox_refuses_a_request_without_a_valid_token(
     assert by_query.status_code == 200
 
 
+def test_the_query_token_is_taken_out_and_the_rest_of_the_query_kept(site: Sandbox) -> None:
+    link = site.get_preview_link(APP_PORT)
+    path = f"/echo?a=b%20c&DAYTONA_SANDBOX_AUTH_KEY={link.token}&z=1+2"
+    response = get(link.url, path)
+    assert response.status_code == 200, response.text
+    assert response.text == "preview /echo?a=b%20c&z=1+2"
+
+
 def test_a_browser_refused_gets_an_html_page(site: Sandbox) -> None:
     response = get(site.get_preview_link(SITE_PORT).url, Accept="text/html,*/*")
     assert response.status_code == 401
@@ -300,10 +308,14 @@ def test_a_websocket_to_a_closed_port_is_refused_with_502(site: Sandbox) -> None
     assert refused.value.response.status_code == 502
 
 
-def test_a_stopped_sandbox_is_not_reached(daytona: Daytona, toolbox: httpx.Client) -> None:
+def test_a_stopped_sandbox_is_not_reached_nor_one_with_anothers_token(
+    daytona: Daytona, site: Sandbox
+) -> None:
     sandbox = daytona.create()
     try:
         link = sandbox.get_preview_link(SITE_PORT)
+        foreign = site.get_preview_link(SITE_PORT).token
+        assert get(link.url, **{"X-Daytona-Preview-Token": foreign}).status_code == 401
         sandbox.stop()
         response = get(link.url, **{"X-Daytona-Preview-Token": link.token})
         assert response.status_code == 409
