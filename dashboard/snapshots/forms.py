@@ -20,9 +20,11 @@ SOURCE_KINDS = [
     ("debian", "Debian base"),
     ("sandbox", "Sandbox"),
 ]
-# Which kinds each connection can build: the embedded engine pulls no images, and
-# dir:/tar:/debian: are its own sources that Daytona would take for image names.
-ENGINE_KINDS = ("dir", "tar", "debian", "sandbox")
+# Which kinds each connection can build: the embedded engine pulls images where its
+# machine has skopeo and umoci (its "images" feature), and dir:/tar:/debian: are its
+# own sources that Daytona would take for image names.
+ENGINE_KINDS = ("dir", "tar", "image", "debian", "sandbox")
+ENGINE_KINDS_NO_IMAGES = ("dir", "tar", "debian", "sandbox")
 DAYTONA_KINDS = ("image", "sandbox")
 # The source box's label and help for each kind (the page swaps them as the kind changes).
 SOURCE_HELP = {

@@ -34,6 +34,7 @@ from dashboard.snapshots import actions
 from dashboard.snapshots.forms import (
     DAYTONA_KINDS,
     ENGINE_KINDS,
+    ENGINE_KINDS_NO_IMAGES,
     SOURCE_KINDS,
     CreateSnapshotForm,
     SnapshotFilterForm,
@@ -337,8 +338,10 @@ async def _sources() -> tuple[tuple[str, ...], str, str]:
         # Unknown connection: offer every kind and let Daytona's answer decide.
         return tuple(k for k, _ in SOURCE_KINDS), "", f"Could not ask Daytona: {error.message}"
     if engine is not None:
-        why = "The embedded engine pulls no container images."
-        return ENGINE_KINDS, why, ""
+        if dict(engine.features).get("images"):
+            return ENGINE_KINDS, "", ""
+        why = "This engine pulls no container images: its machine lacks skopeo or umoci."
+        return ENGINE_KINDS_NO_IMAGES, why, ""
     return DAYTONA_KINDS, "Daytona builds snapshots from images and sandboxes only.", ""
 
 

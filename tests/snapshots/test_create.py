@@ -1,9 +1,12 @@
+import socket
 import tarfile
 
 import httpx
+import msgspec
 import pytest
 from django.urls import reverse
 
+from dashboard import daytona
 from dashboard.audit.models import AuditEntry
 from dashboard.daytona import client
 from tests.html_attrs import elements, text_of
@@ -115,19 +118,45 @@ def kinds_offered(html: str) -> list[str]:
 
 def test_the_engine_is_offered_only_the_sources_it_builds(daytona_engine, admin_client) -> None:
     html = admin_client.get(reverse("snapshot_create")).content.decode()
-    assert kinds_offered(html) == ["dir", "tar", "debian", "sandbox"]
-    assert "Container image" not in html
+    assert kinds_offered(html) == ["dir", "tar", "image", "debian", "sandbox"]
+    assert "Container image" in html
+    assert "pulls no container images" not in html
 
 
-def test_an_image_sent_to_the_engine_is_refused_at_the_kind_with_the_reason(
+def test_an_image_sent_to_the_engine_is_pulled_and_its_build_followed(
     daytona_engine, admin_client
 ) -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    data = {"name": "pull-me", "kind": "image", "source": f"127.0.0.1:{closed}/x/y:1.0"}
+    response = admin_client.post(reverse("snapshot_create"), data, headers=HX)
+    created = engine_call(daytona_engine, "GET", "/snapshots/pull-me").json()
+    assert response.headers["HX-Redirect"] == reverse("snapshot", args=[created["id"]])
+    failed = wait_for_snapshot(daytona_engine, created["id"], "error", "active")
+    assert "connection refused" in failed["errorReason"]
+    engine_call(daytona_engine, "DELETE", f"/snapshots/{created['id']}")
+
+
+def test_an_engine_without_image_tools_is_not_offered_images_and_says_why(
+    daytona_engine, admin_client, monkeypatch
+) -> None:
+    # The engine's machine has skopeo and umoci; its answer without them is played here.
+    real = daytona.engine_host
+
+    async def without_images():
+        host = await real()
+        return msgspec.structs.replace(host, features=(("images", False), ("network", True)))
+
+    monkeypatch.setattr(daytona, "engine_host", without_images)
+    html = admin_client.get(reverse("snapshot_create")).content.decode()
+    assert kinds_offered(html) == ["dir", "tar", "debian", "sandbox"]
+    assert "lacks skopeo or umoci" in html
     data = {"name": "pull-me", "kind": "image", "source": "python:3.12-slim"}
     html = admin_client.post(reverse("snapshot_create"), data, headers=HX).content.decode()
     (kind,) = elements(html, "select", name="kind")
     assert kind["aria-invalid"] == "true"
     assert "pulls no container images" in text_of(html, kind["aria-describedby"])
-    assert "imageName" not in html
     assert engine_call(daytona_engine, "GET", "/snapshots/pull-me").status_code == 404
 
 
