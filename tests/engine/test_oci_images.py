@@ -7,6 +7,8 @@ pushed with skopeo. No traffic leaves the machine: every image name is a loopbac
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import shutil
 import socket
@@ -305,3 +307,18 @@ def test_a_go_tools_fatal_line_is_its_reason() -> None:
 def test_the_image_env_keeps_the_engine_user() -> None:
     config = oci.ImageConfig(env={"PATH": "/opt/bin:/usr/bin", "HOME": "/root", "A": "1"})
     assert config.sandbox_env() == {"PATH": "/opt/bin:/usr/bin", "A": "1"}
+
+
+async def test_a_growing_pull_is_reported_in_mib_as_it_arrives(tmp_path: Path) -> None:
+    lines: list[str] = []
+    watcher = asyncio.create_task(oci.watch_progress(tmp_path, lines.append, every=0.05))
+    await asyncio.sleep(0.2)
+    assert lines == []  # nothing arrived: nothing said
+    (tmp_path / "blob").write_bytes(b"x" * 2**20)
+    await asyncio.sleep(0.3)
+    (tmp_path / "blob2").write_bytes(b"x" * 2**19)
+    await asyncio.sleep(0.3)
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+    assert lines == ["received 1.0 MiB", "received 1.5 MiB"]
