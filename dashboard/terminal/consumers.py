@@ -25,7 +25,7 @@ import json
 import logging
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -346,6 +346,11 @@ class TerminalConsumer(RelayConsumer):
                     self.skipped += len(data)
         except asyncio.CancelledError:
             raise
+        except OSError:
+            # ASGI servers raise an OSError subclass (uvicorn's ClientDisconnected) on a
+            # send to a browser that already left: typically a tab closed as its shell
+            # exits. Nobody is left to tell; the disconnect handler cleans up.
+            log.debug("terminal browser left before the pump's last send")
         except Exception:
             log.exception("terminal pump failed")
             await self.close(code=UPSTREAM_LOST)
@@ -521,6 +526,10 @@ class TerminalConsumer(RelayConsumer):
         detail: dict[str, Any] = {"session": self.session, "readonly": self.readonly}
         if action == "terminal.close":
             detail.update(bytes_in=self.bytes_in, bytes_out=self.bytes_out, seconds=seconds)
+            # One entry says when, how long and how much: no keystrokes, only counts.
+            opened = timezone.now() - timedelta(seconds=seconds or 0)
+            detail["opened_at"] = opened.isoformat(timespec="seconds")
+        agent = dict(self.scope.get("headers") or ()).get(b"user-agent", b"")
         record(
             self.user,
             action,
@@ -530,5 +539,6 @@ class TerminalConsumer(RelayConsumer):
             outcome=outcome,
             error=error,
             client_ip=_client_ip(self.scope),
+            user_agent=agent.decode("latin-1"),
             detail=detail,
         )
