@@ -30,6 +30,10 @@ MAX_COLS = 1000  # as the daemon
 MAX_ROWS = 1000
 READ_SIZE = 32 << 10  # one output frame at most, as the daemon
 SCROLLBACK_BYTES = 256 << 10
+# Small outputs (echoed keys, prompts) are kept joined in chunks up to this size: one
+# bytes object per read would cost ~40 bytes of overhead per echoed key, 40 times its
+# payload, so a typing-only terminal's 256 KiB of scrollback could take ~10 MB.
+SCROLLBACK_CHUNK = 4 << 10
 CLIENT_MAX_FRAMES = 256  # the daemon's per-client queue
 CLIENT_MAX_BYTES = 4 << 20
 MAX_PTYS = 64  # per sandbox
@@ -241,10 +245,15 @@ class Terminal:
             self._eof.set()
 
     def _remember(self, data: bytes) -> None:
-        self.scrollback.append(data)
+        # Grows by use, up to SCROLLBACK_BYTES: nothing is allocated ahead of output.
+        scrollback = self.scrollback
+        if scrollback and len(scrollback[-1]) + len(data) <= SCROLLBACK_CHUNK:
+            scrollback[-1] += data
+        else:
+            scrollback.append(data)
         self.scrollback_bytes += len(data)
-        while self.scrollback_bytes - len(self.scrollback[0]) >= SCROLLBACK_BYTES:
-            self.scrollback_bytes -= len(self.scrollback.popleft())
+        while self.scrollback_bytes - len(scrollback[0]) >= SCROLLBACK_BYTES:
+            self.scrollback_bytes -= len(scrollback.popleft())
 
     async def _wait(self) -> None:
         assert self.process is not None
