@@ -33,6 +33,14 @@ log = logging.getLogger(__name__)
 # multiply the wait).
 _RETRY_STATUSES = {502, 503, 504}
 _RETRY_DELAYS = (0.1, 0.4)
+# A server may close a kept-alive connection just as we send on it: the request fails
+# with one of these before any answer. A read is sent again at once, on a new connection.
+_STALE_CONNECTION = (httpx.ReadError, httpx.RemoteProtocolError)
+# The client drops an idle connection after this (httpx's default, stated so the engine's
+# longer limit in engine/server.py can be held against it): when both sides used 5 s,
+# each drop raced a request about to be sent on it. The retry covers a Daytona, or a
+# proxy before it, whose idle limit is as short or shorter.
+KEEPALIVE_SECONDS = 5.0
 _USER_AGENT = "sandbar"
 _KEY_SETTINGS = {"DAYTONA_API_KEY", "DAYTONA_API_KEY_FILE", "DAYTONA_API_URL"}
 
@@ -99,7 +107,9 @@ def _new_client(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient
     return httpx.AsyncClient(
         transport=transport,
         verify=_tls(),
-        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        limits=httpx.Limits(
+            max_connections=50, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_SECONDS
+        ),
         headers={"User-Agent": _USER_AGENT, "Accept": "application/json"},
         follow_redirects=False,
     )
@@ -242,6 +252,7 @@ async def _send_on(
 ) -> Any:
     idempotent = method == "GET"
     attempts = len(_RETRY_DELAYS) + 1 if idempotent else 1
+    stale_retried = False
     for attempt in range(attempts):
         retry = attempt < attempts - 1
         try:
@@ -253,6 +264,9 @@ async def _send_on(
         except httpx.TransportError as error:
             if retry and isinstance(error, httpx.ConnectError):
                 await asyncio.sleep(_RETRY_DELAYS[attempt])
+                continue
+            if retry and not stale_retried and isinstance(error, _STALE_CONNECTION):
+                stale_retried = True
                 continue
             # The exception text names the host, never the key: safe to show.
             raise Unavailable(f"Daytona cannot be reached ({type(error).__name__}).") from None

@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import resource
 import secrets
 import sys
 from collections.abc import Iterator, Sequence
@@ -19,6 +20,10 @@ from dashboard.engine import image, prereqs
 from dashboard.engine.config import ConfigError, EngineConfig, load_config
 
 log = logging.getLogger("sandbar.engine")
+# Idle keep-alive connections are kept well past the dashboard client's 5 s
+# (daytona/client.py KEEPALIVE_SECONDS): with equal limits, a connection the engine was
+# closing was now and then picked for a request (ReadError, RemoteProtocolError).
+KEEP_ALIVE_SECONDS = 30
 
 
 def key_path(config: EngineConfig) -> Path:
@@ -80,6 +85,7 @@ def uvicorn_config(config: EngineConfig, app: Any) -> uvicorn.Config:
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 
 
@@ -98,12 +104,26 @@ def host_report(config: EngineConfig) -> prereqs.Report:
     return report
 
 
+def raise_open_files_limit() -> int:
+    """Raise the soft limit on open descriptors to the hard one; the new soft limit.
+
+    Each terminal holds three (its PTY, its client's socket, the toolbox's), so the
+    usual soft 1024 ends near 300 terminals while the hard limit allows far more.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+    return soft
+
+
 def serve(config: EngineConfig, report: prereqs.Report) -> None:
     """Run the engine in the foreground until SIGINT or SIGTERM."""
     from dashboard.engine.app import create_app
     from dashboard.engine.lifecycle import Engine
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log.info("open files limit %d", raise_open_files_limit())
     with instance_lock(config):
         api_key = ensure_api_key(config)
         engine = Engine(config, report)
