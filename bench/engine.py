@@ -151,6 +151,7 @@ def main() -> int:
     parser.add_argument(
         "--no-terminals", action="store_true", help="skip the PTY, flood and log-follow figures"
     )
+    parser.add_argument("--no-previews", action="store_true", help="skip the preview figures")
     options = parser.parse_args()
     timings = create_exec_ms(options.samples)
     cold = create_exec_ms(options.samples, {"SANDBAR_ENGINE_WARM_POOL": "0"})
@@ -178,6 +179,8 @@ def main() -> int:
     }
     if not options.no_terminals:
         summary.update(terminal_figures())
+    if not options.no_previews:
+        summary.update(preview_figures())
     print(json.dumps(summary))
     return 0
 
@@ -199,6 +202,21 @@ def terminal_figures() -> dict:
     # Its targets sit beside this script's own, under names that cannot collide.
     figures["terminal_targets"] = figures.pop("targets", None)
     figures["terminal_meets_targets"] = figures.pop("meets_targets", None)
+    return figures
+
+
+def preview_figures() -> dict:
+    """preview_rps and preview_ratio (against the sandbox's port reached directly, in
+    the same run) from bench/preview.py."""
+    script = Path(__file__).with_name("preview.py")
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=600
+    )
+    lines = result.stdout.strip().splitlines()
+    print("\n".join(lines[:-1]))
+    figures = json.loads(lines[-1])
+    for shared in ("date", "load_average_1m"):
+        figures.pop(shared, None)
     return figures
 
 

@@ -315,16 +315,19 @@ class Previews:
             if not 1 <= port <= 65535:
                 raise PreviewError(BadRequest("Invalid port"), "Invalid port")
             target = self.authorize(port, label, scope)
-            with self.engine.busy(target.sandbox_id):
-                if scope["type"] == "websocket":
+            if scope["type"] == "websocket":
+                # An open socket is activity for as long as it lasts (Daytona's proxy
+                # reports it every 50 s), so auto-stop leaves the sandbox alone.
+                with self.engine.busy(target.sandbox_id):
                     await self._websocket(scope, receive, send, target)
-                else:
-                    await self._http(scope, receive, send, target)
+            else:
+                await self._http(scope, receive, send, target)
         except PreviewError as refused:
             await _refuse(scope, receive, send, refused)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send, target: Target) -> None:
         _, pool = self._connections()
+        self.engine.touch(target.sandbox_id)
         body_read = False
 
         async def body() -> AsyncIterator[bytes]:
@@ -386,6 +389,8 @@ class Previews:
                 # the client to take it, so a large answer is never held in memory.
                 async for piece in response.aiter_stream():
                     await send({"type": "http.response.body", "body": piece, "more_body": True})
+                    # At most one write a second: a long stream keeps the sandbox awake.
+                    self.engine.touch(target.sandbox_id)
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 group.cancel_scope.cancel()
         except (httpcore.NetworkError, httpcore.RemoteProtocolError) as error:
