@@ -1,10 +1,12 @@
 """The files tab: browse, download, upload, create folders, delete and move in a sandbox.
 
 Same rule as the terminal: only those who may open a shell in the sandbox (its
-owner, admins) see its files; anyone else gets a 404. Every change is audited.
+owner, admins) see its files; anyone else gets a 404. Every change and every
+download (bytes, seconds) is audited.
 """
 
 import posixpath
+import time
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
@@ -110,8 +112,18 @@ async def download(request: HttpRequest, sandbox_id: str) -> HttpResponse:
         return HttpResponse(error.message, status=503, content_type="text/plain")
 
     async def body() -> AsyncIterator[bytes]:
-        async for chunk in chunks:
-            yield chunk
+        # The transfer goes in the trail when it ends: how many bytes, how long, and
+        # whether it finished (a browser that leaves mid-way is a failure).
+        sent, started, error = 0, time.monotonic(), "the download stopped before the end"
+        try:
+            async for chunk in chunks:
+                sent += len(chunk)
+                yield chunk
+            error = ""
+        finally:
+            seconds = round(time.monotonic() - started, 1)
+            detail = {"path": path, "bytes": sent, "seconds": seconds}
+            await _audit(request, "file.download", sandbox, detail, error)
 
     response = StreamingHttpResponse(body(), content_type="application/octet-stream")
     name = posixpath.basename(path).replace('"', "_") or "download"
