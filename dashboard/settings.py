@@ -39,6 +39,15 @@ BEHIND_PROXY = env_bool("SANDBAR_BEHIND_PROXY", False)
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SANDBAR_SECURE_COOKIES", False)
+# Served over HTTPS only (docs/deploy.md): plain HTTP is redirected, except the health
+# checks a load balancer or container runtime makes on the inside, which are plain.
+SECURE_SSL_REDIRECT = env_bool("SANDBAR_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# HSTS: browsers refuse plain HTTP to this host for that long. 0 (the default) is off;
+# start small (300) and raise it once HTTPS is known to work: it cannot be taken back.
+SECURE_HSTS_SECONDS = env_int("SANDBAR_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SANDBAR_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SANDBAR_HSTS_PRELOAD", False)
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -204,13 +213,42 @@ DAYTONA_API_KEY_FILE = DATA_DIR / "engine" / "api-key"
 DAYTONA_TIMEOUT = env_int("DAYTONA_TIMEOUT_SECONDS", 10, minimum=1, maximum=300)
 DAYTONA_ORGANIZATION_NAME = env_str("SANDBAR_ORGANIZATION_NAME", "Local engine")
 
+# One line per record; with SANDBAR_LOG_FORMAT=json, one JSON object per line. Each
+# carries the id of the request it belongs to (dashboard/core/logs.py), and known
+# secrets (the Daytona key, SECRET_KEY, bearer tokens) are masked before it is written.
+LOG_FORMAT = env_str("SANDBAR_LOG_FORMAT", "text").lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"SANDBAR_LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "context": {"()": "dashboard.core.logs.RequestContext"},
+        "secrets": {"()": "dashboard.core.logs.MaskSecrets"},
+    },
+    "formatters": {
+        "text": {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
+        },
+        "json": {"()": "dashboard.core.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context", "secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        # The ASGI server's own lines (start, stop, access) in the same format.
+        **{
+            name: {"handlers": ["console"], "propagate": False}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+    },
 }
 
 if not DEBUG and SECRET_KEY.startswith("django-insecure"):

@@ -2,6 +2,7 @@ from django.urls import include, path, register_converter
 
 from dashboard.accounts import views as accounts
 from dashboard.audit import views as audit
+from dashboard.core import health
 from dashboard.core import views as core
 from dashboard.core.converters import DaytonaIdConverter, SandboxVerbConverter
 
@@ -14,6 +15,7 @@ register_converter(SandboxVerbConverter, "verb")
 urlpatterns = [
     path("", core.home, name="home"),
     path("healthz", core.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("settings/", accounts.connection_settings, name="settings"),
     path("sandboxes/", include("dashboard.sandboxes.urls")),
     path("sandboxes/", include("dashboard.terminal.urls")),
