@@ -86,7 +86,9 @@ class EngineServer:
 
     def start(self) -> None:
         """Start the engine subprocess and wait until it answers."""
-        env = {**os.environ, "SANDBAR_ENGINE_TICK_SECONDS": "0.25", **self.uid_env(), **self.env}
+        # Telemetry every second (15 s by default) so tests see metrics without waiting.
+        fast = {"SANDBAR_ENGINE_TICK_SECONDS": "0.25", "SANDBAR_TELEMETRY_SECONDS": "1"}
+        env = {**os.environ, **fast, **self.uid_env(), **self.env}
         env.pop("SANDBAR_ENGINE_PORT", None)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:

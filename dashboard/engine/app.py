@@ -22,6 +22,8 @@ from dashboard.engine import (
     git,
     preview,
     snapshots,
+    ssh,
+    telemetry,
     toolbox,
     toolbox_interpreter,
     toolbox_ports,
@@ -133,6 +135,8 @@ def create_app(engine: Engine, api_key: str, *, manage_engine: bool = True) -> S
                     *snapshots.routes(),
                     *audit.routes(),
                     *preview.routes(),
+                    *ssh.routes(),
+                    *telemetry.routes(),
                 ],
             ),
             Mount(
@@ -160,6 +164,7 @@ def create_app(engine: Engine, api_key: str, *, manage_engine: bool = True) -> S
     app.add_middleware(audit.AuditMiddleware, log=engine.audit, actor=engine.quotas.key_name)
     app.add_middleware(BearerAuth, api_key=api_key)
     app.add_middleware(events.EventsGate, hub=hub)
+    telemetry.install(app, engine)
     # Outermost: a preview host's requests go to its sandbox before any Bearer check.
     preview.install(app, engine, api_key)
     return app
