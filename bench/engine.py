@@ -179,6 +179,7 @@ def main() -> int:
     }
     if not options.no_terminals:
         summary.update(terminal_figures())
+    summary.update(metrics_figures())
     if not options.no_previews:
         summary.update(preview_figures())
     print(json.dumps(summary))
@@ -218,6 +219,17 @@ def preview_figures() -> dict:
     for shared in ("date", "load_average_1m"):
         figures.pop(shared, None)
     return figures
+
+
+def metrics_figures() -> dict:
+    """metrics_rss_mb and its companions from bench/telemetry.py (a simulated clock)."""
+    script = Path(__file__).with_name("telemetry.py")
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=300
+    )
+    lines = result.stdout.strip().splitlines()
+    print("\n".join(lines[:-1]))
+    return json.loads(lines[-1])
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import math
 import os
 import time
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -265,29 +265,27 @@ class Telemetry:
         if not columns or not slots:
             return []
         step = max(1, math.ceil(len(slots) / MAX_POINTS))
-        buckets = [slots[i : i + step] for i in range(0, len(slots), step)]
+        starts = range(0, len(slots), step)
+        stamps = [iso(datetime.fromtimestamp(self.times[slots[i]], UTC)) for i in starts]
         series = []
         for name in names:
-            points = list(self._points(columns, name, buckets))
+            values = self._column(columns, name, slots)
+            points = []
+            for stamp, first in zip(stamps, starts, strict=True):
+                known = [v for v in values[first : first + step] if v == v]  # NaN: no sample
+                if known:
+                    points.append({"timestamp": stamp, "value": round(sum(known) / len(known), 3)})
             if points:
                 series.append({"metricName": PREFIX + name, "dataPoints": points})
         return series
 
-    def _points(
-        self, columns: dict[str, array[float]], name: str, buckets: list[list[int]]
-    ) -> Iterator[dict[str, Any]]:
-        for bucket in buckets:
-            values = [v for v in (self._at(columns, name, slot) for slot in bucket) if v == v]
-            if values:
-                stamp = datetime.fromtimestamp(self.times[bucket[0]], UTC)
-                yield {"timestamp": iso(stamp), "value": round(sum(values) / len(values), 3)}
-
     @staticmethod
-    def _at(columns: dict[str, array[float]], name: str, slot: int) -> float:
-        if name in DERIVED:
-            used, total = (columns[part][slot] for part in DERIVED[name])
-            return used / total * 100 if total > 0 else NAN
-        return columns[name][slot]
+    def _column(columns: dict[str, array[float]], name: str, slots: list[int]) -> list[float]:
+        if name not in DERIVED:
+            column = columns[name]
+            return [column[slot] for slot in slots]
+        used, total = (columns[part] for part in DERIVED[name])
+        return [used[s] / total[s] * 100 if total[s] > 0 else NAN for s in slots]
 
 
 # -- the sampler ------------------------------------------------------------------------
