@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from dashboard.engine.errors import BadRequest
+from dashboard.engine.errors import BadRequest, NotFound
 from dashboard.engine.lifecycle import (
     LANGUAGE_LABEL,
     MAX_INTERVAL,
@@ -311,6 +312,80 @@ async def list_sandboxes(request: Request) -> Response:
     return JSONResponse({"items": items, "nextCursor": next_cursor})
 
 
+PAGINATED_PARAMS = {
+    "page", "limit", "id", "name", "labels", "includeErroredDeleted", "states", "snapshots",
+    "regions", "minCpu", "maxCpu", "minMemoryGiB", "maxMemoryGiB", "minDiskGiB", "maxDiskGiB",
+    "lastEventAfter", "lastEventBefore", "sort", "order",
+}  # fmt: skip
+PAGINATED_SORTS = {
+    "id": "id",
+    "name": "name",
+    "state": "state",
+    "snapshot": "snapshot",
+    "region": "target",
+    "updatedAt": "updated_at",
+    "createdAt": "created_at",
+    "lastActivityAt": "last_activity_at",
+}
+
+
+async def list_sandboxes_paginated(request: Request) -> Response:
+    """GET /sandbox/paginated: Daytona's deprecated page/limit list, for older SDKs.
+
+    Answers ``{items, total, page, totalPages}`` with full Sandbox DTOs, newest first by
+    default. The engine holds at most a few thousand records, so it counts them all.
+    """
+    query = Query(request.query_params, PAGINATED_PARAMS | {f"{p}[]" for p in PAGINATED_PARAMS})
+    page = query.integer("page", 1, minimum=1, maximum=10**6) or 1
+    limit = query.integer("limit", 100, minimum=1, maximum=200) or 100
+    sort_name = query.string("sort", "createdAt") or "createdAt"
+    if sort_name not in PAGINATED_SORTS:
+        raise BadRequest(f"sort must be one of {', '.join(PAGINATED_SORTS)}")
+    order = (query.string("order", "desc") or "desc").lower()
+    if order not in ("asc", "desc"):
+        raise BadRequest("order must be asc or desc")
+    labels: dict[str, str] = {}
+    if labels_raw := query.string("labels"):
+        try:
+            labels = string_map("labels", json.loads(labels_raw))
+        except json.JSONDecodeError:
+            raise BadRequest("Invalid labels JSON format") from None
+    states = query.strings("states")
+    if "destroyed" in states:
+        raise BadRequest("states must not include destroyed")
+    list_query = ListQuery(
+        limit=10**6,
+        id_prefix=query.string("id"),
+        name_prefix=query.string("name"),
+        labels=labels,
+        states=states,
+        snapshots=query.strings("snapshots"),
+        targets=query.strings("regions"),
+        include_destroyed=False,
+        min_cpu=_number(query, "minCpu"),  # type: ignore[arg-type]
+        max_cpu=_number(query, "maxCpu"),  # type: ignore[arg-type]
+        min_memory=_number(query, "minMemoryGiB"),  # type: ignore[arg-type]
+        max_memory=_number(query, "maxMemoryGiB"),  # type: ignore[arg-type]
+        min_disk=_number(query, "minDiskGiB"),  # type: ignore[arg-type]
+        max_disk=_number(query, "maxDiskGiB"),  # type: ignore[arg-type]
+        activity_after=_date(query, "lastEventAfter"),
+        activity_before=_date(query, "lastEventBefore"),
+        sort=PAGINATED_SORTS[sort_name],
+        descending=order == "desc",
+    )
+    query.boolean("includeErroredDeleted")
+    records, _ = engine_of(request).store.list(list_query)
+    start = (page - 1) * limit
+    return JSONResponse(
+        {
+            "items": [sandbox_dto(r, request) for r in records[start : start + limit]],
+            "total": len(records),
+            "page": page,
+            "totalPages": math.ceil(len(records) / limit),
+        }
+    )
+
+
 async def toolbox_proxy_url(request: Request) -> Response:
     """GET /sandbox/{id}/toolbox-proxy-url."""
     engine_of(request).find(request.path_params["id"])
@@ -475,9 +550,50 @@ async def snapshot_sandbox(request: Request) -> Response:
     body = Body(await read_json(request), {"name", "includeMemory"})
     name = body.string("name", required=True, max_length=255, allow_empty=False)
     if body.boolean("includeMemory"):
-        raise BadRequest("The embedded engine cannot snapshot memory")
+        raise BadRequest("includeMemory is only supported for Windows sandboxes")
     assert name is not None
     return _ok(await engine_of(request).snapshot(request.path_params["id"], name), request)
+
+
+# -- forks ------------------------------------------------------------------------------
+
+
+async def fork_sandbox(request: Request) -> Response:
+    """POST /sandbox/{id}/fork {name?}: a started copy of a started sandbox's files."""
+    Query(request.query_params, set())
+    data = await read_json(request)
+    body = Body({} if data is None else data, {"name"})
+    name = body.string("name", max_length=63, allow_empty=False)
+    return _ok(await engine_of(request).fork(request.path_params["id"], name), request)
+
+
+async def sandbox_forks(request: Request) -> Response:
+    """GET /sandbox/{id}/forks?includeDestroyed=: the sandboxes forked from this one."""
+    query = Query(request.query_params, {"includeDestroyed"})
+    include_destroyed = bool(query.boolean("includeDestroyed", False))
+    engine = engine_of(request)
+    record = engine.find(request.path_params["id"])
+    children = engine.forks.children(record.id, include_destroyed=include_destroyed)
+    return JSONResponse([sandbox_dto(child, request) for child in children])
+
+
+async def sandbox_parent(request: Request) -> Response:
+    """GET /sandbox/{id}/parent: the sandbox this one was forked from, or 404."""
+    Query(request.query_params, set())
+    engine = engine_of(request)
+    key = request.path_params["id"]
+    parent = engine.forks.parent(engine.find(key).id)
+    if parent is None:
+        raise NotFound(f"Parent sandbox not found for sandbox {key}")
+    return _ok(parent, request)
+
+
+async def sandbox_ancestors(request: Request) -> Response:
+    """GET /sandbox/{id}/ancestors: the fork chain up to this sandbox, the root first."""
+    Query(request.query_params, set())
+    engine = engine_of(request)
+    chain = engine.forks.ancestors(engine.find(request.path_params["id"]).id)
+    return JSONResponse([sandbox_dto(record, request) for record in chain])
 
 
 # -- misc -----------------------------------------------------------------------------
@@ -527,6 +643,7 @@ def routes() -> list[BaseRoute]:
         Route("/sandbar/engine", engine_status, methods=["GET"]),
         Route("/sandbox", list_sandboxes, methods=["GET"]),
         Route("/sandbox", create_sandbox, methods=["POST"]),
+        Route("/sandbox/paginated", list_sandboxes_paginated, methods=["GET"]),
         Route(sandbox, get_sandbox, methods=["GET"]),
         Route(sandbox, delete_sandbox, methods=["DELETE"]),
         Route(f"{sandbox}/start", start_sandbox, methods=["POST"]),
@@ -541,6 +658,10 @@ def routes() -> list[BaseRoute]:
         Route(f"{sandbox}/network-settings", set_network_settings, methods=["POST"]),
         Route(f"{sandbox}/resize", resize_sandbox, methods=["POST"]),
         Route(f"{sandbox}/snapshot", snapshot_sandbox, methods=["POST"]),
+        Route(f"{sandbox}/fork", fork_sandbox, methods=["POST"]),
+        Route(f"{sandbox}/forks", sandbox_forks, methods=["GET"]),
+        Route(f"{sandbox}/parent", sandbox_parent, methods=["GET"]),
+        Route(f"{sandbox}/ancestors", sandbox_ancestors, methods=["GET"]),
         Route(f"{sandbox}/toolbox-proxy-url", toolbox_proxy_url, methods=["GET"]),
         Route(f"{sandbox}/events", sandbox_events, methods=["GET"]),
     ]

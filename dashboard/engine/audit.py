@@ -62,7 +62,7 @@ API_ACTIONS = {
     "autoarchive": "set_auto_archive_interval",
     "autodelete": "set_auto_delete_interval",
     "public": "update_public_status",
-    "snapshot": "create_snapshot",
+    "snapshot": "snapshot",
     "network-settings": "update_network_settings",
 }
 # (method, path below /toolbox/{id}) -> action, Daytona's toolbox_* vocabulary.

@@ -22,6 +22,7 @@ from dashboard.engine import prereqs, usage
 from dashboard.engine.audit import AuditLog
 from dashboard.engine.config import EngineConfig
 from dashboard.engine.errors import BadRequest, Conflict, NotFound
+from dashboard.engine.fork import Forks
 from dashboard.engine.image import DefaultImage
 from dashboard.engine.runtime import Runtime, RuntimeError_, SandboxFiles, SandboxSpec, rootfs
 from dashboard.engine.snapshots import Snapshots
@@ -108,6 +109,7 @@ class Engine:
         self.observers: list[Callable[..., None]] = []
         self.quotas = usage.load_quotas()
         self.audit = AuditLog(self.store.db, self.organization_id)
+        self.forks = Forks(self.store.db)
         self.volumes = Volumes(
             self.store.db,
             config.engine_dir / "volumes",
@@ -185,8 +187,8 @@ class Engine:
 
     async def _reconcile_one(self, record: SandboxRecord) -> None:
         self.runtime.release_stale(record.id)
-        if record.state == S.SNAPSHOTTING:
-            # A capture leaves desiredState alone: the sandbox goes back where it was.
+        if record.state in (S.SNAPSHOTTING, S.FORKING):
+            # A capture or fork leaves desiredState alone: the sandbox goes back where it was.
             record.state = record.desired_state
             self.store.save(record)
         state = record.state
@@ -563,6 +565,74 @@ class Engine:
             self.store.save(record)
         return record
 
+    async def fork(self, id_or_name: str, name: str | None) -> SandboxRecord:
+        """Make a started copy of a started sandbox's files (Daytona's fork).
+
+        The parent is ``forking`` for the moment its disk is cloned (copy-on-write, see
+        :meth:`Runtime.fork`), then ``started`` again with its processes untouched; the
+        fork goes ``creating`` -> ``started`` with the parent's settings and volumes.
+        """
+        if name is not None and not NAME_PATTERN.match(name):
+            raise BadRequest(
+                "name must be 1-63 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        parent = self.find(id_or_name)
+        async with self._transition(parent):
+            parent = self.find(parent.id)
+            if parent.state != S.STARTED or not self.runtime.is_running(parent.id):
+                raise BadRequest("Sandbox must be in started state to fork")
+            self._check_network(parent.network_block_all)
+            record = self._fork_record(parent, name)
+            usage.check_sandbox(
+                self.store.db, self.quotas, cpu=record.cpu, memory=record.memory, disk=record.disk
+            )
+            try:
+                self.store.insert(record)
+            except sqlite3.IntegrityError:
+                raise Conflict("Sandbox with this name already exists") from None
+            self.forks.add(parent.id, record.id)
+            self.volumes.attach(record.id, self.volumes.mounts(parent.id))
+            self.store.add_event(record.id, "created", f"forked from {parent.id}")
+            self.notify("sandbox.created", replace(record))
+            self._set_state(parent, S.FORKING)
+            try:
+                record.uid = self.runtime.allocate_uid()
+                self.store.save(record)
+                shared = await self.runtime.fork(parent.id, self._spec(record))
+            except (RuntimeError_, OSError) as error:
+                # As Daytona: the parent goes back, the fork is gone.
+                await self.runtime.destroy(record.id)
+                self._set_state(record, S.DESTROYED, error_reason=None)
+                raise BadRequest(f"Fork failed: {error}") from error
+            finally:
+                self._set_state(parent, S.STARTED)
+            copy = "copy-on-write" if shared else "a full copy (no disk pool)"
+            self.store.add_event(parent.id, "forked", f"{record.id} ({copy})")
+            self._set_state(record, S.STARTED, last_activity_at=iso(now()))
+        return record
+
+    def _fork_record(self, parent: SandboxRecord, name: str | None) -> SandboxRecord:
+        sandbox_id = new_id()
+        stamp = iso(now())
+        return replace(
+            parent,
+            id=sandbox_id,
+            name=name or sandbox_id,
+            env=dict(parent.env),
+            labels=dict(parent.labels),
+            state=S.CREATING,
+            desired_state=D.STARTED,
+            error_reason=None,
+            recoverable=False,
+            created_at=stamp,
+            updated_at=stamp,
+            last_activity_at=stamp,
+            stopped_at=None,
+            uid=0,
+            extra={},
+        )
+
     async def snapshot(self, id_or_name: str, name: str) -> SandboxRecord:
         """Start capturing a started or stopped sandbox's files as a new snapshot ``name``.
 
@@ -572,9 +642,10 @@ class Engine:
         """
         record = self.find(id_or_name)
         if record.state not in (S.STARTED, S.STOPPED):
-            raise BadRequest(
-                f"Sandbox must be started or stopped to snapshot (state: {record.state})"
-            )
+            raise BadRequest("Sandbox must be in started or stopped state to create a snapshot")
+        lock = self._locks.get(record.id)
+        if lock is not None and lock.locked():
+            raise Conflict("Sandbox state change in progress")
         usage.check_snapshot(self.store.db, self.quotas)
         self.snapshots.capture(record, name, self.files_for_capture(record.id))
         await asyncio.sleep(0)  # let the capture take the sandbox's lock first

@@ -17,7 +17,7 @@ fi
 # iproute2 and nftables: the egress policy; lxcfs: /proc that shows a sandbox's own
 # limits; debootstrap: the default image; skopeo and umoci: snapshots from OCI images;
 # openssh-client: ssh, scp and sftp to the engine's SSH gateway (and its tests).
-packages=(bubblewrap slirp4netns util-linux e2fsprogs mount procps iproute2 nftables lxcfs debootstrap skopeo umoci openssh-client)
+packages=(bubblewrap slirp4netns util-linux e2fsprogs xfsprogs mount procps iproute2 nftables lxcfs debootstrap skopeo umoci openssh-client)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

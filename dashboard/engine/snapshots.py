@@ -210,9 +210,9 @@ class Snapshots:
         # A build the previous engine was running is lost with it (a pull ends in
         # error, as Daytona's pulls do).
         self.db.execute(
-            "UPDATE snapshots SET state = CASE state WHEN 'pulling' THEN 'error'"
-            " ELSE 'build_failed' END, error_reason = ?, updated_at = ?"
-            " WHERE state IN ('pending', 'building', 'pulling')",
+            "UPDATE snapshots SET state = CASE WHEN state IN ('pulling', 'snapshotting')"
+            " THEN 'error' ELSE 'build_failed' END, error_reason = ?, updated_at = ?"
+            " WHERE state IN ('pending', 'building', 'pulling', 'snapshotting')",
             ("the build was interrupted by an engine restart", stamp),
         )
 
@@ -425,7 +425,8 @@ class Snapshots:
             (record.cpu, record.memory, record.disk),
             source_sandbox_id=record.id,
         )
-        self._start_build(snapshot, self._capture(snapshot, files))
+        # Daytona's states for a capture: snapshotting, then active or error.
+        self._start_build(snapshot, self._capture(snapshot, files), "snapshotting", "error")
         return snapshot
 
     def _start_build(

@@ -24,9 +24,11 @@ from dashboard.engine.validation import Query
 REGION = "local"
 # Daytona's "consuming" state sets (apps/api/src/organization/constants/*consuming*.ts),
 # restricted to the states this engine can be in.
-COMPUTE_STATES = ("creating", "restoring", "started", "starting", "stopping", "resizing")
+COMPUTE_STATES = (
+    "creating", "restoring", "started", "starting", "stopping", "resizing", "forking",
+)  # fmt: skip
 DISK_STATES = (*COMPUTE_STATES, "stopped", "archiving", "snapshotting")
-SNAPSHOT_STATES = ("building", "pending", "pulling", "active")
+SNAPSHOT_STATES = ("building", "pending", "pulling", "snapshotting", "active")
 VOLUME_FREE_STATES = ("deleted", "error")
 
 

@@ -25,7 +25,14 @@ from dashboard.engine.config import EngineConfig
 from dashboard.engine.runtime import ids, rootfs
 from dashboard.engine.runtime.cgroups import CgroupManager
 from dashboard.engine.runtime.commands import kill
-from dashboard.engine.runtime.disk import MNT_DETACH, Disk, DiskError, libc
+from dashboard.engine.runtime.disk import (
+    MNT_DETACH,
+    Disk,
+    DiskError,
+    DiskPool,
+    clone_while_frozen,
+    libc,
+)
 from dashboard.engine.runtime.egress import Egress, EgressError, EgressPolicy, parse_cidrs
 from dashboard.engine.runtime.enter import SPARE_DELAY, Entrance
 from dashboard.engine.runtime.ids import UidRange, UidRangeFull
@@ -70,6 +77,10 @@ class Runtime:
         # must be able to reach them, and the data directory may be private (0700).
         self.run_dir = Path("/run/sandbar") / config.instance_id
         self.etc_dir = self.run_dir / "etc"
+        # Where new sandboxes' disks go when the host can make it (see DiskPool); disks
+        # made before it, in sandboxes_dir, stay where they are.
+        self.pool = DiskPool(config.engine_dir / "disk-pool.img", self.run_dir / "disk-pool")
+        self.pool_ready = False
         self.cgroups = CgroupManager(config.instance_id)
         self.running: dict[str, RunningSandbox] = {}
         # Starts every process that enters a sandbox, under the sandboxes' seccomp filter.
@@ -116,10 +127,12 @@ class Runtime:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # An engine that died left its mounts (and maybe pool sandboxes) behind.
         unmount_all_under(self.run_dir)
-        for leftover in self.sandboxes_dir.glob(f"{WARM_PREFIX}*"):
-            shutil.rmtree(leftover, ignore_errors=True)
         for directory in (self.run_dir.parent, self.run_dir):
             os.chmod(directory, 0o711)  # noqa: S103 -- the sandbox uid must traverse, not list
+        self.pool_ready = self.pool.mount()
+        for place in (self.sandboxes_dir, self.disks_dir):
+            for leftover in place.glob(f"{WARM_PREFIX}*"):
+                shutil.rmtree(leftover, ignore_errors=True)
         if self.network:  # never a networked sandbox without its firewall: stop here
             try:
                 self.egress.setup()
@@ -250,9 +263,17 @@ class Runtime:
 
     # -- sandbox lifetime ------------------------------------------------------
 
+    @property
+    def disks_dir(self) -> Path:
+        """Where new disk images go: the pool when there is one."""
+        return self.pool.mount_point if self.pool_ready else self.sandboxes_dir
+
     def sandbox_dir(self, sandbox_id: str) -> Path:
-        """Where a sandbox's disk image and mount point live."""
-        return self.sandboxes_dir / sandbox_id
+        """Where a sandbox's disk image lives (an older one's may be outside the pool)."""
+        legacy = self.sandboxes_dir / sandbox_id
+        if not self.pool_ready or legacy.exists():
+            return legacy
+        return self.disks_dir / sandbox_id
 
     def disk(self, sandbox_id: str, uid: int = 0) -> Disk:
         """The disk of a sandbox (whether or not it exists yet); a running one's own.
@@ -266,9 +287,24 @@ class Runtime:
 
     async def create(self, spec: SandboxSpec) -> None:
         """Create the sandbox's persistent disk."""
-        await self.disk(spec.id, spec.uid).create(
-            spec.disk, templates=self.config.engine_dir / "templates"
-        )
+        await self.disk(spec.id, spec.uid).create(spec.disk, templates=self.disks_dir / "templates")
+
+    async def fork(self, parent_id: str, spec: SandboxSpec) -> bool:
+        """Give ``spec`` a copy of a running sandbox's disk as it is now, and start it.
+
+        The copy is a reflink in the pool (milliseconds, no blocks written until either
+        side changes them); returns whether it was one. The new sandbox's files become
+        its own uid's when its disk is first mounted (:meth:`Disk.mount`).
+        """
+        parent = self.get(parent_id)
+        target = self.disk(spec.id, spec.uid).image
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shared = await asyncio.to_thread(clone_while_frozen, parent.disk, target)
+        except (OSError, DiskError) as error:
+            raise RuntimeError_(f"copying the sandbox's disk failed: {error}") from error
+        await self.start(spec)
+        return shared
 
     def is_running(self, sandbox_id: str) -> bool:
         """Whether the sandbox's process tree is up."""
