@@ -17,7 +17,8 @@ import ipaddress
 import json
 import os
 import re
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from dashboard.engine.errors import BadRequest
 IMAGE_NAME = re.compile(r"^[a-zA-Z0-9_.\-:]+(/[a-zA-Z0-9_.\-:]+)*(@sha256:[a-f0-9]{64})?$")
 TAGGED = re.compile(r"(^|/)[^/:@]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$")
 PULL_TIMEOUT = 30 * 60  # seconds a whole pull may take before it is given up
+REGISTRY_TIMEOUT = 60.0  # seconds a registry may leave a pull without an answer or a byte
 PROGRESS_EVERY = 2.0  # seconds between "received N MiB" lines in the build log
 TAG = "snapshot"  # the tag the pulled image gets inside its private layout
 # Variables the engine sets itself for its sandbox user, whatever the image says.
@@ -108,11 +110,17 @@ def is_loopback(reference: str) -> bool:
     return False
 
 
+def inspect_command(reference: str) -> list[str]:
+    """skopeo's command line that fetches the image's manifest (is it there at all?)."""
+    tls = ["--tls-verify=false"] if is_loopback(reference) else []
+    return ["skopeo", "inspect", "--raw", "--retry-times", "0", *tls, f"docker://{reference}"]
+
+
 def copy_command(reference: str, layout: Path) -> list[str]:
     """skopeo's command line that copies the image into an OCI layout."""
     tls = ["--src-tls-verify=false"] if is_loopback(reference) else []
     return [
-        "skopeo", "--command-timeout", f"{PULL_TIMEOUT}s", "copy", "--retry-times", "2",
+        "skopeo", "copy", "--retry-times", "2",
         *tls, f"docker://{reference}", f"oci:{layout}:{TAG}",
     ]  # fmt: skip
 
@@ -171,19 +179,27 @@ def directory_bytes(path: Path) -> int:
     return total
 
 
-async def watch_progress(layout: Path, log: Log, every: float = PROGRESS_EVERY) -> None:
-    """Log how much of the image has arrived, while it grows (cancelled when done)."""
-    shown = 0
+async def watch_progress(
+    layout: Path, log: Log, every: float = PROGRESS_EVERY, stall: float | None = None
+) -> None:
+    """Log how much of the image has arrived, while it grows (cancelled when done);
+    PullError once nothing has arrived for ``stall`` seconds."""
+    shown, quiet_since = 0, time.monotonic()
     while True:
         await asyncio.sleep(every)
         size = await asyncio.to_thread(directory_bytes, layout)
         if size != shown:
-            shown = size
+            shown, quiet_since = size, time.monotonic()
             log(f"received {size / 2**20:.1f} MiB")
+        elif stall is not None and time.monotonic() - quiet_since > stall:
+            raise PullError(f"the registry sent nothing for {stall:.0f} s")
 
 
-async def run_tool(argv: list[str], log: Log, seconds: float) -> None:
-    """Run skopeo or umoci, each output line into the build log; PullError on failure."""
+async def run_tool(
+    argv: list[str], log: Log, seconds: float, *, late: str, echo: bool = True
+) -> str:
+    """Run skopeo or umoci, its output into the build log (``echo``); PullError on a
+    failure, with the tool's reason, or ``late`` after ``seconds``. Returns the output."""
     log("$ " + " ".join(argv))
     process = await asyncio.create_subprocess_exec(
         *argv,
@@ -191,15 +207,15 @@ async def run_tool(argv: list[str], log: Log, seconds: float) -> None:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    assert process.stdout is not None
-    tail: list[str] = []
+    lines: list[str] = []
 
     async def copy() -> None:
         assert process.stdout is not None
         async for raw in process.stdout:
             line = raw.decode(errors="replace").rstrip()
-            log(line)
-            tail[:] = [*tail[-19:], line]
+            if echo:
+                log(line)
+            lines.append(line)
 
     try:
         async with asyncio.timeout(seconds):
@@ -209,35 +225,64 @@ async def run_tool(argv: list[str], log: Log, seconds: float) -> None:
             process.kill()
         await process.wait()
         if isinstance(error, TimeoutError):
-            raise PullError(f"{argv[0]} took longer than {seconds:.0f} s") from None
+            raise PullError(late) from None
         raise
     if process.returncode != 0:
-        reason = fatal_message("\n".join(tail)) or f"exited with status {process.returncode}"
-        raise PullError(f"{argv[0]}: {reason}")
+        if not echo:
+            log("\n".join(lines[-20:]))
+        reason = fatal_message("\n".join(lines[-20:]))
+        raise PullError(f"{argv[0]}: {reason or f'exited with status {process.returncode}'}")
+    return "\n".join(lines)
+
+
+def describe_manifest(raw: str) -> str:
+    """A line for the build log about what the registry says the image is."""
+    try:
+        manifest = json.loads(raw)
+        if "manifests" in manifest:
+            return f"the registry has {len(manifest['manifests'])} platform images of it"
+        layers = manifest.get("layers") or []
+        size = sum(int(layer.get("size", 0)) for layer in layers)
+    except (ValueError, TypeError, AttributeError):
+        return "the registry answered"
+    return f"the registry has it: {len(layers)} layers, {size / 2**20:.1f} MiB compressed"
 
 
 async def pull(
-    reference: str,
-    work: Path,
-    log: Log,
-    *,
-    run: Callable[[list[str], Log, float], Awaitable[None]] = run_tool,
+    reference: str, work: Path, log: Log, *, answer: float = REGISTRY_TIMEOUT
 ) -> tuple[Path, ImageConfig]:
-    """Pull ``reference`` into ``work`` and unpack it: its root filesystem and config."""
+    """Pull ``reference`` into ``work`` and unpack it: its root filesystem and config.
+
+    The registry must answer, and then send data, within ``answer`` seconds each time
+    (skopeo itself would wait for ever on a registry that accepts and never replies).
+    """
     layout, bundle = work / "oci", work / "bundle"
+    host = registry_host(reference)
     await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
-    log(f"pulling {reference} from {registry_host(reference)}")
-    progress = asyncio.create_task(watch_progress(layout, log))
+    log(f"pulling {reference} from {host}")
+    silent = f"the registry {host} did not answer within {answer:.0f} s"
+    manifest = await run_tool(inspect_command(reference), log, answer, late=silent, echo=False)
+    log(describe_manifest(manifest))
+    late = f"the pull took longer than {PULL_TIMEOUT} s"
+    copy = asyncio.create_task(
+        run_tool(copy_command(reference, layout), log, PULL_TIMEOUT, late=late)
+    )
+    watch = asyncio.create_task(watch_progress(layout, log, stall=answer))
     try:
-        await run(copy_command(reference, layout), log, PULL_TIMEOUT)
+        done, _ = await asyncio.wait({copy, watch}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        progress.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await progress
+        for task in (copy, watch):
+            task.cancel()
+        await asyncio.gather(copy, watch, return_exceptions=True)
+    if watch in done:
+        watch.result()  # the stall's PullError
+    copy.result()
     try:
         config = await asyncio.to_thread(read_config, layout)
     except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
         raise PullError(f"the pulled image has no readable config: {error}") from None
     log(f"pulled {await asyncio.to_thread(directory_bytes, layout) / 2**20:.1f} MiB; unpacking")
-    await run(unpack_command(layout, bundle), log, PULL_TIMEOUT)
+    await run_tool(
+        unpack_command(layout, bundle), log, PULL_TIMEOUT, late="unpacking took too long"
+    )
     return bundle / "rootfs", config

@@ -43,7 +43,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from dashboard.engine import oci, prereqs, usage
-from dashboard.engine.config import env_str
+from dashboard.engine.config import ConfigError, env_int, env_str
 from dashboard.engine.debian import (
     DEFAULT_SUITE,
     add_sandbox_user,
@@ -512,7 +512,14 @@ class Snapshots:
         work = self.directory / snapshot.id / "pull"
         log_file = self.log_path(snapshot.id)
         try:
-            root, config = await oci.pull(reference, work, lambda line: self._log(log_file, line))
+            # Read at each pull: a bad value fails that pull, saying so, not the engine.
+            answer = env_int("SANDBAR_REGISTRY_TIMEOUT", int(oci.REGISTRY_TIMEOUT), minimum=1)
+        except ConfigError as error:
+            raise BuildError(str(error)) from None
+        try:
+            root, config = await oci.pull(
+                reference, work, lambda line: self._log(log_file, line), answer=answer
+            )
             await asyncio.to_thread(_install_root, root, target)
             (self.directory / snapshot.id / "image.json").write_text(config.to_json())
             if snapshot.entrypoint is None and config.entrypoint:

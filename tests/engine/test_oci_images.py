@@ -30,6 +30,7 @@ from dashboard.engine import oci, prereqs
 from dashboard.engine.app import create_app
 from dashboard.engine.config import EngineConfig
 from dashboard.engine.lifecycle import Engine
+from tests.engine_server import EngineServer, start_engine
 
 REGISTRY_START = 20.0  # seconds the registry may take to answer
 GREETING = "hello from the image\n"
@@ -166,6 +167,7 @@ def test_an_image_from_a_registry_becomes_a_snapshot_whose_sandbox_reads_its_fil
             sandbox.delete()
         text = api.get(f"/snapshots/{snapshot.id}/build-logs").text
         assert f"pulling {tools_image}" in text
+        assert "the registry has it: 2 layers" in text
         assert "Copying blob sha256:" in text  # skopeo's own progress
         assert "is active" in text
     finally:
@@ -222,6 +224,33 @@ def test_an_unreachable_registry_ends_in_error_at_once_not_a_hang(daytona: Dayto
     assert failed.state == "error"
     assert closed in (failed.error_reason or "")
     daytona.snapshot.delete(failed)
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineServer]:
+    """An engine that gives a silent registry 2 s, not the default minute."""
+    server = start_engine(tmp_path_factory.mktemp("impatient"), SANDBAR_REGISTRY_TIMEOUT="2")
+    yield server
+    server.stop()
+
+
+def test_a_registry_that_never_answers_ends_in_error_after_the_set_wait(
+    impatient: EngineServer,
+) -> None:
+    # A listening loopback socket: connections open, and nothing is ever said on them
+    # (skopeo alone would wait for ever).
+    with socket.socket() as silent, impatient.client() as api:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        reference = f"127.0.0.1:{silent.getsockname()[1]}/x/y:1.0"
+        started = time.monotonic()
+        created = api.post("/snapshots", json={"name": unique("silent"), "imageName": reference})
+        assert created.status_code == 200, created.text
+        failed = wait_for_state(api, created.json()["id"], "error", "active", limit=30)
+        assert time.monotonic() - started < 15
+        assert failed["state"] == "error"
+        assert "did not answer within 2 s" in failed["errorReason"]
+        api.delete(f"/snapshots/{failed['id']}")
 
 
 @pytest.mark.parametrize(
@@ -322,3 +351,17 @@ async def test_a_growing_pull_is_reported_in_mib_as_it_arrives(tmp_path: Path) -
     with contextlib.suppress(asyncio.CancelledError):
         await watcher
     assert lines == ["received 1.0 MiB", "received 1.5 MiB"]
+
+
+async def test_a_pull_that_stops_receiving_is_given_up(tmp_path: Path) -> None:
+    (tmp_path / "partial").write_bytes(b"x" * 1024)
+    with pytest.raises(oci.PullError, match="sent nothing for 0 s"):
+        await asyncio.wait_for(oci.watch_progress(tmp_path, print, every=0.05, stall=0.2), 5)
+
+
+def test_the_manifest_is_described_in_layers_and_mib() -> None:
+    manifest = '{"layers": [{"size": 1048576}, {"size": 524288}]}'
+    assert oci.describe_manifest(manifest) == "the registry has it: 2 layers, 1.5 MiB compressed"
+    index = '{"manifests": [{}, {}, {}]}'
+    assert oci.describe_manifest(index) == "the registry has 3 platform images of it"
+    assert oci.describe_manifest("not json") == "the registry answered"
