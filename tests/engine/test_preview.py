@@ -222,6 +222,29 @@ def test_an_unknown_sandbox_host_is_a_404(engine: EngineServer) -> None:
     assert get(url).status_code == 404
 
 
+def test_a_sandbox_is_previewed_by_id_never_by_name(
+    engine: EngineServer, api: httpx.Client
+) -> None:
+    name = f"named-{uuid.uuid4().hex[:8]}"
+    created = api.post("/sandbox", json={"name": name})
+    assert created.status_code == 200, created.text
+    try:
+        key = {"Authorization": f"Bearer {engine.api_key}"}
+        by_name = get(f"http://{SITE_PORT}-{name}.localhost:{engine.port}", **key)
+        assert by_name.status_code == 404
+        by_id = get(f"http://{SITE_PORT}-{created.json()['id']}.localhost:{engine.port}", **key)
+        assert by_id.status_code == 502  # found, and nothing listens there
+    finally:
+        api.delete(f"/sandbox/{created.json()['id']}")
+
+
+def test_a_preview_host_with_an_impossible_port_is_a_400(engine: EngineServer) -> None:
+    for port in (0, 65536):
+        response = get(f"http://{port}-{uuid.uuid4()}.localhost:{engine.port}")
+        assert response.status_code == 400
+        assert response.json()["message"] == "Invalid port"
+
+
 # -- what comes back ------------------------------------------------------------------
 
 

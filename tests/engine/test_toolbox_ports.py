@@ -7,9 +7,12 @@ import uuid
 
 import httpx
 import pytest
+import websockets
+import websockets.sync.client
 from daytona import DaytonaError, DaytonaNotFoundError, Sandbox, SessionExecuteRequest
 
 from tests.engine.test_preview import get, wait_for_port
+from tests.engine_server import EngineServer
 
 
 def _listening(toolbox: httpx.Client, sandbox: Sandbox) -> list[int]:
@@ -102,8 +105,8 @@ def test_ports_of_an_unknown_sandbox_is_a_404(toolbox: httpx.Client) -> None:
     assert toolbox.get(f"/{uuid.uuid4()}/port").status_code == 404
 
 
-def test_ports_need_the_api_key(sandbox: Sandbox, toolbox: httpx.Client) -> None:
-    response = httpx.get(f"{toolbox.base_url}/{sandbox.id}/port")
+def test_ports_need_the_api_key(sandbox: Sandbox, engine: EngineServer) -> None:
+    response = httpx.get(f"{engine.toolbox_url}/{sandbox.id}/port")
     assert response.status_code == 401
 
 
@@ -152,6 +155,16 @@ def test_a_sandbox_without_an_entrypoint_answers_as_the_daemon_does(sandbox: San
         sandbox.process.get_entrypoint_session()
     with pytest.raises(DaytonaNotFoundError):
         sandbox.process.get_entrypoint_logs()
+
+
+def test_following_entrypoint_logs_is_refused_with_the_404(
+    sandbox: Sandbox, engine: EngineServer
+) -> None:
+    url = f"{engine.toolbox_url}/{sandbox.id}/process/session/entrypoint/logs?follow=true"
+    headers = {"Authorization": f"Bearer {engine.api_key}"}
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        websockets.sync.client.connect(url.replace("http://", "ws://"), additional_headers=headers)
+    assert refused.value.response.status_code == 404
 
 
 def test_the_entrypoint_session_takes_no_commands_or_input(
