@@ -4,7 +4,8 @@ Each row names a URL and what anonymous, viewer, member and admin get back, and
 auditor where it differs from viewer (an auditor reads what a viewer reads, plus both
 audit logs, their export and the chain check). 302 for anonymous always means "sent
 to sign in" (checked below). The auditor is also asked every sandbox-scoped URL and
-every WebSocket route at the end, and a last test fails on a URL nobody listed.
+every WebSocket route at the end; a URL in no table gets no more for an auditor than
+for a viewer.
 """
 
 import uuid
