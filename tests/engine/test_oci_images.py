@@ -253,6 +253,36 @@ def test_a_registry_that_never_answers_ends_in_error_after_the_set_wait(
         api.delete(f"/snapshots/{failed['id']}")
 
 
+def commands_naming(text: str) -> list[str]:
+    """Command lines of this machine's processes that contain ``text``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            line = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if text in line:
+                found.append(line)
+    return found
+
+
+def test_deleting_a_snapshot_while_it_pulls_stops_the_pull(api: httpx.Client) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        reference = f"127.0.0.1:{silent.getsockname()[1]}/x/y:1.0"
+        created = api.post("/snapshots", json={"name": unique("stopped"), "imageName": reference})
+        assert created.status_code == 200, created.text
+        wait_for_state(api, created.json()["id"], "pulling")
+        deadline = time.monotonic() + 10
+        while not commands_naming(reference) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert commands_naming(reference), "skopeo never started"
+        started = time.monotonic()
+        assert api.delete(f"/snapshots/{created.json()['id']}").status_code == 200
+        assert time.monotonic() - started < 5
+        assert api.get(f"/snapshots/{created.json()['id']}").status_code == 404
+        assert commands_naming(reference) == []
+
+
 @pytest.mark.parametrize(
     ("image", "message"),
     [
