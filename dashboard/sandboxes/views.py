@@ -26,7 +26,7 @@ from dashboard.accounts.access import sandbox_access
 from dashboard.core.bulk import BulkResult
 from dashboard.core.http import arender, arender_to_string, htmx_partial, status_for, toast
 from dashboard.daytona.labels import OWNER_LABEL
-from dashboard.sandboxes import actions
+from dashboard.sandboxes import actions, saved
 from dashboard.sandboxes.actions import applies
 from dashboard.sandboxes.forms import (
     DEFAULT_PAGE_SIZE,
@@ -54,7 +54,7 @@ ACTION_LABELS = {
     "recover": ("Recover", "Recovering", "rotate-ccw"),
     "delete": ("Delete", "Deleting", "trash-2"),
 }
-TABS = ("overview", "terminal", "logs", "files")
+TABS = ("overview", "terminal", "logs", "files", "metrics")
 ONCE_SECONDS = 120
 
 
@@ -233,6 +233,8 @@ async def sandbox_list(request: HttpRequest) -> HttpResponse:
         context["sorts"] = _sort_links(form, request.GET)
         context |= _filter_values(form)
         context["mine"] = _mine_links(request.GET, user.get_username())
+        context["saved_views"] = await saved.saved_views(user)
+        context["current_query"] = saved.normalized(request.GET)
         if not htmx_partial(request):
             around = {**context, "results": RESULTS_MARK}
             page = await arender(request, "sandboxes/list.html", around)

@@ -31,12 +31,13 @@ def test_the_presence_checks_pass_with_the_settings_as_they_are() -> None:
 
 @pytest.mark.django_db
 def test_a_signed_in_page_reads_the_session_and_the_user_once(daytona_engine, member_client):
-    # The login check, the view and the template share one lookup (two queries).
+    # The login check, the view and the template share one lookup (two queries); the
+    # third is the list's own: the person's saved views.
     with CaptureQueriesContext(connection) as queries:
         response = member_client.get(reverse("sandboxes"))
     assert response.status_code == 200
     tables = [q["sql"].split("FROM")[1].split()[0] for q in queries.captured_queries]
-    assert tables == ['"django_session"', '"accounts_user"'], tables
+    assert tables == ['"django_session"', '"accounts_user"', '"sandboxes_savedview"'], tables
 
 
 @pytest.mark.django_db
