@@ -81,13 +81,9 @@
     if (document.body.classList.contains("nav-open") && !event.target.closest("#sidebar,[data-toggle-nav]")) {
       closeNav();
     }
-    var target = event.target.closest("[data-theme-toggle],[data-toggle-nav],[data-dismiss],[data-copy],[data-toggle-filters]");
+    var target = event.target.closest("[data-theme-toggle],[data-toggle-nav],[data-dismiss],[data-copy]");
     if (!target) return;
-    if (target.hasAttribute("data-toggle-filters")) {
-      // On a phone the filters beyond the search start folded (app.css: .filters.collapsible).
-      var shown = target.closest("form").classList.toggle("filters-open");
-      target.setAttribute("aria-expanded", shown ? "true" : "false");
-    } else if (target.hasAttribute("data-theme-toggle")) {
+    if (target.hasAttribute("data-theme-toggle")) {
       var next = currentTheme() === "dark" ? "light" : "dark";
       document.documentElement.dataset.theme = next;
       try { localStorage.setItem("sandbar-theme", next); } catch (e) { /* ignore */ }

@@ -325,6 +325,29 @@ def test_on_a_phone_the_sandboxes_are_cards_with_their_actions_and_the_filters_f
     assert page.locator("#filters").bounding_box()["height"] < 100
     assert page.locator("tr[data-sandbox-id]").first.bounding_box()["y"] < 600
     assert page.locator("#id_owner").is_hidden()
-    page.click("[data-toggle-filters]")
+    page.click("#filters summary.filters-toggle")
     assert page.locator("#id_owner").is_visible()
-    assert page.get_attribute("[data-toggle-filters]", "aria-expanded") == "true"
+    assert page.locator("#filters details.filters-fold").get_attribute("open") is not None
+
+
+def test_the_filters_fold_and_unfold_without_javascript(browser, asgi_live_server, world) -> None:
+    make_user("ada", Role.ADMIN)
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        sign_in(page, asgi_live_server, "ada", PASSWORD)
+        page.goto(f"{asgi_live_server}/sandboxes/")
+        assert page.locator("#id_q").is_visible()
+        assert page.locator("#id_owner").is_hidden()
+        page.click("#filters summary.filters-toggle")
+        assert page.locator("#id_owner").is_visible()
+        # From a tablet up every filter shows, folded or not, with no toggle to press.
+        page.click("#filters summary.filters-toggle")
+        assert page.locator("#id_owner").is_hidden()
+        for width in (900, 1366):
+            page.set_viewport_size({"width": width, "height": 800})
+            assert page.locator("#id_owner").is_visible()
+            assert page.locator("#id_sort").is_visible()
+            assert page.locator("#filters summary.filters-toggle").is_hidden()
+    finally:
+        context.close()
