@@ -63,6 +63,7 @@ from dashboard.daytona.snapshots import (
     delete_snapshot,
     snapshot_sandbox,
 )
+from dashboard.daytona.telemetry import MetricSeries, sandbox_metrics
 from dashboard.daytona.volumes import create_volume, delete_volume
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "DaytonaError",
     "EngineHost",
     "Forbidden",
+    "MetricSeries",
     "NotFound",
     "Organization",
     "QuotaExceeded",
@@ -111,6 +113,7 @@ __all__ = [
     "recover_sandbox",
     "replace_labels",
     "resize_sandbox",
+    "sandbox_metrics",
     "set_auto_archive",
     "set_auto_delete",
     "set_auto_stop",
