@@ -258,21 +258,35 @@ def test_a_closed_port_gets_a_clear_error(site: Sandbox) -> None:
     assert page.status_code == 502 and "<h1>Nothing listening</h1>" in page.text
 
 
-def test_a_large_answer_streams_without_being_held(site: Sandbox) -> None:
-    """The server never ends its answer: a proxy that read it whole would never reply."""
+def rss_mib(pid: int) -> float:
+    """A process's resident memory, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def test_a_large_answer_streams_without_being_held(site: Sandbox, engine: EngineServer) -> None:
+    """The server never ends its answer: a proxy that read it whole would never reply,
+    and one that queued what the client has not read yet would grow by hundreds of MiB."""
+    assert engine.process is not None
     link = site.get_preview_link(APP_PORT)
-    wanted = 256 << 20
+    wanted = 160 << 20
     received = 0
+    before = rss_mib(engine.process.pid)
     with (
         preview_client(link.url, **{"X-Daytona-Preview-Token": link.token}) as client,
         client.stream("GET", "/endless") as response,
     ):
         assert response.status_code == 200
-        for piece in response.iter_raw():
+        for piece in response.iter_raw(1 << 20):
             received += len(piece)
             if received >= wanted:
                 break
+            if received == len(piece):
+                time.sleep(2)  # a stalled reader: the relay must wait, not queue
     assert received >= wanted
+    assert rss_mib(engine.process.pid) - before < 64
 
 
 def test_the_first_bytes_arrive_before_the_rest_is_written(site: Sandbox) -> None:
