@@ -45,10 +45,17 @@
         if (reply.html.trim()) {
           var empty = table.querySelector("td.empty");
           if (empty) empty.closest("tbody").remove();
-          var scrollY = window.scrollY, height = document.documentElement.scrollHeight;
+          // Rows put above what the reader looks at push it down: scroll by as much
+          // (the table's own box on wide screens, the page on phones), unless they were
+          // at the top, where new entries are what they watch for.
+          var wrap = results.querySelector(".table-wrap");
+          var before = wrap.scrollHeight, pageBefore = document.documentElement.scrollHeight;
+          var top = wrap.scrollTop, pageTop = window.scrollY;
           head.insertAdjacentHTML("afterend", reply.html);
-          // Keep what the reader was looking at in place unless they were at the top.
-          if (scrollY > 0) window.scrollTo(0, scrollY + document.documentElement.scrollHeight - height);
+          if (top > 0) wrap.scrollTop = top + wrap.scrollHeight - before;
+          if (pageTop > 0 && wrap.scrollHeight === wrap.clientHeight) {
+            window.scrollTo(0, pageTop + document.documentElement.scrollHeight - pageBefore);
+          }
         }
         results.setAttribute("data-audit-newest", reply.top);
         if (reply.more) {
