@@ -266,6 +266,7 @@ def rss_mib(pid: int) -> float:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
+@pytest.mark.slow
 def test_a_large_answer_streams_without_being_held(site: Sandbox, engine: EngineServer) -> None:
     """The server never ends its answer: a proxy that read it whole would never reply,
     and one that queued what the client has not read yet would grow by hundreds of MiB."""
@@ -302,6 +303,7 @@ def test_the_first_bytes_arrive_before_the_rest_is_written(site: Sandbox) -> Non
         assert b"".join(pieces) == b"second"
 
 
+@pytest.mark.slow
 def test_a_large_upload_streams_to_the_sandbox_intact(site: Sandbox) -> None:
     link = site.get_preview_link(APP_PORT)
     data = os.urandom(32 << 20)
