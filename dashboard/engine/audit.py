@@ -65,6 +65,11 @@ API_ACTIONS = {
     "snapshot": "snapshot",
     "network-settings": "update_network_settings",
 }
+# Verbs whose action depends on the method, in Daytona's names.
+API_METHOD_ACTIONS = {
+    ("POST", "ssh-access"): "create_ssh_access",
+    ("DELETE", "ssh-access"): "revoke_ssh_access",
+}
 # (method, path below /toolbox/{id}) -> action, Daytona's toolbox_* vocabulary.
 TOOLBOX_ACTIONS: list[tuple[str, re.Pattern[str], str]] = [
     (m, re.compile(p), a)
@@ -132,7 +137,8 @@ def classify(method: str, path: str) -> Call | None:
     if len(parts) == 2:
         return Call({"DELETE": "delete"}.get(method, _slug(method)), target_type, target_id, False)
     verb = parts[2]
-    return Call(API_ACTIONS.get(verb, _slug(verb)), target_type, target_id, False)
+    action = API_METHOD_ACTIONS.get((method, verb)) or API_ACTIONS.get(verb, _slug(verb))
+    return Call(action, target_type, target_id, False)
 
 
 class AuditLog:

@@ -64,6 +64,13 @@ def env_networks(name: str) -> tuple[str, ...]:
     return tuple(networks)
 
 
+def env_port(name: str) -> int | None:
+    """An optional TCP port: None when the variable is unset or empty."""
+    if not os.environ.get(name, "").strip():
+        return None
+    return env_int(name, 0, minimum=0, maximum=65535)
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """Everything the engine needs to know about where and how to run."""
@@ -85,6 +92,7 @@ class EngineConfig:
     warm_pool: int = 2
     egress_allow: tuple[str, ...] = ()  # networks sandboxes may reach despite the default
     egress_deny: tuple[str, ...] = ()  # networks they may never reach
+    ssh_port: int | None = None  # the SSH gateway's port on ``host`` (None: off; 0: any free)
 
     @property
     def engine_dir(self) -> Path:
@@ -132,4 +140,5 @@ def load_config() -> EngineConfig:
         warm_pool=env_int("SANDBAR_ENGINE_WARM_POOL", 2, minimum=0, maximum=32),
         egress_allow=env_networks("SANDBAR_EGRESS_ALLOW"),
         egress_deny=env_networks("SANDBAR_EGRESS_DENY"),
+        ssh_port=env_port("SANDBAR_ENGINE_SSH_PORT"),
     )

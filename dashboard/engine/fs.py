@@ -145,6 +145,10 @@ class SandboxFS:
             raise OSError(number, os.strerror(number), path)
         return int(fd)
 
+    def open_fd(self, path: str, flags: int, mode: int = 0) -> int:
+        """A descriptor on ``path`` resolved inside the sandbox; the caller closes it."""
+        return self._open(path, flags, mode)
+
     @contextlib.contextmanager
     def _fd(self, path: str, flags: int, mode: int = 0) -> Iterator[int]:
         fd = self._open(path, flags, mode)

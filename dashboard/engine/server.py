@@ -119,6 +119,7 @@ def raise_open_files_limit() -> int:
 
 def serve(config: EngineConfig, report: prereqs.Report) -> None:
     """Run the engine in the foreground until SIGINT or SIGTERM."""
+    from dashboard.engine import ssh
     from dashboard.engine.app import create_app
     from dashboard.engine.lifecycle import Engine
 
@@ -128,6 +129,7 @@ def serve(config: EngineConfig, report: prereqs.Report) -> None:
         api_key = ensure_api_key(config)
         engine = Engine(config, report)
         app = create_app(engine, api_key)
+        ssh.install(app, engine)  # the SSH gateway, when SANDBAR_ENGINE_SSH_PORT is set
         log.info("engine API at %s (key in %s)", config.api_url, key_path(config))
         server = uvicorn.Server(uvicorn_config(config, app))
         server.run()
