@@ -216,6 +216,7 @@ async def run_git(
     operation: str,
     credentials: Credentials | None = None,
     ok_codes: Sequence[int] = (0,),
+    stdin: bytes | None = None,
 ) -> str:
     """Run ``git args`` in the sandbox; its stdout, or the daemon's error for a failure.
 
@@ -241,7 +242,12 @@ async def run_git(
     try:
         try:
             process = await engine.runtime.spawn(
-                record.id, argv, env=env, cwd=rootfs.HOME, pass_fds=(err_w,)
+                record.id,
+                argv,
+                env=env,
+                cwd=rootfs.HOME,
+                pass_fds=(err_w,),
+                stdin=stdin is not None,
             )
         except (NotRunning, RuntimeError_) as error:
             raise ApiError(str(error), status=409) from None
@@ -258,6 +264,12 @@ async def run_git(
             os.close(err_r)
         raise
     assert process.stdout is not None
+    if stdin is not None and process.stdin is not None:
+        # Small (a credential): the pipe takes it whole, then git sees the end of it.
+        process.stdin.write(stdin)
+        with contextlib.suppress(ConnectionError):
+            await process.stdin.drain()
+        process.stdin.close()
     out, err = bytearray(), bytearray()
     readers = [
         asyncio.ensure_future(_read_into(process.stdout, out, MAX_OUTPUT)),
@@ -656,6 +668,178 @@ async def add_remote(request: Request) -> Response:
     return Response(status_code=201)
 
 
+RESET_MODES = ("soft", "mixed", "hard", "merge", "keep")
+SCOPES = ("global", "local", "system")
+# section[.subsection].name, as git config takes them (the subsection may hold dots).
+CONFIG_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9-]*(\.[^\x00-\x1f\x7f]+)?\.[A-Za-z][A-Za-z0-9-]*$")
+
+
+def _files(body: Body, *, required: bool = False) -> list[str]:
+    files = body.string_list("files", max_items=MAX_PATHS) or []
+    if required and not files:
+        raise BadRequest("files is required")
+    return files
+
+
+async def reset(request: Request) -> Response:
+    """POST /git/reset {path, mode?, target?, files?}: HEAD (and index, tree) to a revision."""
+    engine, record = _context(request)
+    body = await _body(request, {"path", "mode", "target", "files"})
+    path = _repo_path(body.string("path"))
+    mode = body.string("mode") or "mixed"
+    if mode not in RESET_MODES:
+        raise BadRequest(f"mode must be one of {', '.join(RESET_MODES)}")
+    target = _optional_ref(body, "target")
+    files = _files(body)
+    if files and mode != "mixed":
+        raise BadRequest(f"a {mode} reset cannot be limited to files")
+    args = ["-C", path, "reset", "--quiet"]
+    if not files:
+        args.append(f"--{mode}")
+    args += [target or "HEAD", "--", *files]
+    await run_git(engine, record, args, operation="git reset")
+    return Response(status_code=200)
+
+
+async def restore(request: Request) -> Response:
+    """POST /git/restore {path, files, staged?, worktree?, source?}: the working tree's files
+    (by default), the index's (staged) or both, from the index or ``source``."""
+    engine, record = _context(request)
+    body = await _body(request, {"path", "files", "staged", "worktree", "source"})
+    path = _repo_path(body.string("path"))
+    files = _files(body, required=True)
+    staged = bool(body.boolean("staged", False))
+    worktree = body.boolean("worktree")
+    args = ["-C", path, "restore"]
+    if staged:
+        args.append("--staged")
+    if worktree or (worktree is None and not staged):
+        args.append("--worktree")
+    source = _optional_ref(body, "source")
+    if source:
+        args.append(f"--source={source}")
+    await run_git(engine, record, [*args, "--", *files], operation="git restore")
+    return Response(status_code=200)
+
+
+def _scope(scope: str | None, path: str | None) -> list[str]:
+    """git config's arguments for a scope (global by default; local needs the repository)."""
+    scope = scope or "global"
+    if scope not in SCOPES:
+        raise BadRequest(f"scope must be one of {', '.join(SCOPES)}")
+    if scope != "local":
+        return [f"--{scope}"]
+    if not path:
+        raise BadRequest('path is required when scope is "local"')
+    return ["-C", _repo_path(path), "config", "--local"]
+
+
+def _config_argv(scope: str | None, path: str | None) -> list[str]:
+    chosen = _scope(scope, path)
+    return chosen if chosen[:1] == ["-C"] else ["config", *chosen]
+
+
+def _config_key(value: str | None) -> str:
+    if not value or not CONFIG_KEY.match(value) or len(value) > 1024:
+        raise BadRequest("key must be a git config key such as user.name")
+    return value
+
+
+async def get_config(request: Request) -> Response:
+    """GET /git/config?key=&scope=&path=: {value}, null when the key is not set."""
+    engine, record = _context(request)
+    query = Query(request.query_params, {"key", "scope", "path"})
+    key = _config_key(query.string("key"))
+    argv = _config_argv(query.string("scope"), query.string("path"))
+    out = await run_git(
+        engine, record, [*argv, "--get", key], operation="git config", ok_codes=(0, 1)
+    )
+    return JSONResponse({"value": out[:-1] if out.endswith("\n") else (out or None)})
+
+
+async def _set_config(
+    engine: Engine, record: SandboxRecord, argv: list[str], key: str, value: str
+) -> None:
+    if any(ord(ch) < 32 and ch != "\t" for ch in value):
+        raise BadRequest("value must be one line of text")
+    await run_git(engine, record, [*argv, key, value], operation="git config")
+
+
+async def set_config(request: Request) -> Response:
+    """POST /git/config {key, value, scope?, path?}: 200."""
+    engine, record = _context(request)
+    body = await _body(request, {"key", "value", "scope", "path"})
+    key = _config_key(body.string("key"))
+    value = body.string("value", required=True, max_length=8192)
+    assert value is not None
+    argv = _config_argv(body.string("scope"), body.string("path"))
+    await _set_config(engine, record, argv, key, value)
+    return Response(status_code=200)
+
+
+async def configure_user(request: Request) -> Response:
+    """POST /git/config/user {name, email, scope?, path?}: user.name and user.email."""
+    engine, record = _context(request)
+    body = await _body(request, {"name", "email", "scope", "path"})
+    name = body.string("name", required=True, allow_empty=False, max_length=1024)
+    email = body.string("email", required=True, allow_empty=False, max_length=1024)
+    assert name is not None and email is not None
+    argv = _config_argv(body.string("scope"), body.string("path"))
+    await _set_config(engine, record, argv, "user.name", name)
+    await _set_config(engine, record, argv, "user.email", email)
+    return Response(status_code=200)
+
+
+def _credential_field(body: Body, key: str, default: str | None = None) -> str:
+    value = body.string(key, default, required=default is None, max_length=4096)
+    assert value is not None
+    # One field per line in git's credential protocol: a newline would forge another.
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise BadRequest(f"{key} must not contain control characters")
+    return value
+
+
+async def authenticate(request: Request) -> Response:
+    """POST /git/credentials {username, password, host?, protocol?}: kept in the user's
+    ``~/.git-credentials`` (git's credential store, in plain text, as Daytona's) and used by
+    every later git command against that host."""
+    engine, record = _context(request)
+    body = await _body(request, {"username", "password", "host", "protocol"})
+    username = _credential_field(body, "username")
+    password = _credential_field(body, "password")
+    host = _credential_field(body, "host", "github.com") or "github.com"
+    protocol = _credential_field(body, "protocol", "https") or "https"
+    if not re.fullmatch(r"[a-z][a-z0-9+.-]*", protocol):
+        raise BadRequest("protocol must be a URL scheme such as https")
+    if not re.fullmatch(r"[^/\s@]+", host):
+        raise BadRequest("host must be a host name, with a port if any")
+    secret = f"protocol={protocol}\nhost={host}\nusername={username}\npassword={password}\n\n"
+    credentials = Credentials(username, password)
+    await run_git(
+        engine,
+        record,
+        ["credential-store", "store"],
+        operation="git credential",
+        credentials=credentials,
+        stdin=secret.encode(),
+    )
+    helpers = await run_git(
+        engine,
+        record,
+        ["config", "--global", "--get-all", "credential.helper"],
+        operation="git config",
+        ok_codes=(0, 1),
+    )
+    if "store" not in helpers.split():
+        await run_git(
+            engine,
+            record,
+            ["config", "--global", "--add", "credential.helper", "store"],
+            operation="git config",
+        )
+    return Response(status_code=200)
+
+
 def routes() -> list[BaseRoute]:
     """The git routes, mounted at /toolbox."""
     base = "/{sandbox_id}/git"
@@ -674,4 +858,10 @@ def routes() -> list[BaseRoute]:
         Route(f"{base}/init", init, methods=["POST"]),
         Route(f"{base}/remotes", list_remotes, methods=["GET"]),
         Route(f"{base}/remotes", add_remote, methods=["POST"]),
+        Route(f"{base}/reset", reset, methods=["POST"]),
+        Route(f"{base}/restore", restore, methods=["POST"]),
+        Route(f"{base}/config", get_config, methods=["GET"]),
+        Route(f"{base}/config", set_config, methods=["POST"]),
+        Route(f"{base}/config/user", configure_user, methods=["POST"]),
+        Route(f"{base}/credentials", authenticate, methods=["POST"]),
     ]

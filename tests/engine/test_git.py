@@ -307,3 +307,110 @@ def test_credentials_in_the_url_are_masked_in_errors(box: Sandbox) -> None:
     with pytest.raises(DaytonaGitTransportFailedError) as raised:
         box.git.clone(url, "clones/unreachable")
     assert "url-secret-42" not in str(raised.value)
+
+
+# -- reset, restore, config and stored credentials -------------------------------------------
+
+
+def test_reset_moves_head_and_unstages_and_hard_discards(box: Sandbox) -> None:
+    path = "clones/reset"
+    box.git.clone(ORIGIN, path)
+    first = sh(box, f"git -C {path} rev-parse HEAD").strip()
+    box.fs.upload_file(b"second\n", f"{path}/second.txt")
+    box.git.add(path, ["second.txt"])
+    box.git.commit(path, "second", *AUTHOR)
+    box.fs.upload_file(b"staged\n", f"{path}/staged.txt")
+    box.git.add(path, ["staged.txt"])
+    box.git.reset(path, files=["staged.txt"])  # mixed, limited to a file: unstaged
+    names = {f.name: (f.staging, f.worktree) for f in box.git.status(path).file_status}
+    assert names["staged.txt"] == ("Untracked", "Untracked")
+    box.git.reset(path, mode="soft", target="HEAD~1")
+    assert sh(box, f"git -C {path} rev-parse HEAD").strip() == first
+    assert sh(box, f"git -C {path} diff --cached --name-only").split() == ["second.txt"]
+    box.git.reset(path, mode="hard")
+    assert sh(box, f"test -e {path}/second.txt || echo gone").strip() == "gone"
+    assert box.fs.download_file(f"{path}/staged.txt") == b"staged\n"  # untracked: kept
+
+
+def test_restore_discards_worktree_changes_or_unstages(box: Sandbox) -> None:
+    path = "clones/restore"
+    box.git.clone(ORIGIN, path)
+    box.fs.upload_file(b"edited\n", f"{path}/README.md")
+    box.git.restore(path, ["README.md"])
+    assert box.fs.download_file(f"{path}/README.md") == b"hello\n"
+    box.fs.upload_file(b"edited again\n", f"{path}/README.md")
+    box.git.add(path, ["README.md"])
+    box.git.restore(path, ["README.md"], staged=True)
+    (entry,) = box.git.status(path).file_status
+    assert (entry.staging, entry.worktree) == ("Unmodified", "Modified")
+    assert box.fs.download_file(f"{path}/README.md") == b"edited again\n"
+    box.git.restore(path, ["README.md"], staged=True, worktree=True, source="HEAD")
+    assert box.git.status(path).file_status == []
+
+
+def test_config_is_set_read_and_scoped(box: Sandbox) -> None:
+    path = "clones/config"
+    box.git.clone(ORIGIN, path)
+    assert box.git.get_config("sandbar.unset") is None
+    box.git.set_config("sandbar.colour", "-blue and green")  # a leading dash is a value
+    assert box.git.get_config("sandbar.colour") == "-blue and green"
+    box.git.set_config("sandbar.colour", "red", scope="local", path=path)
+    assert box.git.get_config("sandbar.colour", scope="local", path=path) == "red"
+    assert box.git.get_config("sandbar.colour") == "-blue and green"
+    box.git.configure_user("Grace Hopper", "grace@example.com", scope="local", path=path)
+    assert sh(box, f"git -C {path} config user.email").strip() == "grace@example.com"
+    assert box.git.get_config("user.name", scope="local", path=path) == "Grace Hopper"
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "body"),
+    [
+        ("POST", "reset", {"path": "clones/fresh", "mode": "sideways"}),
+        ("POST", "reset", {"path": "clones/fresh", "mode": "hard", "files": ["README.md"]}),
+        ("POST", "reset", {"path": "clones/fresh", "target": "--hard"}),
+        ("POST", "restore", {"path": "clones/fresh"}),
+        ("POST", "restore", {"path": "clones/fresh", "files": []}),
+        ("POST", "config", {"key": "user.name"}),
+        ("POST", "config", {"key": "no-dot", "value": "x"}),
+        ("POST", "config", {"key": "a.b", "value": "two\nlines"}),
+        ("POST", "config", {"key": "a.b", "value": "x", "scope": "local"}),
+        ("POST", "config", {"key": "a.b", "value": "x", "scope": "planet"}),
+        ("POST", "config/user", {"name": "", "email": "x@example.com"}),
+        ("POST", "credentials", {"username": "u"}),
+        ("POST", "credentials", {"username": "u\nhost=evil", "password": "p"}),
+        ("POST", "credentials", {"username": "u", "password": "p", "host": "a/b"}),
+        ("POST", "credentials", {"username": "u", "password": "p", "protocol": "Ht tp"}),
+    ],
+)
+def test_bad_reset_restore_config_and_credentials_requests_are_400(
+    toolbox: httpx.Client, box: Sandbox, method: str, route: str, body: dict
+) -> None:
+    response = toolbox.request(method, f"/{box.id}/git/{route}", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["message"]
+
+
+def test_a_bad_config_query_is_400(toolbox: httpx.Client, box: Sandbox) -> None:
+    for params in ({}, {"key": "x"}, {"key": "a.b", "scope": "local"}, {"key": "a.b", "x": "1"}):
+        assert toolbox.get(f"/{box.id}/git/config", params=params).status_code == 400
+
+
+def test_stored_credentials_are_used_by_later_commands_and_never_echoed(
+    box: Sandbox, auth_server: str, api: httpx.Client, engine: EngineServer
+) -> None:
+    with pytest.raises(DaytonaGitAuthFailedError):
+        box.git.clone(auth_server, "clones/stored-none")
+    box.git.dangerously_authenticate(
+        "alice", "hunter2-secret-token", host="127.0.0.1:8765", protocol="http"
+    )
+    # No credentials in the request: the stored ones get past authentication.
+    with pytest.raises(DaytonaGitRepoNotFoundError):
+        box.git.clone(auth_server, "clones/stored")
+    assert box.git.get_config("credential.helper") == "store"
+    stored = box.fs.download_file("/home/daytona/.git-credentials").decode()
+    assert stored.strip() == "http://alice:hunter2-secret-token@127.0.0.1%3a8765"
+    assert b"hunter2-secret-token" not in engine.log_path.read_bytes()
+    organization = api.get("/organizations").json()[0]["id"]
+    audit = api.get(f"/audit/organizations/{organization}", params={"limit": 200})
+    assert "hunter2-secret-token" not in audit.text
+    sh(box, "rm ~/.git-credentials && git config --global --unset-all credential.helper")
