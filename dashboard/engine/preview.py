@@ -38,7 +38,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -311,6 +311,26 @@ class Previews:
         self, scope: Scope, receive: Receive, send: Send, port: int, label: str
     ) -> None:
         """Answer one preview request or WebSocket."""
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] in ("http.response.start", "websocket.accept")
+            await send(message)
+
+        try:
+            await self._serve(scope, receive, tracked, port, label)
+        except Exception:
+            log.exception("preview of port %s failed", port)
+            if started:
+                raise
+            await _refuse(
+                scope, receive, send, PreviewError(ApiError("Internal server error"), "Error")
+            )
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, port: int, label: str
+    ) -> None:
         try:
             if not 1 <= port <= 65535:
                 raise PreviewError(BadRequest("Invalid port"), "Invalid port")
@@ -359,8 +379,8 @@ class Previews:
             response = await pool.handle_async_request(request)
         except _ClientGone:
             return
-        except PortClosed:
-            raise PreviewError(_closed(target), "Nothing listening") from None
+        except (PortClosed, NotRunning, TimeoutError) as error:
+            raise _unreachable(target, error) from None
         except (httpcore.NetworkError, httpcore.RemoteProtocolError, OSError) as error:
             raise PreviewError(
                 ApiError(
@@ -403,8 +423,8 @@ class Previews:
         client = WebSocket(scope, receive, send)
         try:
             sock = await dialer.connect(target.running, target.port)
-        except PortClosed:
-            raise PreviewError(_closed(target), "Nothing listening") from None
+        except (PortClosed, NotRunning, TimeoutError) as error:
+            raise _unreachable(target, error) from None
         path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         query = f"?{target.query.decode('latin-1')}" if target.query else ""
         forwarded = [
@@ -521,11 +541,21 @@ def _upstream_headers(scope: Scope, target: Target) -> list[tuple[bytes, bytes]]
     return headers
 
 
-def _closed(target: Target) -> ApiError:
-    return ApiError(
-        f"Nothing is listening on port {target.port} in sandbox {target.sandbox_id}. Start a "
-        f"server on that port inside the sandbox (on 0.0.0.0 or 127.0.0.1) and reload.",
-        status=502,
+def _unreachable(target: Target, error: Exception) -> PreviewError:
+    """Why the port could not be reached, as the page the client gets."""
+    if isinstance(error, NotRunning):
+        message = f"Sandbox {target.sandbox_id} is not started: {error}"
+        return PreviewError(ApiError(message, status=409), "Sandbox not started")
+    if isinstance(error, TimeoutError):
+        message = f"Port {target.port} in sandbox {target.sandbox_id} did not accept in time"
+        return PreviewError(ApiError(message, status=504), "No answer")
+    return PreviewError(
+        ApiError(
+            f"Nothing is listening on port {target.port} in sandbox {target.sandbox_id}. Start "
+            f"a server on that port inside the sandbox (on 0.0.0.0 or 127.0.0.1) and reload.",
+            status=502,
+        ),
+        "Nothing listening",
     )
 
 

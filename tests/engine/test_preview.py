@@ -16,13 +16,17 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 import websockets
 from daytona import Daytona, DaytonaError, Sandbox, SessionExecuteRequest
+from starlette.types import Receive, Scope, Send
 from websockets.sync.client import connect as ws_connect
 
+from dashboard.engine.lifecycle import Engine
+from dashboard.engine.preview import PreviewHosts, Previews
 from tests.engine_server import EngineServer
 
 SERVER = Path(__file__).with_name("preview_server.py")
@@ -366,3 +370,27 @@ def test_a_stopped_sandbox_is_not_reached_nor_one_with_anothers_token(
 def test_the_sdk_reports_a_bad_expiry(site: Sandbox) -> None:
     with pytest.raises(DaytonaError, match="between 1 second and 24 hours"):
         site.create_signed_preview_url(SITE_PORT, expires_in_seconds=0)
+
+
+# -- failures the engine cannot be made to produce --------------------------------------
+
+
+class _BrokenStore:
+    def get(self, id_or_name: str) -> None:
+        raise RuntimeError("the database went away")
+
+
+class _BrokenEngine:
+    store = _BrokenStore()
+
+
+async def test_an_unexpected_failure_is_a_500_in_daytonas_shape_not_a_dropped_connection() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("a preview host never reaches the API")
+
+    previews = Previews(cast(Engine, _BrokenEngine()), "key")
+    transport = httpx.ASGITransport(app=PreviewHosts(app, previews))
+    async with httpx.AsyncClient(transport=transport, base_url="http://3000-x.localhost") as client:
+        response = await client.get("/")
+    assert response.status_code == 500
+    assert response.json()["message"] == "Internal server error"
