@@ -225,6 +225,7 @@ LOGGING = {
     "filters": {
         "context": {"()": "dashboard.core.logs.RequestContext"},
         "secrets": {"()": "dashboard.core.logs.MaskSecrets"},
+        "readiness": {"()": "dashboard.core.logs.ReadinessIsNotAnError"},
     },
     "formatters": {
         "text": {
@@ -243,6 +244,7 @@ LOGGING = {
     "loggers": {
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        "django.request": {"filters": ["readiness"]},
         # The ASGI server's own lines (start, stop, access) in the same format.
         **{
             name: {"handlers": ["console"], "propagate": False}

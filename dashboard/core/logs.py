@@ -84,6 +84,20 @@ class RequestContext(logging.Filter):
         return True
 
 
+class ReadinessIsNotAnError(logging.Filter):
+    """Django logs each 5xx answer as an error; /readyz's 503 is an answer, not a fault
+    (a balancer asks every few seconds while a part is away): a warning instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        if (
+            getattr(record, "status_code", None) == 503
+            and getattr(request, "path", "") == "/readyz"
+        ):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class MaskSecrets(logging.Filter):
     """Masks the Daytona API key, SECRET_KEY and shaped secrets in the message and the
     traceback, whichever logger wrote them; the record keeps only the masked text."""

@@ -6,6 +6,7 @@ file the driver cannot open. Only the channel layer's failure is a stand-in: the
 in-memory layer the tests use cannot fail, and no Redis server runs here.
 """
 
+import logging
 import socket
 
 import pytest
@@ -121,3 +122,14 @@ def test_a_slow_part_is_reported_within_the_time_limit(client, daytona_engine, m
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["daytona"] == {"ok": False, "reason": "no answer within 0.2 s"}
+
+
+def test_a_part_away_is_logged_as_a_warning_not_an_error(
+    client, daytona_engine, settings, caplog
+) -> None:
+    # A balancer asks every few seconds: an error line each time would bury real faults.
+    settings.DAYTONA_API_URL = f"http://127.0.0.1:{free_port()}/api"
+    with caplog.at_level(logging.INFO):
+        assert client.get("/readyz").status_code == 503
+    said = [(r.name, r.levelname) for r in caplog.records if "/readyz" in r.getMessage()]
+    assert said == [("django.request", "WARNING")]
