@@ -494,7 +494,10 @@ class Gateway:
             self.audit(session, 409, 1)
             return
         try:
-            code = await self._run(process, session.access.sandbox_id)
+            # An open session keeps auto-stop away, as Daytona's gateway does by
+            # refreshing the sandbox's activity while connected.
+            with self.engine.busy(session.access.sandbox_id):
+                code = await self._run(process, session.access.sandbox_id)
         except (NotRunning, RuntimeError_, OSError) as error:
             process.stderr.write(f"could not start a shell in the sandbox: {error}\r\n".encode())
             code = 1
@@ -518,7 +521,6 @@ class Gateway:
     async def _run(self, process: asyncssh.SSHServerProcess[bytes], sandbox_id: str) -> int:
         env = self._env(process, sandbox_id)
         command = process.command
-        self.engine.touch(sandbox_id)
         if process.term_type:
             argv = list(SHELL) if command is None else ["/bin/bash", "-c", command]
             return await self._run_pty(process, sandbox_id, argv, env)

@@ -278,6 +278,18 @@ def test_a_stopped_sandbox_is_answered_with_a_clear_message(sdk: Daytona) -> Non
         other.delete()
 
 
+def test_port_forwarding_is_refused(gateway: EngineServer, box: Sandbox) -> None:
+    # A token reaches its sandbox's shell and files, never the engine's own network.
+    dto = box.create_ssh_access()
+    done = subprocess.run(
+        [*ssh_argv(dto.ssh_command, *QUIET, "-W", f"127.0.0.1:{gateway.port}")],
+        input=b"GET /api/health HTTP/1.0\r\n\r\n", capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 255
+    assert b"HTTP/" not in done.stdout
+    assert b"forwarding failed" in done.stderr, done.stderr
+
+
 # -- files --------------------------------------------------------------------------
 
 
