@@ -7,8 +7,12 @@
 (function () {
   "use strict";
 
+  // The sandbox page draws its tab again when the sandbox's state changes, and loads this
+  // script again with it (sandboxes.js): each run serves the viewer now in the page, once,
+  // and stops the one whose markup went away.
   var root = document.querySelector("[data-logs]");
-  if (!root) return;
+  if (!root || root.sandbarLogs) return;
+  if (window.sandbar.logs) window.sandbar.logs.stop();
 
   var MAX_LINES = 5000;
   var BACKOFF = [1, 2, 4, 8, 15];
@@ -31,6 +35,7 @@
   var stopButton = root.querySelector("[data-logs-stop]") || document.createElement("button");
 
   var attempt = 0;      // failed polls of a build log in a row
+  var stopped = false;  // this viewer's markup is gone: nothing more to fetch
   var current = null;   // {session, command, text, count, ended}
   var shown = 0;        // lines in the page
   var dropped = 0;      // lines removed from the top to keep the page light
@@ -343,7 +348,7 @@
     send({ type: "run", command: command });
   });
 
-  document.addEventListener("click", function (event) {
+  function onClick(event) {
     var button = event.target.closest("[data-logs-follow]");
     if (button && live) {
       follow(button.dataset.session, button.dataset.command, button.dataset.text);
@@ -354,7 +359,24 @@
       banner.hidden = true;
       if (pollUrl) { attempt = 0; poll(); } else live.retry(true);
     }
-  });
+  }
+
+  // One listener for the document whatever the runs: it serves the viewer in the page.
+  root.sandbarLogs = window.sandbar.logs = {
+    click: onClick,
+    stop: function () {
+      stopped = true;
+      window.clearTimeout(pollTimer);
+      if (live) live.stop();
+    }
+  };
+  if (!window.sandbar.logsClick) {
+    window.sandbar.logsClick = function (event) {
+      var viewer = document.querySelector("[data-logs]");
+      if (viewer && viewer.sandbarLogs) viewer.sandbarLogs.click(event);
+    };
+    document.addEventListener("click", window.sandbar.logsClick);
+  }
 
   // -- polling a build log --------------------------------------------------------
   var pollTimer = null;
@@ -382,6 +404,7 @@
 
   function poll() {
     window.clearTimeout(pollTimer);
+    if (stopped) return;
     var url = pollUrl + "?format=lines&offset=" + current.offset + "&after=" + current.count;
     window.fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" }).then(function (response) {
       var json = (response.headers.get("Content-Type") || "").indexOf("application/json") === 0;

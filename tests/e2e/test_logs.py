@@ -58,3 +58,49 @@ def test_stop_ends_a_running_command(page, asgi_live_server, sandbox) -> None:
     page.wait_for_selector("[data-logs-state][data-state=ok]", timeout=15000)
     assert page.inner_text(".log-line") == "after-stop"
     assert page.console_errors == []
+
+
+# Counts the document click listeners logs.js adds, by the script that adds them.
+COUNT_LISTENERS = """
+window.logsClickListeners = 0;
+const addListener = EventTarget.prototype.addEventListener;
+EventTarget.prototype.addEventListener = function (type, listener, options) {
+  if (this === document && type === "click" && (new Error().stack || "").includes("/js/logs.js")) {
+    window.logsClickListeners += 1;
+  }
+  return addListener.call(this, type, listener, options);
+};
+"""
+
+
+def test_the_logs_tab_redrawn_by_a_restart_runs_its_script_once_over(
+    page, asgi_live_server, daytona_engine, sandbox
+) -> None:
+    def engine(verb: str) -> None:
+        with daytona_engine.client() as api:
+            api.post(f"/sandbox/{sandbox['id']}/{verb}").raise_for_status()
+
+    make_user("mel", Role.MEMBER)
+    page.add_init_script(COUNT_LISTENERS)
+    engine("stop")
+    sign_in(page, asgi_live_server, "mel", PASSWORD)
+    page.goto(f"{asgi_live_server}/sandboxes/{sandbox['id']}/?tab=logs")
+    stopped = page.get_by_role("heading", name="The sandbox is stopped")
+    stopped.wait_for()
+    page.locator("#live-status.on").wait_for(timeout=5000)
+    # Each start draws the tab again and loads logs.js again: twice here.
+    for verb in ("start", "stop", "start"):
+        engine(verb)
+        if verb == "stop":
+            stopped.wait_for(timeout=10_000)
+        else:
+            page.locator("[data-logs] [data-logs-run]").wait_for(timeout=15_000)
+    assert page.evaluate("window.logsClickListeners") == 1
+
+    page.fill("#logs-command", "echo once")
+    page.click("[data-logs-run] button[type=submit]")
+    page.wait_for_selector("[data-logs-state][data-state=ok]", timeout=15000)
+    page.click("#commands [data-logs-follow][data-text='echo once']")
+    page.wait_for_selector("[data-logs-state][data-state=ok]", timeout=15000)
+    assert page.locator(".log-line").all_inner_texts() == ["once"]
+    assert page.console_errors == []
