@@ -283,6 +283,33 @@ def test_deleting_a_snapshot_while_it_pulls_stops_the_pull(api: httpx.Client) ->
         assert commands_naming(reference) == []
 
 
+def test_a_pull_cut_short_by_an_engine_restart_ends_in_error(tmp_path: Path) -> None:
+    own = start_engine(tmp_path / "data")  # the default minute: the pull is still on at stop
+    try:
+        restart_during_a_pull(own)
+    finally:
+        own.stop()
+
+
+def restart_during_a_pull(engine: EngineServer) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        reference = f"127.0.0.1:{silent.getsockname()[1]}/x/y:1.0"
+        with engine.client() as api:
+            created = api.post("/snapshots", json={"name": unique("cut"), "imageName": reference})
+            assert created.status_code == 200, created.text
+            wait_for_state(api, created.json()["id"], "pulling")
+        engine.stop()
+        engine.start()
+    with engine.client() as api:
+        after = api.get(f"/snapshots/{created.json()['id']}").json()
+        assert after["state"] == "error"  # a pull's failure, as Daytona's, not build_failed
+        assert "interrupted by an engine restart" in after["errorReason"]
+        api.delete(f"/snapshots/{after['id']}")
+    assert commands_naming(reference) == []
+
+
 @pytest.mark.parametrize(
     ("image", "message"),
     [
