@@ -2,8 +2,8 @@
 
 The toolbox's ``/port`` routes read the sandbox's own ``/proc/<pid>/net/tcp*`` (that
 file shows the network namespace of the process it belongs to), and
-:func:`connect` opens a TCP connection from the engine to a port inside the sandbox,
-for the preview proxy. Computer use and LSP, which the daemon serves and the engine
+:meth:`SandboxDialer.connect` opens a TCP connection from the engine to a port inside
+the sandbox, for the preview proxy. Computer use and LSP, which the daemon serves and the engine
 does not, answer a clear 503 here rather than a bare 404.
 """
 
