@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from dashboard.engine.config import EngineConfig
 from tests.engine.conftest import create, run
 from tests.engine_server import EngineServer
 
@@ -268,7 +269,11 @@ def test_a_default_sandbox_has_its_own_disk_until_deleted(
     api: httpx.Client, engine: EngineServer
 ) -> None:
     dto = create(api)  # default: normally handed out by the warm pool
-    image = engine.data_dir / "engine" / "sandboxes" / dto["id"] / "disk.img"
+    # In the engine's disk pool (runtime/disk.py), or beside its database without one.
+    instance = EngineConfig(data_dir=engine.data_dir).instance_id
+    image = Path("/run/sandbar") / instance / "disk-pool" / dto["id"] / "disk.img"
+    if not (engine.data_dir / "engine" / "disk-pool.img").exists():
+        image = engine.data_dir / "engine" / "sandboxes" / dto["id"] / "disk.img"
     assert image.exists()
     assert image.stat().st_size == dto["disk"] << 30
     api.delete(f"/sandbox/{dto['id']}")

@@ -18,6 +18,7 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -375,11 +376,30 @@ class DiskPool:
             self.mount_point.mkdir(parents=True, exist_ok=True)
             os.chmod(self.mount_point, 0o700)
             if not is_mounted(self.mount_point):
+                self._wait_released()
                 loop_mount(self.image, self.mount_point, b"xfs", b"discard")
         except (OSError, DiskError, subprocess.CalledProcessError) as error:
             log.warning("the disk pool could not be mounted (%s): forks copy disks", error)
             return False
         return True
+
+    def _wait_released(self, seconds: float = 15.0) -> None:
+        """Wait for a crashed engine's pool, lazily unmounted, to let go of the image.
+
+        Mounting the image again while that filesystem lives would run two XFS instances
+        on one file; XFS refuses it anyway (a duplicate UUID), so wait a little first.
+        """
+        deadline = time.monotonic() + seconds
+        while self._attached() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def _attached(self) -> bool:
+        target = str(self.image.resolve())
+        for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+            with contextlib.suppress(OSError):
+                if backing.read_text().strip() == target:
+                    return True
+        return False
 
     def _format(self, mkfs: str) -> None:
         partial = self.image.with_suffix(".partial")
