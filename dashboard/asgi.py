@@ -32,6 +32,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from dashboard.core.logs import RequestId  # noqa: E402
 from dashboard.core.websocket import OriginCheck  # noqa: E402
 from dashboard.daytona import client as daytona_client  # noqa: E402
+from dashboard.limits import history as usage_history  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
 # Every request and WebSocket gets an id for its log lines (dashboard/core/logs.py).
@@ -58,8 +59,10 @@ async def application(scope, receive, send) -> None:
         message = await receive()
         if message["type"] == "lifespan.startup":
             await daytona_client.open_shared()
+            usage_history.start()  # usage over time, once per connection (a lease row)
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            await usage_history.stop()
             await daytona_client.close_shared()
             await send({"type": "lifespan.shutdown.complete"})
             return

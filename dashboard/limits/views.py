@@ -1,21 +1,27 @@
 """The limits page: the organization's usage against Daytona's limits, and personal quotas."""
 
 import asyncio
+import math
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from dashboard import daytona
 from dashboard.accounts.access import limits_access
 from dashboard.accounts.models import Role, User
 from dashboard.accounts.quotas import Footprint, Usage, usage_of
+from dashboard.core.charts import Chart, Line
 from dashboard.core.http import htmx_partial
 from dashboard.daytona.labels import OWNER_LABEL
+from dashboard.limits.history import connection_key, interval
+from dashboard.limits.models import UsageSample
 
 # A meter turns amber from here, red from FULL (of the limit).
 WARN = 0.75
@@ -186,3 +192,87 @@ async def limits(request: HttpRequest) -> HttpResponse:
         ]
     template = "limits/limits.html#usage" if htmx_partial(request) else "limits/limits.html"
     return await sync_to_async(render)(request, template, context)
+
+
+# -- usage over time (dashboard/limits/history.py samples it) ---------------------------
+
+HISTORY_RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
+HISTORY_POINTS = 288
+HISTORY_REFRESH_SECONDS = 60
+# (field, quota field, chart key, title, unit)
+HISTORY_CHARTS = (
+    ("cpu", "cpu_quota", "cpu", "Running vCPU", "vcpu"),
+    ("memory", "memory_quota", "memory", "Running memory", "gib"),
+    ("disk", "disk_quota", "disk", "Disk", "gib"),
+    ("sandboxes", "sandbox_quota", "sandboxes", "Sandboxes", "count"),
+)
+
+
+def _scopes(user: User) -> list[tuple[str, str]]:
+    """(scope, label) this person may see: the organization, and members by the role."""
+    scopes = [("", "Organization")]
+    for person in _people(user):
+        scopes.append((person.get_username(), person.get_full_name() or person.get_username()))
+    return scopes
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(sum(known) / len(known), 3) if known else None
+
+
+def history_charts(connection: str, scope: str, since: datetime) -> list[Chart]:
+    """The four charts of one scope since ``since``, averaged to at most HISTORY_POINTS."""
+    fields = [name for name, *_ in HISTORY_CHARTS] + [quota for _, quota, *_ in HISTORY_CHARTS]
+    rows = list(
+        UsageSample.objects.filter(connection=connection, person=scope, taken_at__gte=since)
+        .order_by("taken_at")
+        .values_list("taken_at", *fields)
+    )
+    step = max(1, math.ceil(len(rows) / HISTORY_POINTS))
+    buckets = [rows[i : i + step] for i in range(0, len(rows), step)]
+    times = tuple(bucket[0][0] for bucket in buckets)
+    charts = []
+    for index, (_, _, key, title, unit) in enumerate(HISTORY_CHARTS):
+        used = tuple(_mean([row[1 + index] for row in bucket]) for bucket in buckets)
+        quota_at = 1 + len(HISTORY_CHARTS) + index
+        quota = tuple(bucket[-1][quota_at] for bucket in buckets)
+        lines = [Line("Used", used)]
+        if any(q is not None for q in quota):
+            lines.append(Line("Quota", tuple(None if q is None else float(q) for q in quota), True))
+        prefix = f"{scope or 'org'}-"
+        charts.append(Chart(prefix + key, title, unit, times, tuple(lines)))
+    return charts
+
+
+@require_GET
+async def limits_history(request: HttpRequest) -> HttpResponse:
+    """Usage over the last 24 h or 7 d, of the organization or of one member."""
+    user = await request.auser()
+    if not limits_access(user).see:
+        raise PermissionDenied
+    range_key = request.GET.get("range", "24h")
+    if range_key not in HISTORY_RANGES:
+        range_key = "24h"
+    scopes = await sync_to_async(_scopes)(user)
+    scope = request.GET.get("scope", "")
+    refused = scope not in dict(scopes)
+    if refused:
+        scope = ""
+    since = timezone.now() - HISTORY_RANGES[range_key]
+    charts = await sync_to_async(history_charts)(connection_key(), scope, since)
+    context = {
+        "charts": charts,
+        "empty": all(chart.empty for chart in charts),
+        "range": range_key,
+        "ranges": list(HISTORY_RANGES),
+        "scope": scope,
+        "scope_label": dict(scopes)[scope],
+        "scopes": scopes,
+        "refused": refused,
+        "refresh": HISTORY_REFRESH_SECONDS,
+        "every": round(interval() / 60, 1),
+    }
+    if htmx_partial(request):
+        return await sync_to_async(render)(request, "limits/_history.html#history", context)
+    return await sync_to_async(render)(request, "limits/history.html", context)
