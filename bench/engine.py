@@ -152,6 +152,7 @@ def main() -> int:
         "--no-terminals", action="store_true", help="skip the PTY, flood and log-follow figures"
     )
     parser.add_argument("--no-previews", action="store_true", help="skip the preview figures")
+    parser.add_argument("--fork-samples", type=int, default=10, help="forks timed (0: none)")
     options = parser.parse_args()
     timings = create_exec_ms(options.samples)
     cold = create_exec_ms(options.samples, {"SANDBAR_ENGINE_WARM_POOL": "0"})
@@ -182,6 +183,8 @@ def main() -> int:
     summary.update(metrics_figures())
     if not options.no_previews:
         summary.update(preview_figures())
+    if options.fork_samples > 0:
+        summary.update(fork_figures(options.fork_samples))
     print(json.dumps(summary))
     return 0
 
@@ -230,6 +233,60 @@ def metrics_figures() -> dict:
     lines = result.stdout.strip().splitlines()
     print("\n".join(lines[:-1]))
     return json.loads(lines[-1])
+
+
+def fork_figures(samples: int, written_mib: int = 1024) -> dict:
+    """fork_ms: ``POST /sandbox/{id}/fork`` of a sandbox with ``written_mib`` written to its
+    disk, p50 over ``samples`` forks (each deleted untimed), and the disk pool's growth."""
+    timings: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="sandbar-bench-") as tmp:
+        port = free_port()
+        engine, key = start_engine(Path(tmp), port)
+        try:
+            headers = {"Authorization": f"Bearer {key}"}
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=300
+            ) as client:
+                parent = client.post("/api/sandbox", json={"autoStopInterval": 0}).json()
+                write = f"head -c {written_mib}M /dev/urandom > ~/big && sync && echo ok"
+                result = client.post(
+                    f"/toolbox/{parent['id']}/process/execute", json={"command": write}
+                ).json()
+                assert result["result"] == "ok\n", result
+                pool = _pool_mount(parent["id"])
+                used_before = _used_bytes(pool) if pool else 0
+                grown = 0
+                for _ in range(samples):
+                    start = time.perf_counter()
+                    child = client.post(f"/api/sandbox/{parent['id']}/fork", json={}).json()
+                    timings.append((time.perf_counter() - start) * 1000)
+                    assert child.get("state") == "started", child
+                    grown = max(grown, (_used_bytes(pool) if pool else 0) - used_before)
+                    client.delete(f"/api/sandbox/{child['id']}")
+        finally:
+            engine.send_signal(signal.SIGTERM)
+            engine.wait(timeout=60)
+    p50 = statistics.median(timings)
+    print(f"fork of a sandbox with {written_mib} MiB written, {samples} forks: p50 {p50:.1f} ms")
+    return {
+        "fork_ms": round(p50, 1),
+        "fork_p95_ms": round(percentile(timings, 0.95), 1),
+        "fork_written_mib": written_mib,
+        "fork_pool_growth_mib": round(grown / 2**20, 1) if pool else None,
+        "fork_samples": samples,
+    }
+
+
+def _pool_mount(sandbox_id: str) -> Path | None:
+    """The engine's disk pool (an XFS image, see dashboard/engine/runtime/disk.py)."""
+    for image in Path("/run/sandbar").glob(f"*/disk-pool/{sandbox_id}/disk.img"):
+        return image.parent.parent
+    return None
+
+
+def _used_bytes(mount: Path) -> int:
+    stats = os.statvfs(mount)
+    return (stats.f_blocks - stats.f_bfree) * stats.f_frsize
 
 
 if __name__ == "__main__":
