@@ -36,6 +36,11 @@ if [ "$mode" = test ]; then
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+  # Debian's package also enables a registry service on port 5000 of every interface;
+  # the tests only need the binary, so that service stays off where systemd runs it.
+  if [ -d /run/systemd/system ] && systemctl is-enabled --quiet docker-registry 2>/dev/null; then
+    as_root systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
 fi
 
 # --- Python ----------------------------------------------------------------
