@@ -12,6 +12,10 @@
   var plots = {};  // key -> { plot, lines, unit, el }
   var openTables = {};  // key -> whether its table was open (kept across swaps)
   var HEIGHT = 180;
+  var BYTE_UNITS = { "bytes": true, "bytes/s": true };
+  // Byte axes step by powers of two (256 MiB, 512 MiB, 1 GiB), not 953.7 MiB.
+  var BINARY_STEPS = [];
+  for (var power = 0; power < 52; power++) BINARY_STEPS.push(Math.pow(2, power));
 
   function css(name, fallback) {
     var value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -66,7 +70,12 @@
       axes: [
         Object.assign({}, axis),
         Object.assign({}, axis, {
-          size: 72,
+          // Wide enough for its longest label ("953.7 MiB/s"), measured roughly.
+          size: function (u, values) {
+            var longest = (values || []).reduce(function (n, v) { return Math.max(n, String(v).length); }, 4);
+            return Math.ceil(longest * 7.5) + 16;
+          },
+          incrs: BYTE_UNITS[data.unit] ? BINARY_STEPS : undefined,
           values: function (u, splits) { return splits.map(function (v) { return format(v, data.unit); }); },
         }),
       ],
