@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "dashboard.core",
     "dashboard.accounts",
     "dashboard.audit",
+    "dashboard.connections",
     "dashboard.sandboxes",
     "dashboard.snapshots",
     "dashboard.volumes",
@@ -212,6 +213,9 @@ DAYTONA_API_KEY = env_str("DAYTONA_API_KEY", "")
 DAYTONA_API_KEY_FILE = DATA_DIR / "engine" / "api-key"
 DAYTONA_TIMEOUT = env_int("DAYTONA_TIMEOUT_SECONDS", 10, minimum=1, maximum=300)
 DAYTONA_ORGANIZATION_NAME = env_str("SANDBAR_ORGANIZATION_NAME", "Local engine")
+# Fernet keys sealing the secrets of connections added in the dashboard, newest first
+# (dashboard/connections/vault.py); unset, one derived from SECRET_KEY.
+SANDBAR_SECRET_KEYS = env_list("SANDBAR_SECRET_KEYS", [])
 
 # One line per record; with SANDBAR_LOG_FORMAT=json, one JSON object per line. Each
 # carries the id of the request it belongs to (dashboard/core/logs.py), and known

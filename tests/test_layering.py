@@ -31,6 +31,7 @@ LAYERS = (
     ("dashboard.core",),
     ("dashboard.audit",),
     ("dashboard.accounts",),
+    ("dashboard.connections",),
     ("dashboard.sandboxes", "dashboard.snapshots", "dashboard.volumes", "dashboard.limits"),
     ("dashboard.terminal",),
     (TOP,),

@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class ConnectionsConfig(AppConfig):
+    name = "dashboard.connections"
+
+    def ready(self) -> None:
+        from dashboard.connections import vault
+
+        # A malformed SANDBAR_SECRET_KEYS stops the process at start, not at the first
+        # page that opens a secret.
+        vault.keys()
