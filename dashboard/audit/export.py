@@ -9,10 +9,11 @@ when it started, so its own audit entry, and anything written meanwhile, stay ou
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from asgiref.sync import sync_to_async
+from django.db import connections
 from django.db.models import QuerySet
 
 from dashboard.audit.models import AuditEntry
@@ -48,29 +49,54 @@ def _utc(moment: datetime) -> str:
 
 
 def _chunk(entries: QuerySet[AuditEntry], below: int) -> list[tuple]:
-    return list(entries.filter(seq__lt=below).order_by("-seq").values_list(*COLUMNS)[:CHUNK])
+    """One chunk as the database returns it: the ORM's per-value converters (a JSON
+    parse and a datetime parse per row, to be turned back into text at once) cost more
+    than the rest of the export together."""
+    rows = entries.filter(seq__lt=below).order_by("-seq").values_list(*COLUMNS)[:CHUNK]
+    sql, params = rows.query.sql_with_params()
+    with connections[rows.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
-def _csv_lines(rows: Iterable[tuple]) -> str:
+def _when(value: datetime | str) -> str:
+    # Read past the ORM, a time comes as stored: UTC, naive (SQLite's own converter) or
+    # as text, depending on the connection.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+def _json_text(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _csv_lines(rows: list[tuple]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for row in rows:
-        writer.writerow((*row[:1], row[1].isoformat(), *row[2:11], json.dumps(row[11]), *row[12:]))
+    csv.writer(buffer).writerows(
+        (row[0], _when(row[1]), *row[2:11], _json_text(row[11]), row[12], row[13]) for row in rows
+    )
     return buffer.getvalue()
 
 
-def _json_lines(rows: Iterable[tuple]) -> str:
+_HEAD = [json.dumps(column) for column in COLUMNS]
+
+
+def _json_lines(rows: list[tuple]) -> str:
     out = []
     for row in rows:
-        item = dict(zip(COLUMNS, row, strict=True))
-        item["created_at"] = row[1].isoformat()
-        out.append(json.dumps(item, separators=(",", ":")))
+        values = [str(row[0]), json.dumps(_when(row[1]))]
+        values += [json.dumps(value) for value in row[2:11]]
+        values += [_json_text(row[11]), json.dumps(row[12]), json.dumps(row[13])]
+        out.append("{" + ",".join(f"{k}:{v}" for k, v in zip(_HEAD, values, strict=True)) + "}")
     return "\n".join(out) + "\n" if out else ""
 
 
 async def stream(entries: QuerySet[AuditEntry], fmt: str, top: int) -> AsyncIterator[bytes]:
     """The entries with seq ≤ `top`, newest first, as encoded chunks of the file."""
-    encode: Callable[[Iterable[tuple]], str] = _csv_lines if fmt == "csv" else _json_lines
+    encode: Callable[[list[tuple]], str] = _csv_lines if fmt == "csv" else _json_lines
     if fmt == "csv":
         yield (",".join(COLUMNS) + "\r\n").encode()
     below = top + 1

@@ -102,7 +102,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "form": form,
         "error": _errors(form) if status == 400 else "",
         "page": page,
-        "entries": _dress(page.entries),
+        "entries": page.entries,
+        "audit_url": reverse("audit"),
         "query": _query_string(request, "before", "after"),
         "filters": _query_string(request, "before", "after", "refresh"),
         "reads_all": query.reads_all(request.user),
@@ -130,7 +131,11 @@ def audit_new(request: HttpRequest) -> HttpResponse:
         return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
     entries = query.filtered(query.visible_entries(request.user), form)
     rows, more = query.new_since(entries, form.cleaned_data["after"])
-    context = {"entries": _dress(rows), "reads_all": query.reads_all(request.user)}
+    context = {
+        "entries": rows,
+        "reads_all": query.reads_all(request.user),
+        "audit_url": reverse("audit"),
+    }
     response = render(request, "audit/_rows.html", context)
     response["X-Audit-Newest"] = str(rows[0].seq if rows else form.cleaned_data["after"])
     response["X-Audit-More"] = "1" if more else "0"
@@ -145,7 +150,9 @@ def audit_entry(request: HttpRequest, seq: int) -> HttpResponse:
     if entry is None:
         raise Http404("No such entry, or not one you may read.")
     context = {"entry": _dress([entry])[0], "reads_all": query.reads_all(request.user)}
-    return render(request, "audit/entry.html", context)
+    # The list opens an entry in place with this fragment.
+    template = "audit/_entry_detail.html" if htmx_partial(request) else "audit/entry.html"
+    return render(request, template, context)
 
 
 def _bad_export(message: str) -> HttpResponse:

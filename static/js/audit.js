@@ -10,7 +10,24 @@
     var open = button.getAttribute("aria-expanded") !== "true";
     button.setAttribute("aria-expanded", String(open));
     detail.hidden = !open;
+    if (open && detail.hasAttribute("data-detail")) load(detail);
   });
+
+  function load(detail) {
+    var url = detail.getAttribute("data-detail");
+    detail.removeAttribute("data-detail");  // once: it stays while the row lives
+    var cell = detail.querySelector("td");
+    fetch(url, { headers: { "HX-Request": "true" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error(response.status);
+        return response.text();
+      })
+      .then(function (html) { cell.innerHTML = html; })
+      .catch(function () {
+        cell.textContent = "The entry could not be loaded; its own page: " + url;
+        detail.setAttribute("data-detail", url);
+      });
+  }
 
   // The dates only matter for a custom range: shown then, cleared otherwise so a
   // quick range is not sent with stale dates (the server refuses both together).

@@ -199,10 +199,13 @@ def test_an_entry_shows_before_and_after_the_address_and_the_user_agent(
     assert ">viewer</td>" in html and ">member</td>" in html
     # Nothing on it posts anywhere but signing out: no form changes an entry.
     assert [f["action"] for f in elements(html, "form", method="post")] == [reverse("logout")]
-    # The same detail opens in place on the list.
+    # The list opens the same detail in place, fetched as a fragment.
     listing = admin_client.get(reverse("audit")).content.decode()
-    assert elements(listing, "tr", id=f"detail-{entry.seq}")
+    url = reverse("audit_entry", args=[entry.seq])
+    assert elements(listing, "tr", id=f"detail-{entry.seq}", data_detail=url)
     assert elements(listing, "button", **{"aria-controls": f"detail-{entry.seq}"})
+    fragment = admin_client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert "<html" not in fragment and "Firefox/140" in fragment and ">member</td>" in fragment
 
 
 def test_new_entries_for_auto_refresh_come_newest_first_after_the_newest_shown(

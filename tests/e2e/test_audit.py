@@ -45,6 +45,7 @@ def test_an_auditor_filters_opens_an_entry_follows_new_ones_and_exports_them(
     newest = rows.first.get_attribute("data-seq")
     page.locator(f"#entry-{newest} .audit-toggle").click()
     detail = page.locator(f"#detail-{newest}")
+    expect(detail).to_contain_text("User agent")  # fetched from the entry's page on opening
     assert detail.is_visible() and "UA" in detail.inner_text()
     wrap = page.locator("#results .table-wrap")
     wrap.hover()
