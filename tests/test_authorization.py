@@ -64,6 +64,8 @@ ROWS = [
     Row("post", "volume_delete", 302, 403, 403, 302, args=("no-such-volume",)),
     Row("post", "volumes_bulk", 302, 403, 403, 400),
     Row("get", "limits", 302, 200, 200, 200),
+    Row("get", "limits_history", 302, 200, 200, 200, data={"scope": "mel", "range": "7d"}),
+    Row("post", "limits_history", 302, 405, 405, 405),
     Row("get", "audit", 302, 200, 200, 200),
     Row("get", "audit_daytona", 302, 403, 403, 200, auditor=200),
     Row("get", "audit_new", 302, 200, 200, 200, data={"after": 0}),
@@ -135,6 +137,7 @@ AUDITOR_SANDBOX_ROWS = [
     # (method, name, args after the sandbox id, data, what the auditor gets)
     ("get", "sandbox", (), {}, 200),
     ("get", "sandbox_usage", (), {}, 200),
+    ("get", "sandbox_metrics", (), {}, 200),
     ("post", "sandbox_action", ("stop",), {}, 403),
     ("post", "sandbox_action", ("delete",), {}, 403),
     ("post", "sandbox_labels", (), {"label_key": "a"}, 403),

@@ -184,3 +184,22 @@ def test_cpu_is_drawn_in_vcpus_from_daytonas_percentage_of_the_limit() -> None:
     assert cpu.lines[0].values == (2.0,)
     assert cpu.lines[1].values == (4.0,) and cpu.lines[1].limit
     assert memory.empty and disk.empty and network.empty
+
+
+@pytest.mark.parametrize(
+    ("who", "status"), [("anonymous", 302), ("viewer", 200), ("owner", 200), ("other", 200)]
+)
+def test_everyone_who_may_see_the_sandbox_sees_its_metrics(
+    make_sandbox, viewer_user, member_user, other_member, who, status
+) -> None:
+    from tests.conftest import client_for
+
+    sandbox = make_sandbox(owner="mel")
+    people = {"anonymous": None, "viewer": viewer_user, "owner": member_user, "other": other_member}
+    response = client_for(people[who]).get(reverse("sandbox_metrics", args=[sandbox["id"]]))
+    assert response.status_code == status
+    if status == 302:
+        assert response["Location"].startswith(reverse("login"))
+    else:
+        html = response.content.decode()
+        assert 'class="card chart-card' in html or "data-metrics-empty" in html
