@@ -42,6 +42,8 @@ class ShellRow:
     active: bool
     created_at: datetime | None
     idle: timedelta
+    # Since when it is idle: the page counts on from here without asking again.
+    idle_since: datetime
     mine: bool
     this_tab: bool
     can_close: bool
@@ -84,6 +86,7 @@ def _rows(user, sandbox_id: str, ptys: list[toolbox.PtyInfo], this_tab: str) -> 
                 active=pty.active,
                 created_at=shell.created_at,
                 idle=max(timedelta(0), now - (shell.last_input_at or shell.created_at)),
+                idle_since=shell.last_input_at or shell.created_at,
                 mine=mine,
                 this_tab=mine and session == this_tab,
                 can_close=mine or user.role == Role.ADMIN,

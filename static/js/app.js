@@ -145,13 +145,17 @@
     }
     return relative.format(0, "second");  // under a minute: "now" (the clock ticks per minute)
   }
+  function idleWords(seconds) {
+    return seconds < 60 ? "active now" : Math.floor(seconds / 60) + " min";
+  }
   function tickTimes() {
     if (!relative) return;
     var now = Date.now();
     document.querySelectorAll("time[data-relative][datetime]").forEach(function (el) {
       var at = Date.parse(el.getAttribute("datetime"));
       if (isNaN(at)) return;
-      var words = inWords((at - now) / 1000);
+      // "idle": how long since, as the open shells say it (terminal/_shells.html).
+      var words = el.getAttribute("data-relative") === "idle" ? idleWords((now - at) / 1000) : inWords((at - now) / 1000);
       if (el.textContent !== words) el.textContent = words;
     });
     // Absolute times (the audit trail) keep their relative form on hover, as true.

@@ -130,6 +130,51 @@ def test_a_time_shown_as_now_says_minutes_ago_minutes_later_without_a_reload(
     expect(created).to_have_text("3 minutes ago", timeout=5000)
 
 
+A_YEAR_MS = 400 * 24 * 3600 * 1000
+
+
+@pytest.mark.parametrize(
+    ("where", "cell", "jump", "said"),
+    [
+        ("volumes", "#vol-{volume} td time", "03:10", "3 minutes ago"),
+        ("snapshots", "tr[id^=snap-] td time", A_YEAR_MS, re.compile("year")),
+        ("snapshot", "#snapshot-facts time, dl time", A_YEAR_MS, re.compile("year")),
+        ("files", "#files .files-table time", "03:10", "3 minutes ago"),
+        ("shells", "#shells tr[data-this-tab] time", "03:10", "3 min"),
+    ],
+)
+def test_times_tick_on_the_snapshots_volumes_files_and_open_shells_pages(
+    page, asgi_live_server, daytona_engine, sandbox, where, cell, jump, said
+) -> None:
+    make_user("mel", Role.ADMIN if where.startswith("snapshot") else Role.MEMBER)
+    with daytona_engine.client() as api:
+        snapshot = api.get("/snapshots").json()["items"][0]["id"]
+        volume = api.post("/volumes", json={"name": f"tick-{uuid.uuid4().hex[:8]}"}).json()["id"]
+    try:
+        sign_in(page, asgi_live_server, "mel", PASSWORD)
+        page.clock.install()
+        path = {
+            "volumes": "/volumes/",
+            "snapshots": "/snapshots/",
+            "snapshot": f"/snapshots/{snapshot}/",
+            "files": f"/sandboxes/{sandbox['id']}/?tab=files",
+            "shells": f"/sandboxes/{sandbox['id']}/?tab=terminal",
+        }[where]
+        page.goto(f"{asgi_live_server}{path}")
+        if where == "files":
+            page.fill("#new-folder", "made-now")
+            page.click(".files-mkdir button[type=submit]")
+        shown = page.locator(cell.format(volume=volume)).first
+        shown.wait_for(timeout=15_000)
+        assert "year" not in shown.inner_text() and "3 min" not in shown.inner_text()
+        page.clock.fast_forward(jump)
+        # Lists redrawn meanwhile (a poll, a live push) are found again by the locator.
+        expect(shown).to_have_text(said, timeout=5000)
+    finally:
+        with daytona_engine.client() as api:
+            api.delete(f"/volumes/{volume}")
+
+
 # -- the badge tells the truth, and pages catch up ----------------------------------------
 
 
