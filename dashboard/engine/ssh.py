@@ -380,7 +380,22 @@ class Gateway:
     async def start(self) -> None:
         """Listen (port 0: any free one, then :attr:`port` says which)."""
         key = load_host_key(self.engine.config.engine_dir)
-        self._server = await asyncssh.create_server(
+        try:
+            self._server = await self._listen(key)
+        except OSError as error:
+            raise OSError(
+                error.errno,
+                f"the SSH gateway cannot listen on {self.host} port {self.requested_port} "
+                f"(SANDBAR_ENGINE_SSH_PORT): {error.strerror or error}",
+            ) from error
+        sockets = self._server.sockets
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        self.engine.observers.append(self._on_event)
+        log.info("SSH gateway on %s port %d", self.host, self.port)
+
+    async def _listen(self, key: asyncssh.SSHKey) -> asyncssh.SSHAcceptor:
+        return await asyncssh.create_server(
             lambda: _Connection(self),
             self.host,
             self.requested_port,
@@ -394,11 +409,6 @@ class Gateway:
             x11_forwarding=False,
             keepalive_interval=60,
         )
-        sockets = self._server.sockets
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
-        self.engine.observers.append(self._on_event)
-        log.info("SSH gateway on %s port %d", self.host, self.port)
 
     async def close(self) -> None:
         """Stop listening and drop every connection."""

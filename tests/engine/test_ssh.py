@@ -9,6 +9,7 @@ import os
 import re
 import select
 import signal
+import socket
 import struct
 import subprocess
 import termios
@@ -124,6 +125,21 @@ def test_an_engine_without_an_ssh_port_says_how_to_turn_it_on(api: httpx.Client)
     response = api.post("/sandbox/any/ssh-access")
     assert response.status_code == 503
     assert "SANDBAR_ENGINE_SSH_PORT" in response.json()["message"]
+
+
+def test_an_engine_whose_ssh_port_is_taken_does_not_start_and_says_why(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(RuntimeError, match=r"SSH gateway cannot listen on 127\.0\.0\.1 port"):
+            start_engine(
+                tmp_path_factory.mktemp("ssh-taken"),
+                SANDBAR_ENGINE_SSH_PORT=str(port),
+                SANDBAR_ENGINE_WARM_POOL="0",
+            )
 
 
 def test_only_a_hash_of_the_token_is_stored(gateway: EngineServer, box: Sandbox) -> None:
@@ -314,6 +330,13 @@ def test_scp_copies_files_in_and_out_as_the_sandbox_user(box: Sandbox, tmp_path:
     )  # fmt: skip
     assert get.returncode == 0, get.stderr
     assert (tmp_path / "down.bin").read_bytes() == payload
+    legacy = subprocess.run(
+        [*ssh_argv(dto.ssh_command, *QUIET, "-O", program="scp"), str(tmp_path / "up.bin"),
+         f"{destination}:legacy.bin"],
+        capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert legacy.returncode == 0, legacy.stderr
+    assert box.fs.download_file("/home/daytona/legacy.bin") == payload
 
 
 def test_sftp_stays_inside_the_sandbox_and_its_users_rights(box: Sandbox, tmp_path: Path) -> None:
