@@ -92,6 +92,7 @@ SUITE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
 TERMINAL = ("active", "inactive", "error", "build_failed")
 SORTS = {"name": "name", "state": "state", "lastUsedAt": "last_used_at", "createdAt": "created_at"}
 COPY_BATCH = 500  # paths per cp command line when capturing a sandbox
+CAPTURE = ("snapshotting", "error")  # a capture's state while it runs, and on failure
 FOLLOW_POLL = 0.2
 
 Notify = Callable[[str, Callable[[str], Any]], None]
@@ -425,8 +426,9 @@ class Snapshots:
             (record.cpu, record.memory, record.disk),
             source_sandbox_id=record.id,
         )
-        # Daytona's states for a capture: snapshotting, then active or error.
-        self._start_build(snapshot, self._capture(snapshot, files), "snapshotting", "error")
+        task = asyncio.create_task(self._capture(snapshot, files), name=f"snapshot-{snapshot.id}")
+        self._builds[snapshot.id] = task
+        task.add_done_callback(lambda _: self._builds.pop(snapshot.id, None))
         return snapshot
 
     def _start_build(
@@ -535,14 +537,23 @@ class Snapshots:
     async def _capture(
         self, snapshot: Snapshot, files: AbstractAsyncContextManager[SandboxFiles]
     ) -> None:
+        """Daytona's states for a capture: snapshotting, then active or error. The sandbox
+        is held until then, so a client that waits for it (the SDK does) finds the
+        snapshot ready."""
+        try:
+            async with files as sandbox:
+                await self._build(snapshot, self._copy_sandbox(snapshot, sandbox), *CAPTURE)
+        except ApiError as error:  # the sandbox could not be held: its state moved on
+            self._set_state(snapshot, CAPTURE[1], error_reason=error.message)
+
+    async def _copy_sandbox(self, snapshot: Snapshot, sandbox: SandboxFiles) -> None:
         target = self.rootfs(snapshot)
-        async with files as sandbox:
-            if sandbox.layer is not None:
-                await self._copy_layer(snapshot, sandbox.layer, target)
-            else:
-                home = target / rootfs.HOME.lstrip("/")
-                home.parent.mkdir(parents=True, exist_ok=True)
-                await self._run_logged(snapshot, ["cp", "-a", "--", str(sandbox.home), str(home)])
+        if sandbox.layer is not None:
+            await self._copy_layer(snapshot, sandbox.layer, target)
+        else:
+            home = target / rootfs.HOME.lstrip("/")
+            home.parent.mkdir(parents=True, exist_ok=True)
+            await self._run_logged(snapshot, ["cp", "-a", "--", str(sandbox.home), str(home)])
 
     async def _copy_layer(self, snapshot: Snapshot, layer: RootLayer, target: Path) -> None:
         """A sandbox's root as plain files: its snapshot's linked, what it changed copied.

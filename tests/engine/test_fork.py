@@ -7,14 +7,18 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from daytona import Daytona, Sandbox
+from daytona import CreateSandboxFromSnapshotParams, Daytona, Sandbox
 from daytona.common.errors import DaytonaError
 
+from dashboard.engine.runtime.disk import clone_file
 from tests.engine.conftest import create, run
+from tests.engine.test_events import connect
+from tests.engine_server import EngineServer
 
 
 def unique(prefix: str) -> str:
@@ -260,3 +264,74 @@ def test_a_sandbox_snapshot_goes_through_snapshotting_as_daytona_and_refuses_mem
     assert refused.status_code == 400
     message = "Sandbox must be in started or stopped state to create a snapshot"
     assert refused.json()["message"] == message
+
+
+async def test_the_event_stream_shows_the_fork_created_and_its_parent_forking(
+    engine: EngineServer,
+) -> None:
+    stream = await connect(engine, engine.api_key)
+    headers = {"Authorization": f"Bearer {engine.api_key}"}
+    async with httpx.AsyncClient(base_url=engine.api_url, headers=headers, timeout=60) as api:
+        parent = (await api.post("/sandbox", json={"autoStopInterval": 0})).json()
+        child: dict[str, Any] = {}
+        try:
+            child = (await api.post(f"/sandbox/{parent['id']}/fork", json={})).json()
+            _, created = await stream.wait_for(
+                lambda n, d: n == "sandbox.created" and d["id"] == child["id"]
+            )
+            assert created["state"] == "creating"
+            await stream.wait_for(
+                lambda n, d: (
+                    n == "sandbox.state.updated"
+                    and d["sandbox"]["id"] == parent["id"]
+                    and d["oldState"] == "forking"
+                )
+            )
+            await stream.wait_for(
+                lambda n, d: (
+                    n == "sandbox.state.updated"
+                    and d["sandbox"]["id"] == child["id"]
+                    and d["newState"] == "started"
+                )
+            )
+            assert stream.states_of(parent["id"])[-2:] == [
+                ("started", "forking"),
+                ("forking", "started"),
+            ]
+            assert stream.states_of(child["id"]) == [("creating", "started")]
+        finally:
+            for sandbox in (child, parent):
+                if sandbox:
+                    await api.delete(f"/sandbox/{sandbox['id']}")
+            await stream.client.disconnect()
+
+
+def test_the_sdk_snapshots_a_sandbox_and_waits_for_it(daytona: Daytona, parent: Sandbox) -> None:
+    sh(parent, "echo kept > ~/kept.txt")
+    name = unique("sdk-capture")
+    parent.create_snapshot(name)
+    assert parent.state == "started"
+    snapshot = daytona.snapshot.get(name)
+    assert snapshot.state == "active"
+    made = daytona.create(CreateSandboxFromSnapshotParams(snapshot=name))
+    try:
+        assert sh(made, "cat ~/kept.txt") == "kept"
+    finally:
+        made.delete()
+        daytona.snapshot.delete(snapshot)
+
+
+def test_a_clone_without_reflinks_is_a_sparse_copy(tmp_path: Path) -> None:
+    source = tmp_path / "source.img"
+    with open(source, "wb") as handle:
+        handle.truncate(64 << 20)
+        handle.seek(32 << 20)
+        handle.write(b"data in the middle")
+    copy = tmp_path / "copy.img"
+    shared = clone_file(source, copy)
+    assert copy.read_bytes() == source.read_bytes()
+    assert copy.stat().st_size == 64 << 20
+    if not shared:  # ext4 and the like: only the written extent takes room
+        assert copy.stat().st_blocks * 512 < 1 << 20
+    with pytest.raises(FileExistsError):
+        clone_file(source, copy)  # never over an existing image
