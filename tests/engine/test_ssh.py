@@ -280,11 +280,21 @@ def test_revoking_without_a_token_revokes_all_and_answers_the_sandbox(
     assert ssh(dto["sshCommand"], "true").returncode == 255
 
 
-def test_a_stopped_sandbox_is_answered_with_a_clear_message(sdk: Daytona) -> None:
+def test_stopping_ends_sessions_and_a_stopped_sandbox_gets_a_clear_message(sdk: Daytona) -> None:
     other = sdk.create()
     try:
         dto = other.create_ssh_access()
-        other.stop()
+        with subprocess.Popen(
+            [*ssh_argv(dto.ssh_command, *QUIET), "echo started; sleep 60"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        ) as long:  # fmt: skip
+            try:
+                assert long.stdout is not None
+                assert long.stdout.readline() == b"started\n"
+                other.stop()
+                long.wait(timeout=10)
+            finally:
+                long.kill()
         done = ssh(dto.ssh_command, "echo hi")
         assert done.returncode == 1
         assert b"is not started (state: stopped)" in done.stderr
@@ -374,14 +384,21 @@ def test_each_session_is_audited_with_its_token_and_duration(
 ) -> None:
     dto = box.create_ssh_access()
     assert ssh(dto.ssh_command, "sleep 0.5; exit 2").returncode == 2
+    _port, destination = target(dto.ssh_command)
+    sftp = subprocess.run(
+        [*ssh_argv(dto.ssh_command, *QUIET, program="sftp"), "-b", "-", destination],
+        input=b"pwd\n", capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert sftp.returncode == 0, sftp.stderr
+    box.revoke_ssh_access(dto.token)
     organization = http.get("/sandbox").json()
     org_id = (organization["items"] if isinstance(organization, dict) else organization)[0][
         "organizationId"
     ]
     entries = http.get(f"/audit/organizations/{org_id}", params={"limit": 200}).json()["items"]
     sessions = [e for e in entries if e["action"] == "ssh_session" and e["actorId"] == dto.id]
-    assert len(sessions) == 1, entries[:5]
-    entry = sessions[0]
+    assert [e["metadata"]["kind"] for e in sessions] == ["sftp", "exec"], entries[:5]
+    entry = sessions[1]
     assert entry["targetId"] == box.id and entry["source"] == "ssh"
     assert entry["metadata"]["kind"] == "exec" and entry["metadata"]["exitStatus"] == 2
     assert 0.5 <= entry["metadata"]["durationSeconds"] < 30
