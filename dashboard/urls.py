@@ -17,6 +17,7 @@ urlpatterns = [
     path("healthz", core.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("settings/", accounts.connection_settings, name="settings"),
+    path("settings/connections/", include("dashboard.connections.urls")),
     path("sandboxes/", include("dashboard.sandboxes.urls")),
     path("sandboxes/", include("dashboard.terminal.urls")),
     path("snapshots/", include("dashboard.snapshots.urls")),

@@ -54,3 +54,14 @@ class Connection(models.Model):
     def secret(self) -> str:
         """The plaintext secret; vault.SecretUnreadable when no key opens it."""
         return vault.unseal(self.sealed_secret)
+
+
+ORGANIZATION_HEADER = "X-Daytona-Organization-ID"
+
+
+def sign_in_headers(secret: str, organization_id: str = "") -> dict[str, str]:
+    """How Daytona takes a key or a JWT: Bearer, and the organization for a JWT."""
+    headers = {"Authorization": f"Bearer {secret}"}
+    if organization_id:
+        headers[ORGANIZATION_HEADER] = organization_id
+    return headers
