@@ -138,7 +138,8 @@ def classify(method: str, path: str) -> Call | None:
         return Call({"DELETE": "delete"}.get(method, _slug(method)), target_type, target_id, False)
     verb = parts[2]
     action = API_METHOD_ACTIONS.get((method, verb)) or API_ACTIONS.get(verb, _slug(verb))
-    return Call(action, target_type, target_id, False)
+    # A fork's entry names the new sandbox once made, as Daytona's (targetIdFromResult).
+    return Call(action, target_type, target_id, verb == "fork")
 
 
 class AuditLog:

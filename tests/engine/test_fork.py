@@ -168,14 +168,20 @@ def test_a_fork_name_in_use_is_a_409_and_leaves_the_parent_started(
     assert api.get(f"/sandbox/{origin['id']}").json()["state"] == "started"
 
 
-def test_a_fork_is_audited_against_its_parent(api: httpx.Client, cleanup: list[str]) -> None:
+def test_a_fork_is_audited_against_the_new_sandbox_and_a_refusal_against_the_parent(
+    api: httpx.Client, cleanup: list[str]
+) -> None:
     origin = create(api, autoStopInterval=0)
     cleanup.append(origin["id"])
-    fork(api, origin["id"], cleanup, name=unique("audited"))
+    child = fork(api, origin["id"], cleanup, name=unique("audited"))
+    refused = api.post(f"/sandbox/{origin['id']}/fork", json={"name": child["name"]})
+    assert refused.status_code == 409
     organization = api.get("/organizations").json()[0]["id"]
     items = api.get(f"/audit/organizations/{organization}", params={"limit": 200}).json()["items"]
-    (entry,) = [i for i in items if i["targetId"] == origin["id"] and i["action"] == "fork"]
-    assert entry["statusCode"] == 200
+    (done,) = [i for i in items if i["targetId"] == child["id"] and i["action"] == "fork"]
+    assert (done["statusCode"], done["targetType"]) == (200, "sandbox")
+    (failed,) = [i for i in items if i["targetId"] == origin["id"] and i["action"] == "fork"]
+    assert failed["statusCode"] == 409
 
 
 def _pool_usage(sandbox_id: str) -> int | None:
