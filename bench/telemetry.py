@@ -38,6 +38,7 @@ def reading(tick: int, index: int) -> Reading:
         cpu_limit=2.0,
         memory=(200 + index) * MIB + tick,
         memory_limit=1 << 32,
+        memory_cache=(20 + index) * MIB,
         disk_used=(1 << 30) + tick * 4096,
         disk_total=10 << 30,
         disk_available=(9 << 30) - tick * 4096,

@@ -630,6 +630,16 @@ async def config(request: Request) -> Response:
                 "disk": engine.config.max_disk,
             },
             "codeToolboxLanguageLabel": LANGUAGE_LABEL,
+            # The rest of what the SDK's DaytonaConfiguration requires (it reads /config
+            # before sandbox.get_metrics()): no sign-in, announcements or maintenance here.
+            "oidc": {"issuer": "", "clientId": "", "audience": "", "provider": "none"},
+            "linkedAccountsEnabled": False,
+            "announcements": {},
+            "proxyTemplateUrl": f"{request.url.scheme}://{{{{PORT}}}}-{{{{sandboxId}}}}.localhost"
+            + (f":{request.url.port}" if request.url.port else ""),
+            "dashboardUrl": "",
+            "maintananceMode": False,
+            "environment": "local",
         }
     )
 
