@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from dashboard import daytona
 from dashboard.audit import export, query
-from dashboard.audit.forms import QUICK_RANGES, AuditFilterForm, ExportForm
+from dashboard.audit.forms import MAX_CURSOR, QUICK_RANGES, AuditFilterForm, ExportForm
 from dashboard.audit.models import AuditEntry, Outcome
 from dashboard.audit.trail import anchor, check_chain, record_request
 from dashboard.core.http import htmx_partial
@@ -146,7 +146,10 @@ def audit_new(request: HttpRequest) -> HttpResponse:
 def audit_entry(request: HttpRequest, seq: int) -> HttpResponse:
     """One entry in full: what changed, where the request came from, its hashes."""
     _reader(request.user)
-    entry = query.visible_entries(request.user).filter(seq=seq).first()
+    # A number past any cursor is no entry (and would overflow SQLite's integer).
+    entry = (
+        query.visible_entries(request.user).filter(seq=seq).first() if seq <= MAX_CURSOR else None
+    )
     if entry is None:
         raise Http404("No such entry, or not one you may read.")
     context = {"entry": _dress([entry])[0], "reads_all": query.reads_all(request.user)}

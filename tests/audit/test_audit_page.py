@@ -298,3 +298,8 @@ def test_visible_entries_is_empty_for_someone_signed_out(trail) -> None:
     from django.contrib.auth.models import AnonymousUser
 
     assert not query.visible_entries(AnonymousUser()).exists()
+
+
+@pytest.mark.parametrize("seq", [0, 999_999, 10**30])
+def test_an_entry_that_does_not_exist_is_a_404_however_large_its_number(admin_client, seq):
+    assert admin_client.get(f"/audit/{seq}/").status_code == 404
