@@ -23,8 +23,9 @@ as_root() {
 as_root dashboard/engine/setup_host.sh
 if [ "$mode" = test ]; then
   missing=()
-  # docker-registry: the image tests start their own on a free loopback port.
-  for pkg in chromium fonts-dejavu-core docker-registry; do
+  # docker-registry: the image tests start their own on a free loopback port; so do the
+  # multi-worker tests with postgresql and redis-server (tests/multiworker/conftest.py).
+  for pkg in chromium fonts-dejavu-core docker-registry postgresql redis-server; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
   # Node runs Daytona's TypeScript SDK in the tests; any node and npm on PATH will do
@@ -36,10 +37,17 @@ if [ "$mode" = test ]; then
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
-  # Debian's package also enables a registry service on port 5000 of every interface;
-  # the tests only need the binary, so that service stays off where systemd runs it.
-  if [ -d /run/systemd/system ] && systemctl is-enabled --quiet docker-registry 2>/dev/null; then
-    as_root systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  # Debian's packages also enable their services (a registry on port 5000 of every
+  # interface, a PostgreSQL cluster, Redis on 6379); the tests only need the binaries,
+  # so those services stay off where systemd runs them. docker-registry is turned off
+  # whenever it is on; a PostgreSQL or Redis already here before is someone's to keep.
+  if [ -d /run/systemd/system ]; then
+    for service in docker-registry postgresql redis-server; do
+      case " docker-registry ${missing[*]} " in *" $service "*) ;; *) continue ;; esac
+      if systemctl is-enabled --quiet "$service" 2>/dev/null; then
+        as_root systemctl disable --now "$service" >/dev/null 2>&1 || true
+      fi
+    done
   fi
 fi
 
@@ -67,9 +75,10 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 extras=""
-[ "$mode" = test ] && extras="[test]"
+# The multi-worker tests run Sandbar on PostgreSQL and Redis: their drivers too.
+[ "$mode" = test ] && extras="[test,postgres,redis]"
 stamp="$VENV/.installed-$mode"
-want="$(cat pyproject.toml .python-version | sha256sum | cut -c1-16)"
+want="$( (cat pyproject.toml .python-version; echo "$extras") | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "installing Python packages ($mode)"
   log="$VENV/pip-install.log"
