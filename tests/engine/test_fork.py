@@ -87,6 +87,21 @@ def test_a_fork_runs_as_its_own_user_and_owns_its_files(
     assert result["result"].split() == ["daytona", "daytona"]
 
 
+def test_a_fork_outlives_its_parent_and_keeps_its_files_across_stop_and_start(
+    api: httpx.Client, toolbox: httpx.Client, cleanup: list[str]
+) -> None:
+    origin = create(api, autoStopInterval=0)
+    run(toolbox, origin["id"], "echo inherited > ~/a.txt")
+    child = fork(api, origin["id"], cleanup)
+    assert api.delete(f"/sandbox/{origin['id']}").status_code == 200
+    run(toolbox, child["id"], "echo own > ~/b.txt")
+    assert api.post(f"/sandbox/{child['id']}/stop").status_code == 200
+    assert api.post(f"/sandbox/{child['id']}/start").status_code == 200
+    assert run(toolbox, child["id"], "cat ~/a.txt ~/b.txt")["result"] == "inherited\nown\n"
+    # The relation is kept while the engine keeps the parent's record.
+    assert api.get(f"/sandbox/{child['id']}/parent").json()["state"] == "destroyed"
+
+
 def test_the_parent_goes_through_forking_and_the_fork_through_creating(
     api: httpx.Client, cleanup: list[str]
 ) -> None:
