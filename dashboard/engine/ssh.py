@@ -78,6 +78,10 @@ READ_SIZE = 64 << 10
 DRAIN_AFTER_EXIT = 0.5  # seconds to pass on what a command wrote just before it died
 MAX_SFTP_HANDLES = 256  # open files and directories per SFTP session
 NOBODY = 65534  # how the sandbox sees an owner its user namespace does not map
+# States a sandbox's processes do not survive: its SSH connections end on entering one.
+DOWN = frozenset(
+    ("stopping", "stopped", "archiving", "archived", "destroying", "destroyed", "error")
+)
 # Client variables taken over into a session, as Debian's sshd accepts (AcceptEnv).
 ACCEPTED_ENV = ("LANG", "LC_")
 
@@ -446,8 +450,9 @@ class Gateway:
 
     def _on_event(self, event: str, *details: Any) -> None:
         # A sandbox that stops takes its SSH connections with it (its processes are
-        # gone, and an SFTP session must not hold its files open).
-        if event == "sandbox.state.updated" and len(details) >= 3 and details[2] != "started":
+        # gone, and an SFTP session must not hold its files open). A fork, snapshot or
+        # resize leaves its processes running, and so its sessions.
+        if event == "sandbox.state.updated" and len(details) >= 3 and details[2] in DOWN:
             sandbox_id = details[0].id
             self._drop(lambda access: access.sandbox_id != sandbox_id)
 

@@ -304,6 +304,22 @@ def test_stopping_ends_sessions_and_a_stopped_sandbox_gets_a_clear_message(sdk: 
         other.delete()
 
 
+def test_a_fork_of_the_sandbox_leaves_its_sessions_running(box: Sandbox) -> None:
+    dto = box.create_ssh_access()
+    with subprocess.Popen(
+        [*ssh_argv(dto.ssh_command, *QUIET), "echo started; sleep 2; echo after"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as long:  # fmt: skip
+        assert long.stdout is not None
+        assert long.stdout.readline() == b"started\n"
+        fork = box.fork()
+        try:
+            assert long.stdout.readline() == b"after\n"
+            assert long.wait(timeout=30) == 0
+        finally:
+            fork.delete()
+
+
 def test_port_forwarding_is_refused(gateway: EngineServer, box: Sandbox) -> None:
     # A token reaches its sandbox's shell and files, never the engine's own network.
     dto = box.create_ssh_access()
