@@ -13,12 +13,14 @@ from datetime import datetime
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Max, Min, Q, QuerySet
 
 from dashboard.audit.forms import AuditFilterForm
 from dashboard.audit.models import AuditEntry
 
 PAGE_SIZE = 50
+# Free text is matched by reading entries: a page reads at most this many.
+TEXT_WINDOW = 100_000
 _CHOICES_SECONDS = 60
 
 
@@ -111,14 +113,26 @@ class Page:
     entries: list[AuditEntry]
     newer: int | None  # cursor for the newer page (`after`), None when this is the newest
     older: int | None  # cursor for the older page (`before`), None when this is the oldest
+    # A text search reads a window of seq at a time: the range it read, when it stopped
+    # at the window's edge before filling the page.
+    searched: tuple[int, int] | None = None
 
     @property
     def newest_seq(self) -> int:
         return self.entries[0].seq if self.entries else 0
 
 
-def page_of(entries: QuerySet[AuditEntry], before: int | None, after: int | None) -> Page:
-    """One page, newest first, cut by seq; one more row read tells whether more exist."""
+def page_of(
+    entries: QuerySet[AuditEntry], before: int | None, after: int | None, window: int = 0
+) -> Page:
+    """One page, newest first, cut by seq; one more row read tells whether more exist.
+
+    With a `window`, at most that many seq are read for the page (a filter no index
+    serves, such as free text, would otherwise read the whole table to find a rare
+    match); the cursor then continues from the window's edge.
+    """
+    if window:
+        return _windowed(entries, before, after, window)
     if after is not None:
         rows = list(entries.filter(seq__gt=after).order_by("seq")[: PAGE_SIZE + 1])
         more_newer = len(rows) > PAGE_SIZE
@@ -133,6 +147,31 @@ def page_of(entries: QuerySet[AuditEntry], before: int | None, after: int | None
     if before is not None and entries.filter(seq__gte=before).exists():
         newer = before - 1
     return Page(rows, newer, rows[-1].seq if more_older else None)
+
+
+def _windowed(
+    entries: QuerySet[AuditEntry], before: int | None, after: int | None, window: int
+) -> Page:
+    bounds = AuditEntry.objects.aggregate(low=Min("seq"), high=Max("seq"))
+    first, last = bounds["low"] or 0, bounds["high"] or 0
+    if after is not None:
+        high = after + window
+        rows = list(entries.filter(seq__gt=after, seq__lte=high).order_by("seq")[: PAGE_SIZE + 1])
+        full = len(rows) > PAGE_SIZE
+        rows = rows[:PAGE_SIZE][::-1]
+        newer = rows[0].seq if full else (high if high < last else None)
+        older = (rows[-1].seq if rows else after + 1) if after >= first else None
+        searched = None if full or newer is None else (after + 1, high)
+        return Page(rows, newer, older, searched)
+    top = last + 1 if before is None else before
+    low = top - window
+    rows = list(entries.filter(seq__lt=top, seq__gte=low).order_by("-seq")[: PAGE_SIZE + 1])
+    full = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    older = rows[-1].seq if full else (low if low > first else None)
+    newer = top - 1 if before is not None and before <= last else None
+    searched = None if full or older is None else (low, top - 1)
+    return Page(rows, newer, older, searched)
 
 
 def new_since(entries: QuerySet[AuditEntry], seq: int) -> tuple[list[AuditEntry], bool]:

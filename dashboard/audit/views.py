@@ -94,7 +94,10 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     page = query.Page([], None, None)
     if form.is_valid():
         data = form.cleaned_data
-        page = query.page_of(query.filtered(entries, form), data["before"], data["after"])
+        window = query.TEXT_WINDOW if data["q"] else 0
+        page = query.page_of(
+            query.filtered(entries, form), data["before"], data["after"], window=window
+        )
     else:
         status = 400
     refresh = form.cleaned_data.get("refresh") if form.is_valid() else None
@@ -112,6 +115,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "live": bool(refresh) and page.newer is None,
         "refresh": refresh,
         "quick_ranges": QUICK_RANGES,
+        "text_window": query.TEXT_WINDOW,
         "actors": query.choices(entries, "actor_name"),
         "actions": query.choices(entries, "action"),
         "kinds": query.choices(entries, "target_kind"),

@@ -197,8 +197,10 @@ def test_an_entry_shows_before_and_after_the_address_and_the_user_agent(
     assert changes
     assert "Firefox/140" in html and "203.0.113.1" in html
     assert ">viewer</td>" in html and ">member</td>" in html
-    # Nothing on it posts anywhere but signing out: no form changes an entry.
-    assert [f["action"] for f in elements(html, "form", method="post")] == [reverse("logout")]
+    # No form on it posts to the trail (the frame's own forms, such as sign-out, aside).
+    posts = [f["action"] for f in elements(html, "form", method="post")]
+    assert reverse("logout") in posts
+    assert not [action for action in posts if action.startswith(reverse("audit"))]
     # The list opens the same detail in place, fetched as a fragment.
     listing = admin_client.get(reverse("audit")).content.decode()
     url = reverse("audit_entry", args=[entry.seq])
@@ -303,3 +305,31 @@ def test_visible_entries_is_empty_for_someone_signed_out(trail) -> None:
 @pytest.mark.parametrize("seq", [0, 999_999, 10**30])
 def test_an_entry_that_does_not_exist_is_a_404_however_large_its_number(admin_client, seq):
     assert admin_client.get(f"/audit/{seq}/").status_code == 404
+
+
+def test_text_search_reads_a_window_of_entries_at_a_time_and_older_goes_on(
+    admin_client, admin_user, monkeypatch
+) -> None:
+    monkeypatch.setattr(query, "TEXT_WINDOW", 10)
+    for i in range(1, 36):
+        record(admin_user, "sandbox.start", target_id=f"needle-{i}" if i in (3, 30) else f"x-{i}")
+
+    def page(**params) -> tuple[list[int], dict[str, int], str]:
+        html = admin_client.get(reverse("audit"), {"q": "needle", **params}).content.decode()
+        cursors = {}
+        for link in elements(html, "a"):
+            key, _, value = link.get("hx-get", "").rpartition("&")[2].partition("=")
+            if key in ("before", "after"):
+                cursors[key] = int(value)
+        return seqs(html), cursors, html
+
+    shown, cursors, html = page()
+    assert shown == [30] and cursors == {"before": 26}
+    assert "among entries #26 to #35" in html
+    walked = []
+    while "before" in cursors:
+        shown, cursors, _ = page(before=cursors["before"])
+        walked += shown
+    assert walked == [3]  # reached, window by window, and then no further
+    shown, cursors, _ = page(after=25)
+    assert shown == [30] and "after" not in cursors
