@@ -17,7 +17,7 @@ import socket
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from asgiref.sync import sync_to_async
@@ -166,7 +166,7 @@ def read_members(sandboxes: Iterable[daytona.Sandbox]) -> list[Reading]:
 def store(connection: str, now: datetime, readings: Iterable[Reading]) -> int:
     """Write one sample per reading and drop those past the window; how many were written."""
     rows = [
-        UsageSample(connection=connection, taken_at=now, **reading.__dict__) for reading in readings
+        UsageSample(connection=connection, taken_at=now, **asdict(reading)) for reading in readings
     ]
     with transaction.atomic():
         UsageSample.objects.bulk_create(rows)
