@@ -212,9 +212,16 @@ def test_a_pty_shell_has_the_clients_size_follows_a_resize_and_passes_exit(box: 
         # controlling terminal's process group; this one has none).
         _winsize(master, 30, 120)
         client.send_signal(signal.SIGWINCH)
-        time.sleep(0.3)
-        os.write(master, b"stty size | sed 's/^/NEW=/'\n")
-        assert _read_until(master, r"NEW=(\d+) (\d+)").groups() == ("30", "120")
+        # The client sends the change when it next runs; ask until it has arrived (a
+        # lost resize keeps answering 40 100 until the deadline).
+        deadline, size = time.monotonic() + 20, ("40", "100")
+        for attempt in range(100):
+            os.write(master, f"stty size | sed 's/^/NEW{attempt}=/'\n".encode())
+            size = _read_until(master, rf"NEW{attempt}=(\d+) (\d+)").groups()
+            if size != ("40", "100") or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert size == ("30", "120")
         os.write(master, b"exit 7\n")
         assert client.wait(timeout=20) == 7
     finally:
