@@ -127,6 +127,12 @@ async def terminal_page(request: HttpRequest, sandbox_id: str) -> HttpResponse:
         context = {"error": error.message, "sandbox_id": sandbox_id}
         return await arender(request, "sandboxes/unavailable.html", context, 503)
     context = {"sandbox": sandbox, "can_terminal": terminal_access(user, sandbox.labels).act}
+    # A link to the person's own shell (the tab's "Own page"): if that shell is gone (the
+    # sandbox restarted), terminal.js opens a new one rather than showing it ended.
+    session = request.GET.get("session", "")
+    if re.fullmatch(SESSION_ID, session):
+        mine = Shell.objects.filter(pty_id=pty_id_for(session), owner_id=user.pk)
+        context["own_session"] = await mine.aexists()
     return await arender(request, "terminal/full.html", context)
 
 
@@ -225,8 +231,8 @@ async def leave_shell(request: HttpRequest, sandbox_id: str, session: str) -> Ht
 
 async def _close_if_still_left(sandbox: daytona.Sandbox, pty_id: str, left_at: datetime) -> None:
     await asyncio.sleep(LEAVE_GRACE_SECONDS)
-    if consumers.attached[pty_id] > 0:
-        return
+    if consumers.attached[pty_id] > 0 or await consumers.tabs.count(pty_id) != 0:
+        return  # attached here or in another worker (None: unknown, so it stays)
     if not await Shell.objects.filter(pty_id=pty_id, left_at=left_at).aexists():
         return  # a tab came back meanwhile (and maybe left again: that one decides)
     try:

@@ -50,8 +50,12 @@
   // The tab's own shell, remembered from an earlier visit: if it was closed meanwhile
   // (this tab left the page for longer than the grace period), a new one starts
   // instead of a "the shell has ended" notice.
-  var fromMemory = !params.get("session") && session === stored(storageKey);
+  // So is one named in the address that the server says is this person's own (the "Own
+  // page" link): after a restart of the sandbox it is gone, and a new one takes its place.
+  var fromMemory = (!params.get("session") && session === stored(storageKey)) ||
+    (!!params.get("session") && root.hasAttribute("data-own-session"));
   var seenOpen = false;
+  var replaced = false;   // the remembered shell was gone: say so once the new one opens
 
   // Colours follow the page's theme tokens, so light and dark both read well.
   function theme() {
@@ -231,12 +235,14 @@
       if (lastTitle) sendJson({ type: "title", title: lastTitle });
       if (!readonly) term.focus();
       if (message.reattached) window.sandbar.announce("Terminal reconnected to the same shell.");
+      if (replaced && !readonly) sayReplaced();
       // "Open shells" was drawn before this shell existed: list it now.
       changed();
     } else if (message.type === "ping") {
       sendJson({ type: "pong" });
     } else if (message.type === "exit" && fromMemory && !seenOpen) {
       fromMemory = false;
+      replaced = true;
       state = "exited";  // this socket is done: the next one is for the new shell
       window.setTimeout(newShell, 0);
     } else if (message.type === "exit") {
@@ -253,6 +259,14 @@
       if (state === "open") window.sandbar.toast(message.message, "error");
       else showBanner(message.message, false);
     }
+  }
+
+  function sayReplaced() {
+    replaced = false;
+    var words = "Your earlier shell had ended (the sandbox restarted, or it was closed): this is a new one.";
+    noteEl.textContent = noteEl.title = words;
+    window.sandbar.announce(words);
+    window.setTimeout(function () { if (noteEl.textContent === words) noteEl.textContent = ""; }, 10000);
   }
 
   function changed() {

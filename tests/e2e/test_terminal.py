@@ -9,6 +9,7 @@ import pytest
 from dashboard.accounts.models import Role
 from tests.conftest import PASSWORD, make_user
 from tests.e2e.conftest import sign_in
+from tests.sandboxes.conftest import wait_for_state
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -320,4 +321,36 @@ def test_close_all_mine_ends_the_tabs_shell_too(page, asgi_live_server, sandbox)
     page.click("#shells [data-close-mine]")
     page.wait_for_selector("[data-term-status][data-state=exited]", timeout=10000)
     page.wait_for_selector("#shells:has-text('No open shells')", timeout=5000)
+    assert page.console_errors == []
+
+
+@pytest.mark.parametrize("where", ["tab", "own page"])
+def test_a_remembered_shell_gone_after_a_restart_gives_way_to_a_new_one_and_says_so(
+    page, asgi_live_server, daytona_engine, sandbox, where
+) -> None:
+    def engine(verb: str, state: str) -> None:
+        with daytona_engine.client() as api:
+            api.post(f"/sandbox/{sandbox['id']}/{verb}").raise_for_status()
+        wait_for_state(daytona_engine, sandbox["id"], state)
+
+    make_user("mel", Role.MEMBER)
+    sign_in(page, asgi_live_server, "mel", PASSWORD)
+    open_terminal(page, asgi_live_server, sandbox["id"])
+    first = page.evaluate("window.sandbarTerminal.session()")
+    if where == "own page":
+        # The tab's "Own page" link names the shell in the address.
+        page.click("[data-term-page]")
+        page.wait_for_selector("[data-term-status][data-state=open]", timeout=15000)
+        assert f"session={first}" in page.url
+    engine("stop", "stopped")
+    engine("start", "started")
+    page.reload()
+    page.wait_for_selector("[data-term-status][data-state=open]", timeout=15000)
+    assert page.evaluate("window.sandbarTerminal.session()") != first
+    assert "had ended" in page.inner_text("[data-term-note]")
+    assert page.is_hidden("[data-term-exit]")
+    assert "session=" not in page.url
+    page.locator("[data-term-screen]").click()
+    page.keyboard.type("echo fresh-$((6*7))\n")
+    wait_for_screen(page, "fresh-42")
     assert page.console_errors == []
