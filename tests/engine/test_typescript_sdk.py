@@ -64,3 +64,13 @@ def test_code_interpreter_contexts_streaming_and_errors(engine: EngineServer) ->
 def test_git_clone_branch_and_commit(engine: EngineServer) -> None:
     seen = run_flow(engine, "git")
     assert seen["branches"] == ["feature", "main"]
+
+
+def test_fork_is_a_separate_started_copy(engine: EngineServer) -> None:
+    seen = run_flow(engine, "fork")
+    assert seen["fork"] != seen["parent"]
+
+
+def test_preview_link_reaches_a_server_in_the_sandbox_with_its_token(engine: EngineServer) -> None:
+    seen = run_flow(engine, "preview")
+    assert (seen["status"], seen["refused"]) == (200, 401)

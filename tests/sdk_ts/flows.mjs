@@ -3,12 +3,26 @@
 // point at the engine. A flow throws (exit 1) on the first answer that differs from
 // Daytona's; on success it prints one JSON line of what it saw.
 import assert from 'node:assert/strict'
+import http from 'node:http'
 import { Daytona } from '@daytonaio/sdk'
 
 const daytona = new Daytona({
   apiUrl: process.env.DAYTONA_API_URL,
   apiKey: process.env.DAYTONA_API_KEY,
 })
+
+// GET over loopback naming another host: Node does not resolve *.localhost as browsers do.
+function get(port, path, headers) {
+  return new Promise((resolve, reject) => {
+    const request = http.get({ host: '127.0.0.1', port, path, headers }, (response) => {
+      let body = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk) => (body += chunk))
+      response.on('end', () => resolve({ status: response.statusCode, body }))
+    })
+    request.on('error', reject)
+  })
+}
 
 async function withSandbox(body) {
   const sandbox = await daytona.create({ labels: { flow: 'typescript-sdk' } })
@@ -131,6 +145,53 @@ const flows = {
       const log = await sandbox.process.executeCommand('git -C repo log -1 --format=%an:%s')
       assert.equal(log.result.trim(), 'Flow:add new')
       return { sha: commit.sha, branches }
+    })
+  },
+
+  // A fork is a started copy; what either side writes afterwards stays its own.
+  async fork() {
+    return withSandbox(async (parent) => {
+      await parent.fs.uploadFile(Buffer.from('before\n'), 'shared.txt')
+      const fork = await parent.fork({ name: `fork-${parent.id.slice(0, 8)}` })
+      try {
+        assert.equal(fork.state, 'started')
+        assert.notEqual(fork.id, parent.id)
+        assert.equal((await fork.fs.downloadFile('shared.txt')).toString(), 'before\n')
+        await fork.fs.uploadFile(Buffer.from('fork\n'), 'shared.txt')
+        await parent.fs.uploadFile(Buffer.from('parent\n'), 'only-parent.txt')
+        assert.equal((await parent.fs.downloadFile('shared.txt')).toString(), 'before\n')
+        const inFork = await fork.process.executeCommand('test -e only-parent.txt; echo $?')
+        assert.equal(inFork.result.trim(), '1')
+        return { fork: fork.id, parent: parent.id }
+      } finally {
+        await fork.delete()
+      }
+    })
+  },
+
+  // A server inside the sandbox, reached through its preview URL with the preview token.
+  async preview() {
+    return withSandbox(async (sandbox) => {
+      await sandbox.fs.uploadFile(Buffer.from('served\n'), 'site/index.html')
+      await sandbox.process.createSession('web')
+      await sandbox.process.executeSessionCommand('web', {
+        command: 'cd site && python3 -m http.server 8080 --bind 127.0.0.1',
+        runAsync: true,
+      })
+      const link = await sandbox.getPreviewLink(8080)
+      const url = new URL(link.url)
+      assert.match(url.hostname, new RegExp(`^8080-${sandbox.id}\\.localhost$`))
+      const withToken = { Host: url.host, 'x-daytona-preview-token': link.token }
+      let answer = { status: 0, body: '' }
+      for (let tries = 0; tries < 50 && answer.body !== 'served\n'; tries++) {
+        answer = await get(url.port, '/index.html', withToken)
+        if (answer.body !== 'served\n') await new Promise((done) => setTimeout(done, 100))
+      }
+      assert.equal(answer.status, 200)
+      assert.equal(answer.body, 'served\n')
+      const refused = await get(url.port, '/index.html', { Host: url.host })
+      assert.equal(refused.status, 401)
+      return { status: 200, refused: refused.status }
     })
   },
 }
