@@ -6,6 +6,11 @@ process writes it and fanned out to a bounded queue per client: a client that fa
 too far behind is dropped with 1008 "slow consumer" (as the Daytona daemon does),
 never buffered without bound. A bounded ring of recent output lets a re-attaching
 client get a replay, either raw or as a clean redraw of the screen (pyte).
+
+Output is coalesced per tick: what a terminal writes within FRAME_SECONDS of its last
+frame goes out as one frame at the end of that tick (at most READ_SIZE), while the
+first output after a quiet spell (an echoed key) goes out at once. A program that
+writes many small pieces costs one frame per tick on every hop, not one per write.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ CLIENT_MAX_BYTES = 4 << 20
 MAX_PTYS = 64  # per sandbox
 MAX_EXITED = 32  # exited terminals remembered (for 410 and the exit code) per sandbox
 DRAIN_AFTER_EXIT = 0.5  # seconds to read what the process wrote before it died
+FRAME_SECONDS = 0.016  # at most one output frame per tick per terminal (a 60 Hz screen)
+# An exited terminal's output stays for a late client's replay this long, then goes: 32
+# remembered exits per sandbox must not hold 256 KiB each for ever.
+EXITED_SCROLLBACK_SECONDS = 10.0
 
 
 class Gone(ApiError):
@@ -163,6 +172,10 @@ class Terminal:
     scrollback: deque[bytes] = field(default_factory=deque)
     scrollback_bytes: int = 0
     _master: int | None = None
+    _pending: list[bytes] = field(default_factory=list)  # read, not yet sent (this tick)
+    _pending_bytes: int = 0
+    _last_frame: float = 0.0  # loop time of the last frame sent
+    _flush_timer: asyncio.TimerHandle | None = None
     _eof: asyncio.Event = field(default_factory=asyncio.Event)
     _waiter: asyncio.Task[None] | None = None
     _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -218,12 +231,11 @@ class Terminal:
         assert self._master is not None
         # The tty hands out at most ~4 KiB per read; gather what is there into one frame
         # so a flood costs one WebSocket frame per 32 KiB rather than per 4 KiB.
-        chunks: list[bytes] = []
-        size = 0
+        pending = self._pending
         eof = False
-        while size < READ_SIZE:
+        while self._pending_bytes < READ_SIZE:
             try:
-                chunk = os.read(self._master, READ_SIZE - size)
+                chunk = os.read(self._master, READ_SIZE - self._pending_bytes)
             except BlockingIOError:
                 break
             except OSError:
@@ -231,18 +243,39 @@ class Terminal:
             if not chunk:
                 eof = True
                 break
-            chunks.append(chunk)
-            size += len(chunk)
-        if chunks:
-            data = b"".join(chunks)
-            self._remember(data)
-            for attachment in list(self.attachments):
-                attachment.push(data)
-                if attachment.overflowed:
-                    self.attachments.discard(attachment)
+            pending.append(chunk)
+            self._pending_bytes += len(chunk)
+        loop = asyncio.get_running_loop()
         if eof:
-            asyncio.get_running_loop().remove_reader(self._master)
+            loop.remove_reader(self._master)
+            self._flush()
             self._eof.set()
+        elif self._pending_bytes >= READ_SIZE:
+            self._flush()  # a full frame waits for no tick
+        elif pending and self._flush_timer is None:
+            due = self._last_frame + FRAME_SECONDS
+            if loop.time() >= due:
+                self._flush()  # quiet until now: an echo goes out at once
+            else:
+                self._flush_timer = loop.call_at(due, self._flush)
+
+    def _flush(self) -> None:
+        """Send what was read this tick to every client, as one frame."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if not self._pending:
+            return
+        pending = self._pending
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        self._pending = []
+        self._pending_bytes = 0
+        self._last_frame = asyncio.get_running_loop().time()
+        self._remember(data)
+        for attachment in list(self.attachments):
+            attachment.push(data)
+            if attachment.overflowed:
+                self.attachments.discard(attachment)
 
     def _remember(self, data: bytes) -> None:
         # Grows by use, up to SCROLLBACK_BYTES: nothing is allocated ahead of output.
@@ -267,6 +300,7 @@ class Terminal:
         if self.exit_code is not None:
             return
         self.exit_code = code
+        self._flush()  # what was read before the exit goes out before the exit report
         if self._master is not None:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(self._master)
@@ -276,6 +310,11 @@ class Terminal:
         for attachment in self.attachments:
             attachment.end(code, self.exit_reason)
         self.attachments.clear()
+        asyncio.get_running_loop().call_later(EXITED_SCROLLBACK_SECONDS, self._forget_output)
+
+    def _forget_output(self) -> None:
+        self.scrollback = deque()
+        self.scrollback_bytes = 0
 
     async def write(self, data: bytes) -> None:
         """Send keystrokes; waits (and so slows that client) while the PTY is full."""
