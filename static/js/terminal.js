@@ -389,6 +389,7 @@
     if (fullButton) {
       fullButton.setAttribute("aria-pressed", on ? "true" : "false");
       fullButton.querySelector("[data-term-full-text]").textContent = on ? "Exit full screen" : "Full screen";
+      fullButton.setAttribute("aria-label", on ? "Exit full screen" : "Full screen");  // icon-only when narrow
     }
     fitNow();
     sendResize();

@@ -354,3 +354,36 @@ def test_a_remembered_shell_gone_after_a_restart_gives_way_to_a_new_one_and_says
     page.keyboard.type("echo fresh-$((6*7))\n")
     wait_for_screen(page, "fresh-42")
     assert page.console_errors == []
+
+
+# The visible controls of the terminal's bar: the top and bottom of each, and its name.
+BAR_ITEMS_JS = """
+() => [...document.querySelectorAll('.terminal-actions > *')]
+  .filter((el) => el.getClientRects().length)
+  .map((el) => {
+    const r = el.getBoundingClientRect();
+    return [r.top, r.bottom, r.right, el.textContent.trim() || el.getAttribute('aria-label')];
+  })
+"""
+
+
+@pytest.mark.parametrize("where", ["tab", "own page"])
+def test_on_a_phone_the_terminal_bar_keeps_its_buttons_on_one_line(
+    page, asgi_live_server, sandbox, where
+) -> None:
+    make_user("mel", Role.MEMBER)
+    sign_in(page, asgi_live_server, "mel", PASSWORD)
+    page.set_viewport_size({"width": 390, "height": 844})
+    if where == "tab":
+        open_terminal(page, asgi_live_server, sandbox["id"])
+    else:
+        page.goto(f"{asgi_live_server}/sandboxes/{sandbox['id']}/terminal/")
+        page.wait_for_selector("[data-term-status][data-state=open]", timeout=15000)
+    items = page.evaluate(BAR_ITEMS_JS)
+    assert len(items) == 4, items
+    tops = {round(top) for top, _bottom, _right, _name in items}
+    assert len(tops) == 1, f"the bar's controls take {len(tops)} lines: {items}"
+    assert max(right for _top, _bottom, right, _name in items) <= 390
+    # Short on a phone, each still named (icon-only buttons by their aria-label).
+    assert all(name for *_, name in items)
+    no_overflow(page)
