@@ -54,6 +54,7 @@ class Chart:
     unit: str
     times: tuple[datetime, ...]
     lines: tuple[Line, ...]
+    span: tuple[datetime, datetime] | None = None  # the range asked for, drawn whole
 
     @property
     def empty(self) -> bool:
@@ -67,6 +68,7 @@ class Chart:
                 "title": self.title,
                 "unit": self.unit,
                 "times": [round(t.timestamp(), 3) for t in self.times],
+                "span": [round(t.timestamp(), 3) for t in self.span] if self.span else None,
                 "lines": [
                     {"label": line.label, "values": list(line.values), "limit": line.limit}
                     for line in self.lines

@@ -221,7 +221,9 @@ def _mean(values: list[float | None]) -> float | None:
     return round(sum(known) / len(known), 3) if known else None
 
 
-def history_charts(connection: str, scope: str, since: datetime) -> list[Chart]:
+def history_charts(
+    connection: str, scope: str, since: datetime, until: datetime | None = None
+) -> list[Chart]:
     """The four charts of one scope since ``since``, averaged to at most HISTORY_POINTS."""
     fields = [name for name, *_ in HISTORY_CHARTS] + [quota for _, quota, *_ in HISTORY_CHARTS]
     rows = list(
@@ -241,7 +243,8 @@ def history_charts(connection: str, scope: str, since: datetime) -> list[Chart]:
         if any(q is not None for q in quota):
             lines.append(Line("Quota", tuple(None if q is None else float(q) for q in quota), True))
         prefix = f"{scope or 'org'}-"
-        charts.append(Chart(prefix + key, title, unit, times, tuple(lines)))
+        span = (since, until) if until else None
+        charts.append(Chart(prefix + key, title, unit, times, tuple(lines), span))
     return charts
 
 
@@ -259,8 +262,9 @@ async def limits_history(request: HttpRequest) -> HttpResponse:
     refused = scope not in dict(scopes)
     if refused:
         scope = ""
-    since = timezone.now() - HISTORY_RANGES[range_key]
-    charts = await sync_to_async(history_charts)(connection_key(), scope, since)
+    now = timezone.now()
+    since = now - HISTORY_RANGES[range_key]
+    charts = await sync_to_async(history_charts)(connection_key(), scope, since, now)
     context = {
         "charts": charts,
         "empty": all(chart.empty for chart in charts),

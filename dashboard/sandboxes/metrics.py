@@ -74,7 +74,9 @@ def _by_name(series: list[daytona.MetricSeries]) -> dict[str, list[tuple[datetim
     return found
 
 
-def charts_from(series: list[daytona.MetricSeries]) -> list[Chart]:
+def charts_from(
+    series: list[daytona.MetricSeries], span: tuple[datetime, datetime] | None = None
+) -> list[Chart]:
     """The four charts, each on its own time axis; a chart with no point is empty."""
     found = _by_name(series)
     charts = []
@@ -86,7 +88,8 @@ def charts_from(series: list[daytona.MetricSeries]) -> list[Chart]:
             for name, label, limit in group.lines
             if any(v is not None for v in values[name])
         )
-        charts.append(Chart(group.key, group.title, group.unit, times if lines else (), lines))
+        times = times if lines else ()
+        charts.append(Chart(group.key, group.title, group.unit, times, lines, span))
     return charts
 
 
@@ -99,15 +102,16 @@ async def metrics_context(sandbox: daytona.Sandbox, range_key: str) -> dict:
         "ranges": list(RANGES),
         "poll": POLL_SECONDS,
     }
+    start = end - RANGES[range_key]
     try:
-        series = await daytona.sandbox_metrics(sandbox.id, end - RANGES[range_key], end)
+        series = await daytona.sandbox_metrics(sandbox.id, start, end)
     except daytona.NotFound:
         context["no_telemetry"] = True
         return context
     except daytona.DaytonaError as error:
         context["error"] = error.message
         return context
-    charts = charts_from(series)
+    charts = charts_from(series, (start, end))
     context["charts"] = charts
     context["no_samples"] = all(chart.empty for chart in charts)
     return context

@@ -66,7 +66,14 @@
       width: width,
       height: HEIGHT,
       series: series,
-      scales: { y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
+      scales: {
+        // The whole range asked for (1 h, 7 d), not only the part that has samples.
+        x: { time: true, range: function (u, min, max) {
+          var current = (plots[data.key] && plots[data.key].data) || data;
+          return current.span || [min, max];
+        } },
+        y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } },
+      },
       axes: [
         Object.assign({}, axis),
         Object.assign({}, axis, {
@@ -107,6 +114,7 @@
     if (known && known.el === el) return;
     if (known && same(known.lines, data.lines) && known.unit === data.unit) {
       el.appendChild(known.plot.root);
+      known.data = data;  // before setData: the x range reads the new span
       known.plot.setData(columns(data));
       known.el = el;
     } else {

@@ -130,6 +130,8 @@ def test_seven_days_are_averaged_to_at_most_288_points(db, viewer_user) -> None:
     html = client_for(viewer_user).get(reverse("limits_history"), {"range": "7d"}, headers=HX)
     times = charts_in(html.content.decode())["org-cpu"]["times"]
     assert len(times) == 200  # 600 samples in buckets of 3 (2 would make 300 > 288)
+    start, end = charts_in(html.content.decode())["org-cpu"]["span"]
+    assert end - start == pytest.approx(7 * 24 * 3600, abs=1)
     assert charts_in(html.content.decode())["org-cpu"]["lines"][0]["values"][0] == 1.0
 
 

@@ -55,6 +55,9 @@ def test_the_tab_charts_cpu_memory_disk_and_network_from_the_engine(
     cpu = charts["cpu"]
     assert {v for v in cpu["lines"][1]["values"] if v is not None} == {1.0}  # the default vCPU
     assert [line["label"] for line in charts["network"]["lines"]] == ["Received", "Sent"]
+    start, end = memory["span"]  # the whole hour is drawn, not only the seconds sampled
+    assert end - start == pytest.approx(3600, abs=1)
+    assert start <= memory["times"][0] <= memory["times"][-1] <= end + 1
     # The same numbers as tables, and a poll while the tab is open.
     assert html.count("as a table</summary>") == 4
     assert "2 GiB" in html  # the memory limit, written for people
