@@ -75,7 +75,10 @@ DEFAULT_MINUTES = 60  # Daytona's default
 MAX_MINUTES = 366 * 24 * 60
 HOST_KEY_FILE = "ssh_host_ed25519_key"
 READ_SIZE = 64 << 10
-DRAIN_AFTER_EXIT = 0.5  # seconds to pass on what a command wrote just before it died
+# After a command exits, its output is passed on until none has come for this long
+# while the client was ready for more (background children may keep the pipe open for
+# ever); a slow client gets all of it, however long it takes.
+DRAIN_AFTER_EXIT = 0.5
 MAX_SFTP_HANDLES = 256  # open files and directories per SFTP session
 NOBODY = 65534  # how the sandbox sees an owner its user namespace does not map
 # States a sandbox's processes do not survive: its SSH connections end on entering one.
@@ -309,6 +312,25 @@ async def _write_all(fd: int, data: bytes) -> None:
             view = view[os.write(fd, view) :]
         except BlockingIOError:
             await _ready(fd, write=True)
+
+
+@dataclass
+class _Flow:
+    """How a session's output is going: bytes passed on so far, and whether it is
+    waiting for the client (which a drain after exit waits for, however long)."""
+
+    moved: int = 0
+    waiting_for_client: bool = False
+
+    async def send(self, writer: Any, data: bytes) -> None:
+        """Pass ``data`` on at the client's pace."""
+        writer.write(data)
+        self.waiting_for_client = True
+        try:
+            await writer.drain()
+        finally:
+            self.waiting_for_client = False
+        self.moved += len(data)
 
 
 @dataclass
@@ -556,6 +578,7 @@ class Gateway:
         os.set_blocking(master, False)
         cols, rows, width, height = process.term_size
         _set_winsize(master, cols, rows, width, height)
+        flow = _Flow()
 
         async def output() -> None:
             while True:
@@ -568,8 +591,7 @@ class Gateway:
                     return
                 if not data:
                     return
-                process.stdout.write(data)
-                await process.stdout.drain()
+                await flow.send(process.stdout, data)
 
         async def keys() -> None:
             while True:
@@ -587,7 +609,7 @@ class Gateway:
                 await _write_all(master, data)
 
         try:
-            return await self._supervise(process, child, output(), keys())
+            return await self._supervise(process, child, output(), keys(), flow)
         finally:
             child.release()
 
@@ -618,10 +640,11 @@ class Gateway:
             lambda: asyncio.StreamReaderProtocol(err_reader), os.fdopen(err_r, "rb", 0)
         )
 
+        flow = _Flow()
+
         async def relay(reader: asyncio.StreamReader | None, writer: Any) -> None:
             while reader is not None and (data := await reader.read(READ_SIZE)):
-                writer.write(data)
-                await writer.drain()
+                await flow.send(writer, data)
 
         async def output() -> None:
             await asyncio.gather(
@@ -639,7 +662,7 @@ class Gateway:
                 stdin.close()
 
         try:
-            return await self._supervise(process, child, output(), feed())
+            return await self._supervise(process, child, output(), feed(), flow)
         finally:
             err_transport.close()
             child.release()
@@ -650,6 +673,7 @@ class Gateway:
         child: Any,
         output: Any,
         feed: Any,
+        flow: _Flow,
     ) -> int:
         """Relay until the command exits (then pass on its last output) or the client
         goes away (then kill it, as a hang-up would)."""
@@ -661,10 +685,17 @@ class Gateway:
             await asyncio.wait({exit_task, closed_task}, return_when=asyncio.FIRST_COMPLETED)
             if not exit_task.done():
                 child.kill()
-                return int(await asyncio.wait_for(exit_task, 10))
+                try:
+                    return int(await asyncio.wait_for(exit_task, 10))
+                except TimeoutError:
+                    return 137
             code = int(exit_task.result())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(out_task), DRAIN_AFTER_EXIT)
+            moved = -1
+            while not out_task.done() and (flow.moved != moved or flow.waiting_for_client):
+                moved = flow.moved
+                # A relay that failed (the client went away) ends the drain too.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(out_task), DRAIN_AFTER_EXIT)
             return code
         finally:
             for task in (out_task, in_task, closed_task, exit_task):

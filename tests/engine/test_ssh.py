@@ -176,6 +176,30 @@ def test_a_large_output_arrives_whole(box: Sandbox) -> None:
     assert len(done.stdout) == 20_000_000 and set(done.stdout) == {ord("x")}
 
 
+def test_a_slow_client_gets_all_output_of_a_command_that_has_exited(box: Sandbox) -> None:
+    # The command is done long before the client reads: what the engine holds for it
+    # must still arrive, however long the client takes.
+    dto = box.create_ssh_access()
+    with subprocess.Popen(
+        [*ssh_argv(dto.ssh_command, *QUIET), "head -c 3000000 /dev/zero; echo done >&2"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as client:  # fmt: skip
+        time.sleep(3)  # not reading: the client's pipe fills and it stops reading too
+        out, err = client.communicate(timeout=60)
+    assert len(out) == 3_000_000 and client.returncode == 0, err
+    assert err == b"done\n"
+
+
+def test_a_background_child_holding_the_output_open_does_not_hold_the_session(
+    box: Sandbox,
+) -> None:
+    dto = box.create_ssh_access()
+    started = time.monotonic()
+    done = ssh(dto.ssh_command, "sleep 30 & echo parent; exit 5")
+    assert done.returncode == 5 and done.stdout == b"parent\n"
+    assert time.monotonic() - started < 15
+
+
 def _read_until(master: int, pattern: str, timeout: float = 20) -> re.Match[str]:
     seen = b""
     deadline = time.monotonic() + timeout
