@@ -218,6 +218,7 @@ class Telemetry:
         self.count = 0
         self.series: dict[str, dict[str, array[float]]] = {}
         self._last: dict[str, tuple[float, Reading]] = {}
+        self._seen: dict[str, float] = {}  # sandbox -> its newest sample's time
 
     def _columns(self, sandbox_id: str) -> dict[str, array[float]]:
         columns = self.series.get(sandbox_id)
@@ -245,6 +246,19 @@ class Telemetry:
                 column[slot] = values[name]
         self.head = (slot + 1) % self.slots
         self.count = min(self.count + 1, self.slots)
+        self._seen.update(dict.fromkeys(readings, moment))
+        self._drop_unseen()
+
+    def _drop_unseen(self) -> None:
+        """Forget sandboxes whose every sample has left the window (stopped for that long):
+        memory then follows the sandboxes that ran within the window, not all there are."""
+        if self.count < self.slots:
+            return
+        oldest = self.times[self.head]
+        for sandbox_id in [s for s, seen in self._seen.items() if seen < oldest]:
+            self.series.pop(sandbox_id, None)
+            self._last.pop(sandbox_id, None)
+            del self._seen[sandbox_id]
 
     def _values(self, sandbox_id: str, moment: float, reading: Reading) -> dict[str, float]:
         previous = self._last.get(sandbox_id)
@@ -271,6 +285,7 @@ class Telemetry:
         for sandbox_id in [s for s in self.series if s not in wanted]:
             del self.series[sandbox_id]
             self._last.pop(sandbox_id, None)
+            self._seen.pop(sandbox_id, None)
 
     def _slots_between(self, start: float, end: float) -> list[int]:
         """Slots whose tick falls in [start, end], oldest first."""

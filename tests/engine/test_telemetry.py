@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -265,3 +266,21 @@ def test_the_served_names_are_daytonas_and_the_engines_network_pair() -> None:
         "daytona.sandbox.network.receive",
         "daytona.sandbox.network.transmit",
     }
+
+
+def test_a_sandbox_not_sampled_for_a_whole_window_is_forgotten() -> None:
+    telemetry = Telemetry(slots=4)
+    telemetry.record(0.0, {"a": _reading(0.0), "b": _reading(0.0)})
+    for tick in range(1, 4):
+        telemetry.record(float(tick), {"a": _reading(tick)})
+    assert set(telemetry.series) == {"a", "b"}  # b's one sample is still in the window
+    telemetry.record(4.0, {"a": _reading(4.0)})  # it has been overwritten now
+    assert set(telemetry.series) == {"a"}
+
+
+def test_the_sampler_ticks_at_its_interval(api, busy) -> None:
+    stamps = [p["timestamp"] for p in _series(api, busy["id"])["daytona.sandbox.cpu.limit"]]
+    moments = [datetime.fromisoformat(s) for s in stamps[-10:]]
+    gaps = sorted((b - a).total_seconds() for a, b in pairwise(moments))
+    assert len(gaps) >= 3
+    assert 0.8 <= gaps[len(gaps) // 2] <= 1.5  # the median, at 1 s (a loaded host adds a little)
