@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "dashboard.accounts.middleware.LoginRequiredMiddleware",
+    # Aims the Daytona client at the connection the person chose (dashboard/connections).
+    "dashboard.connections.middleware.ActiveConnectionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -102,6 +104,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.csp",
                 "dashboard.accounts.context_processors.sandbar",
+                "dashboard.connections.context_processors.active_connection",
             ],
         },
     },

@@ -2,6 +2,7 @@ from django.urls import include, path, register_converter
 
 from dashboard.accounts import views as accounts
 from dashboard.audit import views as audit
+from dashboard.connections import views as connections
 from dashboard.core import health
 from dashboard.core import views as core
 from dashboard.core.converters import DaytonaIdConverter, SandboxVerbConverter
@@ -18,6 +19,8 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("settings/", accounts.connection_settings, name="settings"),
     path("settings/connections/", include("dashboard.connections.urls")),
+    path("connections/switch/", connections.switch, name="connection_switch"),
+    path("connections/menu/", connections.menu, name="connection_menu"),
     path("sandboxes/", include("dashboard.sandboxes.urls")),
     path("sandboxes/", include("dashboard.terminal.urls")),
     path("snapshots/", include("dashboard.snapshots.urls")),

@@ -12,6 +12,7 @@ from dashboard.accounts.access import settings_access
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record_request
 from dashboard.connections import vault
+from dashboard.connections.active import SESSION_KEY, usable
 from dashboard.connections.forms import ConnectionForm
 from dashboard.connections.models import DEFAULT_NAME, Connection, sign_in_headers
 from dashboard.connections.probe import Verdict, probe
@@ -139,3 +140,46 @@ def _page_with_verdict(
         "verdict": verdict,
     }
     return render(request, "connections/form.html", context)
+
+
+def menu(request: HttpRequest) -> HttpResponse:
+    """The header's switcher, loaded when opened: the page itself costs no query for it."""
+    choices = list(usable(request.user).values_list("pk", "name"))
+    active = getattr(request, "daytona_connection", None)
+    context = {"choices": choices, "active_pk": active.pk if active else None}
+    return render(request, "connections/_menu.html", context)
+
+
+@require_POST
+def switch(request: HttpRequest) -> HttpResponse:
+    """Use another connection from now on (this session). One not usable: 403, audited."""
+    value = request.POST.get("connection", "").strip()
+    if value in ("", "default"):
+        request.session.pop(SESSION_KEY, None)
+        record_request(
+            request, "connection.switch", target_kind="connection", target_name=DEFAULT_NAME
+        )
+        messages.success(request, f"Now using {DEFAULT_NAME}.")
+        return redirect("home")
+    connection = usable(request.user).filter(pk=int(value)).first() if value.isdigit() else None
+    if connection is None:
+        # The same answer whether it exists or not: no probing for other people's.
+        record_request(
+            request,
+            "connection.switch",
+            target_kind="connection",
+            target_id=value[:64],
+            outcome=Outcome.DENIED,
+            error="not a connection this person may use",
+        )
+        raise PermissionDenied("You may not use that connection.")
+    request.session[SESSION_KEY] = connection.pk
+    record_request(
+        request,
+        "connection.switch",
+        target_kind="connection",
+        target_id=str(connection.pk),
+        target_name=connection.name,
+    )
+    messages.success(request, f"Now using {connection.name}.")
+    return redirect("home")

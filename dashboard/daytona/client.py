@@ -11,14 +11,22 @@ to the network, and says which of the two it hands out.
 The API key is read once, on first use, and kept (a key file the embedded engine
 has yet to write is looked for again on the next call). Django's `setting_changed`
 signal for a Daytona setting forgets it; a key changed on disk takes a restart.
+
+That is the default Daytona. A request may aim at another (a connection an admin
+added): `aimed_at(Target(...))` around it, or `use_target`, sets a ContextVar that
+every call below reads for the URL and the sign-in headers; tasks started inside
+inherit it. On the server's loop each target gets a pooled client of its own, named
+by `Target.pool`, so one slow Daytona cannot take another's connections.
 """
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import ssl
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -83,13 +91,74 @@ class Unavailable(DaytonaError):
     status = 503
 
 
+@dataclass(frozen=True)
+class Target:
+    """A Daytona other than the configured default, and how to sign in to it."""
+
+    pool: str  # names its pooled client; one per connection
+    url: str  # the API root, as DAYTONA_API_URL
+    # Authorization (and X-Daytona-Organization-ID); out of repr, which reaches logs.
+    headers: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # Set when the target cannot be used (its secret cannot be opened): every call
+    # fails with this message instead of going to another Daytona.
+    error: str = ""
+
+
+_target: contextvars.ContextVar[Target | None] = contextvars.ContextVar(
+    "daytona_target", default=None
+)
+
+
+def use_target(target: Target | None) -> contextvars.Token:
+    """Aim the calls of this context (and tasks it starts) at `target`; None: the default."""
+    return _target.set(target)
+
+
+def reset_target(token: contextvars.Token) -> None:
+    _target.reset(token)
+
+
+@contextlib.contextmanager
+def aimed_at(target: Target | None) -> Iterator[None]:
+    token = use_target(target)
+    try:
+        yield
+    finally:
+        reset_target(token)
+
+
+def current_target() -> Target | None:
+    return _target.get()
+
+
+def api_url() -> str:
+    """The API root calls go to: the target's, else DAYTONA_API_URL."""
+    target = _target.get()
+    return target.url if target is not None else settings.DAYTONA_API_URL
+
+
+def scope() -> str:
+    """Names the Daytona (and sign-in) calls go to, for keys of what is kept per connection."""
+    target = _target.get()
+    return f"{target.pool}:{target.url}" if target is not None else settings.DAYTONA_API_URL
+
+
 class _Shared:
-    """The server's client and the loop it lives on."""
+    """The server's clients (the default's and one per target) and their loop."""
 
     def __init__(self, transport: httpx.AsyncBaseTransport | None) -> None:
         self.loop = asyncio.get_running_loop()
         self.transport = transport
         self.http = _new_client(transport)
+        self.pools: dict[str, httpx.AsyncClient] = {}
+
+    def client_for(self, target: Target | None) -> httpx.AsyncClient:
+        if target is None:
+            return self.http
+        client = self.pools.get(target.pool)
+        if client is None:
+            client = self.pools[target.pool] = _new_client(self.transport)
+        return client
 
 
 _shared: _Shared | None = None
@@ -129,12 +198,14 @@ async def close_shared() -> None:
     global _shared
     shared, _shared = _shared, None
     if shared is not None:
-        await shared.http.aclose()
+        for http in [shared.http, *shared.pools.values()]:
+            await http.aclose()
 
 
 @contextlib.asynccontextmanager
 async def connection() -> AsyncIterator[httpx.AsyncClient]:
-    """The shared client on the server's loop; anywhere else, a client for this call."""
+    """The shared client (of the target, if any) on the server's loop; anywhere else, a
+    client for this call."""
     shared = _shared
     if shared is not None and shared.transport is _transport:
         try:
@@ -142,7 +213,7 @@ async def connection() -> AsyncIterator[httpx.AsyncClient]:
         except RuntimeError:
             here = False
         if here:
-            yield shared.http
+            yield shared.client_for(_target.get())
             return
     async with _new_client(_transport) as http:
         yield http
@@ -160,8 +231,14 @@ def api_key() -> str:
 
 
 def auth_header() -> dict[str, str]:
-    """`Authorization: Bearer <key>`, built on first use and kept (see the module's doc)."""
+    """`Authorization: Bearer <key>`, built on first use and kept (see the module's doc);
+    the target's sign-in headers when a request aims at one."""
     global _authorization
+    target = _target.get()
+    if target is not None:
+        if target.error:
+            raise Unavailable(target.error)
+        return target.headers
     if _authorization is None:
         _authorization = {"Authorization": f"Bearer {_read_key()}"}
     return _authorization
@@ -234,8 +311,8 @@ async def _send(
     seconds: float,
     raw: bool = False,
 ) -> Any:
-    url = settings.DAYTONA_API_URL + path
     headers = auth_header()
+    url = api_url() + path
     async with connection() as http:
         return await _send_on(http, method, url, params, json, headers, seconds, raw)
 
@@ -304,7 +381,7 @@ async def request(
     time_limit: float | None = None,
     raw: bool = False,
 ) -> Any:
-    """One call to the Daytona API at `path` (under DAYTONA_API_URL); the decoded JSON
+    """One call to the Daytona API at `path` (under `api_url()`); the decoded JSON
     (with `raw`, the body's bytes) or None."""
     seconds = float(time_limit if time_limit is not None else settings.DAYTONA_TIMEOUT)
     return await _send(method, path, params=params, json=json, seconds=seconds, raw=raw)

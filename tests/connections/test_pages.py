@@ -140,9 +140,14 @@ def test_no_page_and_no_log_line_shows_the_secret_plaintext_or_sealed(admin_clie
         admin_client.post(
             reverse("connection_test", args=(pk,)), headers={"HX-Request": "true"}
         ).content,
+        # In use: the header, the switcher, a page whose calls carry the secret.
+        admin_client.post(reverse("connection_switch"), {"connection": pk}, follow=True).content,
+        admin_client.get(reverse("sandboxes")).content,
+        admin_client.get(reverse("connection_menu")).content,
         admin_client.post(reverse("connection_delete", args=(pk,)), follow=True).content,
     ]
     assert b"WXYZ" in bodies[0]  # the tail is shown: the pages did render the connection
+    assert b'connection-name" ' in bodies[8] and b">cloud</button>" in bodies[8]
     logged = caplog.text + "".join(
         f"{entry.error} {entry.detail}" for entry in AuditEntry.objects.all()
     )
