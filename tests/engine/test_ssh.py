@@ -407,6 +407,12 @@ def test_sftp_stays_inside_the_sandbox_and_its_users_rights(box: Sandbox, tmp_pa
         "rename d/made d/renamed\n"
         "ls -l d\n"
         "-put /etc/hostname /etc/sandbar-ssh-test\n"
+        "ln -s renamed d/link\n"
+        "chmod 700 d/renamed\n"
+        "put /etc/hostname d/renamed/file\n"
+        "df /home/daytona\n"
+        "rm d/renamed/file\n"
+        "rmdir d/renamed\n"
     )
     done = subprocess.run(
         [*ssh_argv(dto.ssh_command, *QUIET, program="sftp"), "-b", "-", destination],
@@ -421,6 +427,8 @@ def test_sftp_stays_inside_the_sandbox_and_its_users_rights(box: Sandbox, tmp_pa
     # /etc belongs to root, whom the sandbox user is not.
     assert "Permission denied" in done.stderr.decode()
     assert box.process.exec("test -e /etc/sandbar-ssh-test; echo $?").result.strip() == "1"
+    listing = box.process.exec("stat -c '%F %N' /home/daytona/d/link; ls /home/daytona/d").result
+    assert listing.split("\n")[:2] == ["symbolic link '/home/daytona/d/link' -> 'renamed'", "link"]
 
 
 # -- audit and host key -------------------------------------------------------------
