@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import fcntl
 import os
@@ -48,6 +49,37 @@ FRAME_SECONDS = 0.016  # at most one output frame per tick per terminal (a 60 Hz
 # An exited terminal's output stays for a late client's replay this long, then goes: 32
 # remembered exits per sandbox must not hold 256 KiB each for ever.
 EXITED_SCROLLBACK_SECONDS = 10.0
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc's
+    except (AttributeError, OSError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+_trim_pending = False
+
+
+def _trim_soon() -> None:
+    """Give freed heap pages back to the system a second from now (once for many exits).
+
+    Scrollback is kept in 4 KiB chunks, below glibc's mmap threshold: freed, they stay in
+    the heap and the RSS stays where the busiest moment left it, however many terminals
+    have gone since. malloc_trim(0) returns every free page, not only the heap's top.
+    """
+    global _trim_pending
+    if _MALLOC_TRIM is None or _trim_pending:
+        return
+    _trim_pending = True
+
+    def trim() -> None:
+        global _trim_pending
+        _trim_pending = False
+        _MALLOC_TRIM(0)
+
+    asyncio.get_running_loop().call_later(1.0, trim)
 
 
 class Gone(ApiError):
@@ -315,6 +347,7 @@ class Terminal:
     def _forget_output(self) -> None:
         self.scrollback = deque()
         self.scrollback_bytes = 0
+        _trim_soon()
 
     async def write(self, data: bytes) -> None:
         """Send keystrokes; waits (and so slows that client) while the PTY is full."""
