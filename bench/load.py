@@ -58,12 +58,20 @@ ECHO_TIMEOUT = 5.0
 IDLE_SECONDS = 6.0  # CPU read with no terminal open (ticks, samplers)
 CPU_BOUND = 0.85  # of one core: each process is one event loop
 KEYS = b"abcdefghijklmnopqrstuvwyz"  # never in the program's output (dots)
-# 1 KB ten times a second without a fork per line: bash builtins only, the pause is a
-# read with a timeout on a FIFO nobody writes to (stdin stays free for the typed keys).
-PROGRAM = (
-    "f=/tmp/load-$$; mkfifo $f; exec 3<>$f; rm $f; printf -v s '%1023s' ''; s=${s// /.}; "
-    'while :; do echo "$s"; read -t 0.1 -u 3; done\r'
-)
+
+
+def program(lines: int) -> bytes:
+    """1 KB ten times a second as `lines` lines (each its own write, as a program logging
+    line by line writes), with bash builtins only: no fork per line. The pause is a read
+    with a timeout on a FIFO nobody writes to, so stdin stays free for the typed keys."""
+    width = max(1, 1024 // lines - 1)
+    return (
+        f"f=/tmp/load-$$; mkfifo $f; exec 3<>$f; rm $f; printf -v s '%{width}s' ''; "
+        f's=${{s// /.}}; while :; do for i in {{1..{lines}}}; do echo "$s"; done; '
+        "read -t 0.1 -u 3; done\r"
+    ).encode()
+
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -75,6 +83,7 @@ class Sample:
     """One reading of a process: CPU seconds, RSS, descriptors."""
 
     cpu: float
+    system: float  # of which in the kernel (stime): socket and PTY calls
     rss_kb: int
     fds: int
     fd_limit: int
@@ -83,7 +92,7 @@ class Sample:
 def sample(pid: int) -> Sample:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
-    cpu = (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+    user, system = int(fields[11]) / TICKS, int(fields[12]) / TICKS
     rss = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -92,7 +101,7 @@ def sample(pid: int) -> Sample:
     for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
         if line.startswith("Max open files"):
             limit = int(line.split()[3])
-    return Sample(cpu, rss, len(os.listdir(f"/proc/{pid}/fd")), limit)
+    return Sample(user + system, system, rss, len(os.listdir(f"/proc/{pid}/fd")), limit)
 
 
 def host_busy() -> tuple[int, int]:
@@ -138,7 +147,7 @@ class Terminal:
                     continue
                 self.received += len(message)
                 self.frames += 1
-                if not self.started.is_set() and b"." * 64 in message:
+                if not self.started.is_set() and b"." * 8 in message:
                     self.started.set()
                 if self.waiting is not None and self.waiting[0] in message:
                     self.echoes.append((time.perf_counter() - self.waiting[1]) * 1000)
@@ -185,7 +194,7 @@ class Terminal:
         self.tasks[0].cancel()
 
 
-async def open_terminal(web: str, cookie: str, sandbox_id: str) -> Terminal:
+async def open_terminal(web: str, cookie: str, sandbox_id: str, lines: int) -> Terminal:
     url = f"ws://{web}/ws/sandboxes/{sandbox_id}/terminal/{uuid.uuid4().hex}/?cols=120&rows=30"
     headers = {"Cookie": f"sessionid={cookie}", "Origin": f"http://{web}"}
     ws = await connect(url, additional_headers=headers, max_size=None, compression=None)
@@ -196,7 +205,7 @@ async def open_terminal(web: str, cookie: str, sandbox_id: str) -> Terminal:
                 break
     terminal = Terminal(ws)
     terminal.tasks.append(asyncio.create_task(terminal.read()))
-    await ws.send(PROGRAM.encode())
+    await ws.send(program(lines))
     async with asyncio.timeout(30):
         await terminal.started.wait()
     terminal.tasks.append(asyncio.create_task(terminal.type_keys()))
@@ -225,7 +234,9 @@ class Bench:
             async with gate:
                 sandbox = self.sandboxes[(index // PER_SANDBOX) % len(self.sandboxes)]
                 try:
-                    self.terminals.append(await open_terminal(self.web, self.cookie, sandbox))
+                    self.terminals.append(
+                        await open_terminal(self.web, self.cookie, sandbox, self.args.lines)
+                    )
                 except Exception as error:  # every failure is a figure
                     self.errors[f"open: {type(error).__name__}: {str(error)[:80]}"] += 1
 
@@ -299,6 +310,12 @@ class Bench:
             "frames_s": round(frames_s, 2),
             "dashboard_cpu_pct": round(100 * cpu["dashboard"] / seconds, 1),
             "engine_cpu_pct": round(100 * cpu["engine"] / seconds, 1),
+            "dashboard_sys_pct": round(
+                100 * (after["dashboard"].system - before["dashboard"].system) / seconds, 1
+            ),
+            "engine_sys_pct": round(
+                100 * (after["engine"].system - before["engine"].system) / seconds, 1
+            ),
             "host_busy_pct": round(100 * busy, 1),
             "cpu_ms_per_terminal_s": round(
                 1000 * (cpu["dashboard"] + cpu["engine"]) / seconds / max(1, held), 3
@@ -456,6 +473,7 @@ def summary(run: dict, args: argparse.Namespace) -> dict:
         "date": time.strftime("%Y-%m-%d"),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "cores": os.cpu_count(),
+        "lines_per_kb": args.lines,
     }
     return out
 
@@ -478,13 +496,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max", type=int, default=200, help="most terminals (default 200)")
     parser.add_argument("--steps", help="terminal counts, comma-separated (default: doubling)")
+    parser.add_argument(
+        "--lines", type=int, default=16, help="writes per 1 KB (default 16 lines of 64 bytes)"
+    )
     parser.add_argument("--hold", type=float, default=15.0, help="seconds of CPU reading a step")
     parser.add_argument("--page-seconds", type=float, default=8.0)
     parser.add_argument("--page-clients", type=int, default=4)
     parser.add_argument("--open-concurrency", type=int, default=8)
     parser.add_argument("--echo-limit-ms", type=float, default=50.0)
     parser.add_argument("--hard-limit-ms", type=float, default=1000.0)
-    parser.add_argument("--settle", type=float, default=5.0, help="seconds after closing")
+    parser.add_argument("--settle", type=float, default=15.0, help="seconds after closing")
     args = parser.parse_args()
     if args.max < 1:
         parser.error("--max must be at least 1")
