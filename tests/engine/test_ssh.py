@@ -469,8 +469,32 @@ def test_the_host_key_is_kept_private_and_is_the_one_served(gateway: EngineServe
     public = subprocess.run(
         ["ssh-keygen", "-y", "-f", str(key_file)], capture_output=True, check=True
     ).stdout.split()[1]
+    assert _served_key(int(port)) == public
+
+
+def _served_key(port: int) -> bytes:
     scanned = subprocess.run(
-        ["ssh-keyscan", "-p", port, "-t", "ed25519", "127.0.0.1"],
+        ["ssh-keyscan", "-p", str(port), "-t", "ed25519", "127.0.0.1"],
         capture_output=True, timeout=30, check=False,
-    ).stdout  # fmt: skip
-    assert public in scanned
+    ).stdout.split()  # fmt: skip
+    assert len(scanned) == 3, scanned
+    return scanned[2]
+
+
+def test_the_host_key_survives_an_engine_restart(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # A fixed port, so that the restarted gateway can be found: a free one from the OS.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = start_engine(
+        tmp_path_factory.mktemp("ssh-restart"),
+        SANDBAR_ENGINE_SSH_PORT=str(port),
+        SANDBAR_ENGINE_WARM_POOL="0",
+    )
+    try:
+        before = _served_key(port)
+        server.stop()
+        server.start()
+        assert _served_key(port) == before
+    finally:
+        server.stop()
