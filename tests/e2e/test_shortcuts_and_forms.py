@@ -24,9 +24,13 @@ def test_slash_focuses_the_pages_own_search(signed_in, asgi_live_server) -> None
     page.locator("main").click(position={"x": 5, "y": 5})
     page.keyboard.press("/")
     assert page.evaluate("document.activeElement.id") == "id_q"
-    page.goto(f"{asgi_live_server}/audit/")  # no search of its own: the top bar's
+    page.goto(f"{asgi_live_server}/limits/")  # no search of its own: the top bar's
     page.keyboard.press("/")
     assert page.evaluate("document.activeElement.id") == "global-search"
+    page.goto(f"{asgi_live_server}/audit/")  # its own text filter
+    page.locator("main").click(position={"x": 5, "y": 5})
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "id_q"
     assert page.console_errors == []
 
 
