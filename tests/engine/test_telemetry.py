@@ -279,7 +279,9 @@ def test_a_sandbox_not_sampled_for_a_whole_window_is_forgotten() -> None:
 
 
 def test_the_sampler_ticks_at_its_interval(api, busy) -> None:
-    stamps = [p["timestamp"] for p in _series(api, busy["id"])["daytona.sandbox.cpu.limit"]]
+    limit = "daytona.sandbox.cpu.limit"
+    series = _wait_for(api, busy["id"], lambda s: len(_values(s, limit)) >= 5)
+    stamps = [point["timestamp"] for point in series[limit]]
     moments = [datetime.fromisoformat(s) for s in stamps[-10:]]
     gaps = sorted((b - a).total_seconds() for a, b in pairwise(moments))
     assert len(gaps) >= 3
