@@ -52,6 +52,8 @@ class AuditEntry(models.Model):
     error = models.TextField(blank=True, editable=False)
     client_ip = models.CharField(max_length=64, blank=True, editable=False)
     user_agent = models.CharField(max_length=255, blank=True, editable=False)
+    # The Daytona connection in use (its name then); blank: the Default.
+    connection = models.CharField(max_length=64, blank=True, editable=False)
     detail = models.JSONField(default=dict, blank=True, editable=False)
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, editable=False)
@@ -110,6 +112,8 @@ class AuditEntry(models.Model):
         # Added later: only entries that carry one hash it, so older entries still verify.
         if self.user_agent:
             content["user_agent"] = self.user_agent
+        if self.connection:
+            content["connection"] = self.connection
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
 

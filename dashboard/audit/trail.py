@@ -25,6 +25,7 @@ from dashboard.audit.models import (
     delete_through,
 )
 from dashboard.core.http import client_ip
+from dashboard.daytona.client import current_target
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ def record(
 ) -> AuditEntry:
     """Append one entry to the chain and return it; it is committed when this returns."""
     user = actor if isinstance(actor, AbstractBaseUser) else None
+    target = current_target()  # the Daytona connection the request aims at; None: the Default
     name = actor_name or (user.get_username() if user else "anonymous")
     for attempt in range(_ATTEMPTS):
         try:
@@ -70,6 +72,7 @@ def record(
                     error=str(error)[:4000],
                     client_ip=client_ip[:64],
                     user_agent=user_agent[:255],
+                    connection=target.name[:64] if target else "",
                     detail=detail or {},
                     prev_hash=last.hash if last else GENESIS_HASH,
                 )

@@ -44,11 +44,17 @@ def target_of(connection: Connection) -> Target:
     try:
         secret = connection.secret()
     except vault.SecretUnreadable as error:
-        return Target(pool=pool, url=connection.api_url, error=f"{connection.name}: {error}")
+        return Target(
+            pool=pool,
+            url=connection.api_url,
+            error=f"{connection.name}: {error}",
+            name=connection.name,
+        )
     return Target(
         pool=pool,
         url=connection.api_url,
         headers=sign_in_headers(secret, connection.organization_id),
+        name=connection.name,
     )
 
 

@@ -102,6 +102,8 @@ class Target:
     # Set when the target cannot be used (its secret cannot be opened): every call
     # fails with this message instead of going to another Daytona.
     error: str = ""
+    # What people call it (the connection's name), for records of what was done where.
+    name: str = ""
 
 
 _target: contextvars.ContextVar[Target | None] = contextvars.ContextVar(

@@ -148,3 +148,25 @@ async def test_each_connection_gets_one_pooled_client_on_the_servers_loop():
     finally:
         await daytona_client.close_shared()
     assert seen["one"].is_closed and seen["two"].is_closed
+
+
+def test_what_a_person_does_on_a_connection_is_audited_with_its_name(
+    daytona_engine, admin_user, recorder
+):
+    from dashboard.audit.trail import check_chain
+
+    connection = _connection(recorder[0])
+    client = client_for(admin_user)
+    client.post(reverse("connection_switch"), {"connection": connection.pk})
+    # Anything recorded now: a connection test is one.
+    client.post(reverse("connection_test", args=(connection.pk,)))
+    client.post(reverse("connection_switch"), {"connection": "default"})
+    client.post(reverse("connection_switch"), {"connection": connection.pk})
+    entries = list(AuditEntry.objects.order_by("seq").values_list("action", "connection"))
+    assert entries == [
+        ("connection.switch", ""),  # made from the Default
+        ("connection.test", "recorder"),
+        ("connection.switch", "recorder"),
+        ("connection.switch", ""),
+    ]
+    assert check_chain().intact
