@@ -535,7 +535,7 @@ class Gateway:
             # refreshing the sandbox's activity while connected.
             with self.engine.busy(session.access.sandbox_id):
                 code = await self._run(process, session.access.sandbox_id)
-        except (NotRunning, RuntimeError_, OSError) as error:
+        except (NotRunning, RuntimeError_, OSError, ApiError) as error:  # e.g. deleted meanwhile
             process.stderr.write(f"could not start a shell in the sandbox: {error}\r\n".encode())
             code = 1
         with contextlib.suppress(OSError, asyncssh.Error):
