@@ -1,7 +1,8 @@
 """Sampling usage over time, once per Daytona connection however many workers serve.
 
 Every process of the dashboard runs :func:`run` (started with the ASGI server's
-lifespan); each tick it tries to take the connection's lease (a row in the database).
+lifespan); each tick, for the Default connection and each one an admin added, it tries
+to take that connection's lease (a row in the database).
 The holder samples if the last sample is older than the interval: the organization's
 usage against Daytona's quotas and each member's against their Sandbar quota, one
 :class:`UsageSample` row each. Rows older than the window are deleted as it goes, so
@@ -29,6 +30,9 @@ from django.utils import timezone
 from dashboard import daytona
 from dashboard.accounts.models import Role, User
 from dashboard.accounts.quotas import Footprint, usage_of
+from dashboard.connections.active import target_of
+from dashboard.connections.models import Connection
+from dashboard.daytona import client
 from dashboard.daytona.labels import OWNER_LABEL
 from dashboard.limits.models import SamplerLease, UsageSample
 
@@ -55,8 +59,9 @@ def interval() -> float:
 
 
 def connection_key() -> str:
-    """Which Daytona the samples are of: the dashboard may be pointed at another one."""
-    return hashlib.sha256(settings.DAYTONA_API_URL.encode()).hexdigest()[:16]
+    """Which Daytona the samples are of: the connection calls go to now (the Default, or
+    the one a request or :func:`sample_all` aimed the client at)."""
+    return hashlib.sha256(client.scope().encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -192,6 +197,23 @@ async def sample_once(now: datetime | None = None) -> bool:
     return True
 
 
+def _targets() -> list[client.Target | None]:
+    """The Default (None) and every connection an admin added."""
+    return [None, *(target_of(connection) for connection in Connection.objects.all())]
+
+
+async def sample_all(now: datetime | None = None) -> int:
+    """Sample each connection whose turn it is; one that fails is skipped, not the rest."""
+    taken = 0
+    for target in await sync_to_async(_targets)():
+        with client.aimed_at(target):
+            try:
+                taken += await sample_once(now)
+            except daytona.DaytonaError as error:
+                log.warning("usage sample of %s skipped: %s", client.api_url(), error.message)
+    return taken
+
+
 # -- the loop, for the server's lifetime ----------------------------------------------------
 
 _task: asyncio.Task[None] | None = None
@@ -202,9 +224,7 @@ async def run() -> None:
     await asyncio.sleep(FIRST_DELAY)
     while True:
         try:
-            await sample_once()
-        except daytona.DaytonaError as error:
-            log.warning("usage sample skipped: %s", error.message)
+            await sample_all()
         except Exception:
             log.exception("usage sample failed")
         await asyncio.sleep(interval())

@@ -13,6 +13,9 @@ from django.utils import timezone
 
 from dashboard.accounts.access import OWNER_LABEL
 from dashboard.accounts.models import Role
+from dashboard.connections.active import target_of
+from dashboard.connections.models import Connection
+from dashboard.daytona import client as daytona_client
 from dashboard.limits import history
 from dashboard.limits.models import SamplerLease, UsageSample
 from tests.conftest import client_for, make_user
@@ -170,3 +173,35 @@ def test_the_limits_page_loads_the_history_and_without_scripts_it_is_a_page(
     assert "vendor/uplot-1.6.32.min.js" in html
     page = member_client.get(reverse("limits_history")).content.decode()
     assert "<html" in page and 'aria-current="page">Usage over time</span>' in page
+
+
+def _connection(name: str, url: str, key: str) -> Connection:
+    connection = Connection(name=name, api_url=url)
+    connection.set_secret(key)
+    connection.save()
+    return connection
+
+
+def test_each_connection_is_sampled_on_its_own_and_a_dead_one_skips_only_itself(
+    db, daytona_engine
+) -> None:
+    _connection("again", daytona_engine.api_url, daytona_engine.api_key)
+    _connection("dead", "http://127.0.0.1:9/api", "k")
+    assert async_to_sync(history.sample_all)() == 2  # the Default and "again"
+    keys = set(UsageSample.objects.filter(person="").values_list("connection", flat=True))
+    assert len(keys) == 2 and history.connection_key() in keys
+    assert async_to_sync(history.sample_all)() == 0  # each has this interval's sample
+
+
+def test_the_history_shown_is_the_active_connections(db, daytona_engine, admin_user) -> None:
+    connection = _connection("again", daytona_engine.api_url, daytona_engine.api_key)
+    async_to_sync(history.sample_all)()
+    with daytona_client.aimed_at(target_of(connection)):
+        theirs = history.connection_key()
+    UsageSample.objects.exclude(connection=theirs).delete()  # only the other one's is left
+    browser = client_for(admin_user)
+    html = browser.get(reverse("limits_history"), headers=HX).content.decode()
+    assert "data-history-empty" in html  # the Default has none now
+    browser.post(reverse("connection_switch"), {"connection": connection.pk})
+    html = browser.get(reverse("limits_history"), headers=HX).content.decode()
+    assert "org-cpu" in html and "data-history-empty" not in html
