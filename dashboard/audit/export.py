@@ -20,9 +20,9 @@ from django.db.models.functions import Cast
 from dashboard.audit.models import AuditEntry
 
 CHUNK = 5000
-COLUMNS = (
-    "seq",
-    "created_at",
+# Every field the hash covers, so a file can be checked against its chain elsewhere.
+TEXT = (
+    "actor_id",
     "actor_name",
     "action",
     "target_kind",
@@ -32,10 +32,10 @@ COLUMNS = (
     "error",
     "client_ip",
     "user_agent",
-    "detail",
-    "prev_hash",
-    "hash",
+    "connection",
 )
+COLUMNS = ("seq", "created_at", *TEXT, "detail", "prev_hash", "hash")
+_DETAIL = 2 + len(TEXT)
 FORMATS = {"csv": ("text/csv; charset=utf-8", "csv"), "jsonl": ("application/x-ndjson", "jsonl")}
 
 
@@ -81,7 +81,8 @@ def _json_text(value: object) -> str:
 def _csv_lines(rows: list[tuple]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer).writerows(
-        (row[0], _when(row[1]), *row[2:11], _json_text(row[11]), row[12], row[13]) for row in rows
+        (row[0], _when(row[1]), *row[2:_DETAIL], _json_text(row[_DETAIL]), *row[_DETAIL + 1 :])
+        for row in rows
     )
     return buffer.getvalue()
 
@@ -93,8 +94,9 @@ def _json_lines(rows: list[tuple]) -> str:
     out = []
     for row in rows:
         values = [str(row[0]), json.dumps(_when(row[1]))]
-        values += [json.dumps(value) for value in row[2:11]]
-        values += [_json_text(row[11]), json.dumps(row[12]), json.dumps(row[13])]
+        values += [json.dumps(value) for value in row[2:_DETAIL]]
+        values.append(_json_text(row[_DETAIL]))
+        values += [json.dumps(value) for value in row[_DETAIL + 1 :]]
         out.append("{" + ",".join(f"{k}:{v}" for k, v in zip(_HEAD, values, strict=True)) + "}")
     return "\n".join(out) + "\n" if out else ""
 
