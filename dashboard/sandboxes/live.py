@@ -6,6 +6,10 @@ the consumers render it for their own person. Where Daytona has no stream, a
 poll of the list once a second, diffed against the last answer, does the same.
 With the stream, a slow poll still runs to catch what a reconnect may miss
 (and deletions). So N watchers cost one stream or one poll, not N.
+
+Across processes (several workers sharing Redis) one process leads: it holds a lease
+in the cache (dashboard/core/cluster.py) and its changes reach every worker's pages
+through the shared channel layer; the others stand by and take over when it lapses.
 """
 
 import asyncio
@@ -17,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
-from django.conf import settings
 
 from dashboard import daytona
 from dashboard.accounts.liveness import sandbox_group
+from dashboard.core import cluster
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +38,7 @@ MAX_WATCHED = 5000
 
 def group_name() -> str:
     """The Channels group of everyone watching this Daytona connection's sandboxes."""
-    digest = hashlib.sha256(settings.DAYTONA_API_URL.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(daytona.client.scope().encode()).hexdigest()[:16]
     return f"sandboxes.{digest}"
 
 
@@ -112,6 +116,18 @@ class _Watch:
             await asyncio.sleep(BACKOFF_SECONDS)
 
     async def run(self) -> None:
+        await cluster.lead(
+            cluster.Lease(f"live:{self.group}"),
+            self.follow,
+            took_over=self.catch_up,
+            name=f"live sandboxes {self.group}",
+        )
+
+    async def catch_up(self) -> None:
+        # Another process led until now: its last changes may not have been told.
+        await get_channel_layer().group_send(self.group, {"type": "sandbox.available"})
+
+    async def follow(self) -> None:
         stream = asyncio.create_task(self.stream(), name=f"events {self.group}")
         try:
             await self.poll()
@@ -143,6 +159,7 @@ class _Watch:
                 await asyncio.sleep(BACKOFF_SECONDS)
                 continue
             self.polls += 1
+            log.debug("live poll %s: %d sandboxes", self.group, len(sandboxes))
             if not self.healthy:  # the pages said "not answering": now they catch up
                 await layer.group_send(self.group, {"type": "sandbox.available"})
             self.healthy = True
@@ -241,7 +258,7 @@ async def leave(key: tuple[int, str]) -> None:
 # Daytona sends no event when labels change, and the list above is re-read only every
 # 15 s while its stream is up: a sandbox whose terminal is open is looked at on its own,
 # once a second per process however many of its terminals are open, so that losing its
-# ownership ends them within a second.
+# ownership ends them within a second (by one process of all, as the list above).
 LABELS_POLL_SECONDS = 1.0
 
 
@@ -253,6 +270,10 @@ class _Followed:
     task: asyncio.Task | None = None
 
     async def run(self) -> None:
+        lease = cluster.Lease(f"labels:{group_name()}:{self.sandbox_id}")
+        await cluster.lead(lease, self.look, name=f"labels {self.sandbox_id}")
+
+    async def look(self) -> None:
         labels = self.labels
         while True:
             await asyncio.sleep(LABELS_POLL_SECONDS)
