@@ -29,6 +29,7 @@ django_http = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from dashboard.connections.streams import ActiveConnectionStreams  # noqa: E402
 from dashboard.core.logs import RequestId  # noqa: E402
 from dashboard.core.websocket import OriginCheck  # noqa: E402
 from dashboard.daytona import client as daytona_client  # noqa: E402
@@ -42,7 +43,10 @@ router = RequestId(
             "http": django_http,
             # The full origin is checked (dashboard/core/websocket.py): another site, or
             # another port of this machine, cannot open a terminal with a visitor's cookie.
-            "websocket": OriginCheck(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            # Each socket talks to the Daytona connection its person chose.
+            "websocket": OriginCheck(
+                AuthMiddlewareStack(ActiveConnectionStreams(URLRouter(websocket_urlpatterns)))
+            ),
         }
     )
 )

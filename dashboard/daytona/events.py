@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from dashboard.daytona.client import Unavailable, api_key
+from dashboard.daytona.client import Unavailable, api_key, api_url
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ async def follow_sandbox_events(on_event: SandboxEvent, on_connect: Callable[[],
 
 
 async def _follow(socketio, session, on_event: SandboxEvent, on_connect) -> None:
-    parts = urlsplit(settings.DAYTONA_API_URL)
+    parts = urlsplit(api_url())
     origin = f"{parts.scheme}://{parts.netloc}"
     path = parts.path.rstrip("/") + "/socket.io"
     sio = socketio.AsyncClient(

@@ -222,8 +222,11 @@ async def leave_shell(request: HttpRequest, sandbox_id: str, session: str) -> Ht
         raise Http404("No such shell of yours.")
     # A context of its own: the task outlives this request, and the database work in it
     # must not be tied to the request's thread (gone by then under a sync caller).
+    # Only the request's Daytona connection is carried over: the shell lives there.
+    context = contextvars.Context()
+    context.run(daytona.client.use_target, daytona.client.current_target())
     closing = _close_if_still_left(sandbox, pty_id, now)
-    task = asyncio.create_task(closing, context=contextvars.Context())
+    task = asyncio.create_task(closing, context=context)
     _pending_closes.add(task)
     task.add_done_callback(_pending_closes.discard)
     return HttpResponse(status=204)
