@@ -212,10 +212,15 @@ def paths(names, world: dict) -> dict[str, str]:
     return {name: ADMIN_PAGES[name].format(**ids) for name in names}
 
 
-def test_every_page_of_an_admin_fits_every_width_and_theme(page, asgi_live_server, world) -> None:
+# One test a page: each page's widths, themes and axe take about 10 s on a quiet machine,
+# and the whole set in one test outgrew the per-test timeout on a busy one.
+@pytest.mark.parametrize("name", ADMIN_PAGES)
+def test_every_page_of_an_admin_fits_every_width_and_theme(
+    page, asgi_live_server, world, name
+) -> None:
     make_user("ada", Role.ADMIN, first_name="Ada", last_name="Lovelace-Byron")
     sign_in(page, asgi_live_server, "ada", PASSWORD)
-    check_pages(page, asgi_live_server, paths(ADMIN_PAGES, world), "admin")
+    check_pages(page, asgi_live_server, paths([name], world), "admin")
 
 
 def test_the_pages_a_viewer_sees_differently_fit_every_width_and_theme(
@@ -272,7 +277,7 @@ def test_in_the_dark_theme_link_buttons_keep_their_text_and_the_sidebar_and_tabs
     assert set(colours["nav"]) == {colours["muted"]}
     page.goto(f"{asgi_live_server}/sandboxes/{world['sandbox']['id']}/")
     tabs = page.evaluate(DARK_COLOURS_JS)["tabs"]
-    assert len(tabs) == 3
+    assert len(tabs) == page.locator(".tabs a").count() - 1 >= 3
     assert set(tabs) == {colours["muted"]}
 
 
