@@ -5,8 +5,10 @@ Default. A choice that is no longer allowed (the grant or the connection gone) f
 back to the Default.
 """
 
+import functools
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 
@@ -40,22 +42,28 @@ def usable(user: User | AnonymousUser) -> QuerySet[Connection]:
 
 
 def target_of(connection: Connection) -> Target:
-    pool = f"connection-{connection.pk}"
-    try:
-        secret = connection.secret()
-    except vault.SecretUnreadable as error:
-        return Target(
-            pool=pool,
-            url=connection.api_url,
-            error=f"{connection.name}: {error}",
-            name=connection.name,
-        )
-    return Target(
-        pool=pool,
-        url=connection.api_url,
-        headers=sign_in_headers(secret, connection.organization_id),
-        name=connection.name,
+    """Where calls go for `connection`; kept per row version, as opening the secret costs
+    ~0.15 ms (HMAC and AES) and would otherwise be paid on every request."""
+    return _target(
+        connection.pk,
+        connection.name,
+        connection.api_url,
+        connection.organization_id,
+        connection.sealed_secret,
+        # The keys too: changed keys must open (or fail to open) the secret afresh.
+        tuple(settings.SANDBAR_SECRET_KEYS),
+        settings.SECRET_KEY,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _target(pk: int, name: str, url: str, organization: str, sealed: str, *_keys: object) -> Target:
+    pool = f"connection-{pk}"
+    try:
+        secret = vault.unseal(sealed)
+    except vault.SecretUnreadable as error:
+        return Target(pool=pool, url=url, error=f"{name}: {error}", name=name)
+    return Target(pool=pool, url=url, headers=sign_in_headers(secret, organization), name=name)
 
 
 async def resolve(user: User | AnonymousUser, chosen: object) -> Active:
