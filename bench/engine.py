@@ -153,6 +153,9 @@ def main() -> int:
     )
     parser.add_argument("--no-previews", action="store_true", help="skip the preview figures")
     parser.add_argument("--fork-samples", type=int, default=10, help="forks timed (0: none)")
+    parser.add_argument(
+        "--interpreter-runs", type=int, default=20, help="interpreter runs timed (0: none)"
+    )
     options = parser.parse_args()
     timings = create_exec_ms(options.samples)
     cold = create_exec_ms(options.samples, {"SANDBAR_ENGINE_WARM_POOL": "0"})
@@ -185,6 +188,8 @@ def main() -> int:
         summary.update(preview_figures())
     if options.fork_samples > 0:
         summary.update(fork_figures(options.fork_samples))
+    if options.interpreter_runs > 0:
+        summary.update(interpreter_figures(options.interpreter_runs))
     print(json.dumps(summary))
     return 0
 
@@ -274,6 +279,65 @@ def fork_figures(samples: int, written_mib: int = 1024) -> dict:
         "fork_written_mib": written_mib,
         "fork_pool_growth_mib": round(grown / 2**20, 1) if pool else None,
         "fork_samples": samples,
+    }
+
+
+def interpreter_figures(runs: int) -> dict:
+    """interpreter_first_output_ms: from sending ``print('ready')`` over the code
+    interpreter's WebSocket to its stdout frame, p50 over ``runs`` runs in the default
+    context (the worker already up); the first run, which starts the worker, apart.
+    Beside it the floor: the same line as a one-shot ``python3 -c`` through
+    ``process/execute``, which starts a fresh interpreter every time."""
+    from websockets.sync.client import connect
+
+    code = "print('ready')"
+    first = 0.0
+    warm: list[float] = []
+    floor: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="sandbar-bench-") as tmp:
+        port = free_port()
+        engine, key = start_engine(Path(tmp), port)
+        try:
+            headers = {"Authorization": f"Bearer {key}"}
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=120
+            ) as client:
+                box = client.post("/api/sandbox", json={"autoStopInterval": 0}).json()
+                url = f"ws://127.0.0.1:{port}/toolbox/{box['id']}/process/interpreter/execute"
+                for index in range(runs + 1):
+                    with connect(url, additional_headers=headers, open_timeout=60) as socket_:
+                        start = time.perf_counter()
+                        socket_.send(json.dumps({"code": code}))
+                        frame = json.loads(socket_.recv(timeout=60))
+                        elapsed = (time.perf_counter() - start) * 1000
+                        assert (frame["type"], frame["text"]) == ("stdout", "ready\n"), frame
+                    if index == 0:
+                        first = elapsed
+                    else:
+                        warm.append(elapsed)
+                for _ in range(runs):
+                    start = time.perf_counter()
+                    result = client.post(
+                        f"/toolbox/{box['id']}/process/execute",
+                        json={"command": f'python3 -c "{code}"'},
+                    ).json()
+                    floor.append((time.perf_counter() - start) * 1000)
+                    assert result["result"] == "ready\n", result
+                client.delete(f"/api/sandbox/{box['id']}")
+        finally:
+            engine.send_signal(signal.SIGTERM)
+            engine.wait(timeout=60)
+    p50, floor_p50 = statistics.median(warm), statistics.median(floor)
+    print(
+        f"interpreter print -> stdout frame over {runs} runs: p50 {p50:.1f} ms "
+        f"(first run, starting the worker: {first:.1f} ms); "
+        f"one-shot python3 -c through execute: p50 {floor_p50:.1f} ms"
+    )
+    return {
+        "interpreter_first_output_ms": round(p50, 1),
+        "interpreter_cold_first_output_ms": round(first, 1),
+        "interpreter_oneshot_floor_ms": round(floor_p50, 1),
+        "interpreter_ratio": round(p50 / floor_p50, 2),
     }
 
 
