@@ -53,7 +53,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PER_SANDBOX = 50  # shells per sandbox (the engine allows 64)
-ACK_EVERY = 64 << 10  # as the page acknowledges what it has drawn
+ACK_EVERY = 32 << 10  # as the page (static/js/terminal.js) acknowledges what it drew:
+ACK_DELAY = 1.0  # in batches of 32 KiB, or what is left a second after the last output
 ECHO_TIMEOUT = 5.0
 IDLE_SECONDS = 6.0  # CPU read with no terminal open (ticks, samplers)
 CPU_BOUND = 0.85  # of one core: each process is one event loop
@@ -136,6 +137,8 @@ class Terminal:
     lost_echoes: int = 0
     waiting: tuple[int, float] | None = None  # the key sent and when
     tasks: list[asyncio.Task] = field(default_factory=list)
+    ack_timer: asyncio.TimerHandle | None = None
+    sending: set[asyncio.Task] = field(default_factory=set)
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def read(self) -> None:
@@ -154,14 +157,30 @@ class Terminal:
                     self.waiting = None
                 self.unacked += len(message)
                 if self.unacked >= ACK_EVERY:
-                    await self.ws.send(json.dumps({"type": "ack", "bytes": self.unacked}))
-                    self.unacked = 0
+                    self.ack()
+                elif self.ack_timer is None:
+                    self.ack_timer = asyncio.get_running_loop().call_later(ACK_DELAY, self.ack)
         except ConnectionClosed as closed:
             if not self.closing:
                 self.dropped = f"closed {closed.rcvd.code if closed.rcvd else 'abruptly'}"
             return
         if not self.closing:
             self.dropped = "closed by the server"
+
+    def ack(self) -> None:
+        if self.ack_timer is not None:
+            self.ack_timer.cancel()
+            self.ack_timer = None
+        if self.unacked and not self.closing:
+            message = json.dumps({"type": "ack", "bytes": self.unacked})
+            self.unacked = 0
+            task = asyncio.create_task(self.send_quietly(message))
+            self.sending.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self.sending.discard)
+
+    async def send_quietly(self, message: str | bytes) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.send(message)
 
     async def type_keys(self) -> None:
         await asyncio.sleep(random.random())  # spread the keys over the second

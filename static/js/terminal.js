@@ -12,6 +12,9 @@
 
   var PASTE_CHUNK = 16 * 1024;      // frames well under the toolbox's 64 KiB limit
   var ACK_EVERY = 32 * 1024;        // acknowledge drawn output in batches
+  // What is left under a batch is acknowledged a second later: the server pauses only at
+  // 2 MiB unacknowledged, and a quicker ack cost it a JSON message per output frame.
+  var ACK_DELAY_MS = 1000;
   var SILENCE_MS = 50000;           // the server pings every 20 s: silence means a dead link
 
   var sandboxId = root.dataset.sandbox;
@@ -150,7 +153,7 @@
   function drawn(count) {
     pendingAck += count;
     if (pendingAck >= ACK_EVERY) flushAck();
-    else if (!ackTimer) ackTimer = window.setTimeout(flushAck, 30);
+    else if (!ackTimer) ackTimer = window.setTimeout(flushAck, ACK_DELAY_MS);
   }
 
   var live = window.sandbar.reconnect({
