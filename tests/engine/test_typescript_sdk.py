@@ -11,11 +11,12 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.engine_server import EngineServer
+from tests.engine_server import EngineServer, start_engine
 
 FLOWS_DIR = Path(__file__).resolve().parent.parent / "sdk_ts"
 SDK = FLOWS_DIR / "node_modules" / "@daytonaio" / "sdk" / "package.json"
@@ -74,3 +75,18 @@ def test_fork_is_a_separate_started_copy(engine: EngineServer) -> None:
 def test_preview_link_reaches_a_server_in_the_sandbox_with_its_token(engine: EngineServer) -> None:
     seen = run_flow(engine, "preview")
     assert (seen["status"], seen["refused"]) == (200, 401)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineServer]:
+    """An engine with its SSH gateway on (off by default) on a free loopback port."""
+    server = start_engine(tmp_path_factory.mktemp("ts-ssh"), SANDBAR_ENGINE_SSH_PORT="0")
+    yield server
+    server.stop()
+
+
+def test_ssh_access_opens_a_shell_for_the_real_ssh_client_until_revoked(
+    gateway: EngineServer,
+) -> None:
+    seen = run_flow(gateway, "ssh")
+    assert seen == {"flow": "ssh", "login": "127.0.0.1", "revoked": True}

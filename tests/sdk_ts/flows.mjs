@@ -3,6 +3,7 @@
 // point at the engine. A flow throws (exit 1) on the first answer that differs from
 // Daytona's; on success it prints one JSON line of what it saw.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import http from 'node:http'
 import { Daytona } from '@daytonaio/sdk'
 
@@ -192,6 +193,25 @@ const flows = {
       const refused = await get(url.port, '/index.html', { Host: url.host })
       assert.equal(refused.status, 401)
       return { status: 200, refused: refused.status }
+    })
+  },
+
+  // SSH access from the SDK, used with the real OpenSSH client, then revoked.
+  async ssh() {
+    return withSandbox(async (sandbox) => {
+      const access = await sandbox.createSshAccess(5)
+      assert.equal(access.sandboxId, sandbox.id)
+      const [, , port, login] = access.sshCommand.split(' ')
+      const ssh = (command) =>
+        execFileSync('ssh', [
+          '-p', port, '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no',
+          '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', login, command,
+        ], { encoding: 'utf8', timeout: 60_000 })
+      assert.equal(ssh('echo "$USER:$((6 * 7))"'), 'daytona:42\n')
+      assert.equal((await sandbox.validateSshAccess(access.token)).valid, true)
+      await sandbox.revokeSshAccess(access.token)
+      assert.throws(() => ssh('true'), /status 255|Permission denied/)
+      return { login: login.split('@')[1], revoked: true }
     })
   },
 }
