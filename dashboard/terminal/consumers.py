@@ -36,6 +36,7 @@ from dashboard import daytona
 from dashboard.accounts.models import Role
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record
+from dashboard.core import cluster
 from dashboard.core.websocket import (
     POLICY_VIOLATION,
     TOO_BIG,
@@ -71,8 +72,10 @@ COALESCE = 64 << 10
 TITLE_MAX = 120
 
 # Connections open on each PTY in this process: a shell whose tab left is closed after a
-# grace period only if nobody is attached (a reload, or another tab, keeps it).
+# grace period only if nobody is attached (a reload, or another tab, keeps it)...
 attached: Counter[str] = Counter()
+# ...here or in another worker (counted in the shared cache; nothing without Redis).
+tabs = cluster.Tally("terminal-tabs")
 
 
 def pty_id_for(session: str) -> str:
@@ -168,6 +171,7 @@ class TerminalConsumer(RelayConsumer):
         self.opened = time.monotonic()
         attached[self.pty_id] += 1
         self.counted = True
+        await tabs.add(self.pty_id, 1)
         if reattached and not self.readonly:
             await self._came_back()
         await self._audit("terminal.open", Outcome.SUCCESS)
@@ -205,6 +209,7 @@ class TerminalConsumer(RelayConsumer):
             attached[self.pty_id] -= 1
             if attached[self.pty_id] <= 0:
                 del attached[self.pty_id]
+            await tabs.add(self.pty_id, -1)
         await self._stop_watching()
         tasks = (
             getattr(self, "pump", None),
