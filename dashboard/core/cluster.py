@@ -97,7 +97,9 @@ async def lead(
                 waited = True
                 await asyncio.sleep(every)
                 continue
-            log.info("%s: this process leads (lease %s)", name or lease.name, lease.name)
+            # Worth a line where it changes hands; alone, a process always leads.
+            level = logging.INFO if shared() else logging.DEBUG
+            log.log(level, "%s: this process leads (lease %s)", name or lease.name, lease.name)
             if waited and took_over is not None:
                 await took_over()
             task = asyncio.create_task(job(), name=name or lease.name)
