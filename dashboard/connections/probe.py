@@ -74,6 +74,10 @@ async def _probe(url: str, headers: dict[str, str], seconds: float) -> Verdict:
 
 
 async def _resolve(host: str, port: int) -> Verdict | None:
+    if host.rstrip(".").lower().endswith(".invalid"):
+        # RFC 6761: never resolves, and resolvers should say so at once; glibc asks the
+        # DNS server anyway, so the answer is given here without asking anyone.
+        return _fail("dns", f"DNS: the name {host} does not resolve (.invalid never does).")
     try:
         await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:

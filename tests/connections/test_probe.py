@@ -1,6 +1,8 @@
 """'Test connection' against loopback servers: each fault named as it is."""
 
+import asyncio
 import json
+import socket
 
 import pytest
 
@@ -77,6 +79,18 @@ async def test_an_unresolvable_name_is_a_dns_failure():
     verdict = await probe("https://sandbar-no-such-host.invalid/api", sign_in_headers("k" * 20))
     assert verdict.problem == "dns"
     assert "sandbar-no-such-host.invalid does not resolve" in verdict.message
+
+
+async def test_a_name_the_resolver_does_not_know_is_a_dns_failure(monkeypatch):
+    # The resolver's answer is faked: a real lookup of an unknown name would ask the
+    # machine's DNS server, which is not on loopback.
+    async def no_such_name(self, host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", no_such_name)
+    verdict = await probe("https://daytona.example.com/api", sign_in_headers("k" * 20))
+    assert verdict.problem == "dns"
+    assert "daytona.example.com does not resolve (Name or service not known)" in verdict.message
 
 
 async def test_https_to_a_plain_http_port_is_a_tls_failure():
