@@ -406,6 +406,8 @@ class Gateway:
 
     async def start(self) -> None:
         """Listen (port 0: any free one, then :attr:`port` says which)."""
+        # asyncssh logs each user name at INFO, and a user name here is a token.
+        logging.getLogger("asyncssh").setLevel(logging.WARNING)
         key = load_host_key(self.engine.config.engine_dir)
         try:
             self._server = await self._listen(key)
@@ -976,23 +978,40 @@ class SandboxSFTP(asyncssh.SFTPServer):
         target = _name(oldpath)
         await self._at_parent(newpath, lambda fd, name: os.symlink(target, name, dir_fd=fd))
 
-    async def _rename(self, oldpath: bytes, newpath: bytes, *, replace: bool) -> None:
+    async def _at_parents(
+        self, oldpath: bytes, newpath: bytes, action: Callable[[int, str, int, str], None]
+    ) -> None:
         def operation(fs: SandboxFS) -> None:
             old_parent, old_name = self._parent(fs, oldpath)
             try:
                 new_parent, new_name = self._parent(fs, newpath)
                 try:
-                    if not replace:  # SFTP v3's rename never overwrites
-                        with contextlib.suppress(FileNotFoundError):
-                            os.stat(new_name, dir_fd=new_parent, follow_symlinks=False)
-                            raise OSError(errno.EEXIST, "already exists")
-                    os.rename(old_name, new_name, src_dir_fd=old_parent, dst_dir_fd=new_parent)
+                    action(old_parent, old_name, new_parent, new_name)
                 finally:
                     os.close(new_parent)
             finally:
                 os.close(old_parent)
 
         await self._do(operation)
+
+    async def _rename(self, oldpath: bytes, newpath: bytes, *, replace: bool) -> None:
+        def action(old_parent: int, old_name: str, new_parent: int, new_name: str) -> None:
+            if not replace:  # SFTP v3's rename never overwrites
+                with contextlib.suppress(FileNotFoundError):
+                    os.stat(new_name, dir_fd=new_parent, follow_symlinks=False)
+                    raise OSError(errno.EEXIST, "already exists")
+            os.rename(old_name, new_name, src_dir_fd=old_parent, dst_dir_fd=new_parent)
+
+        await self._at_parents(oldpath, newpath, action)
+
+    async def link(self, oldpath: bytes, newpath: bytes) -> None:
+        # asyncssh's own link() (OpenSSH's `ln`, hardlink@openssh.com) works on the
+        # engine's paths as the engine's user: both ends must be the sandbox's.
+        def action(old_parent: int, old_name: str, new_parent: int, new_name: str) -> None:
+            os.link(old_name, new_name, src_dir_fd=old_parent, dst_dir_fd=new_parent,
+                    follow_symlinks=False)  # fmt: skip
+
+        await self._at_parents(oldpath, newpath, action)
 
     async def rename(self, oldpath: bytes, newpath: bytes) -> None:
         await self._rename(oldpath, newpath, replace=False)

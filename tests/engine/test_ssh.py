@@ -498,3 +498,39 @@ def test_the_host_key_survives_an_engine_restart(tmp_path_factory: pytest.TempPa
         assert _served_key(port) == before
     finally:
         server.stop()
+
+
+# -- boundaries -------------------------------------------------------------------------
+
+
+def test_an_sftp_hard_link_is_made_inside_the_sandbox_never_on_the_host(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    # OpenSSH's `ln` (hardlink@openssh.com) reaches SFTPServer.link, whose default in
+    # asyncssh links the engine's own paths as the engine's user.
+    dto = box.create_ssh_access()
+    _port, destination = target(dto.ssh_command)
+    host_file = tmp_path / "host-only"
+    host_file.write_text("the host's\n")
+    box.process.exec("echo mine > /home/daytona/own")
+    batch = f"-ln {host_file} {tmp_path}/linked\nln own own-linked\n"
+    done = subprocess.run(
+        [*ssh_argv(dto.ssh_command, *QUIET, program="sftp"), "-b", "-", destination],
+        input=batch.encode(), capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert not (tmp_path / "linked").exists()
+    assert host_file.stat().st_nlink == 1
+    assert done.returncode == 0, done.stderr
+    links = box.process.exec("stat -c %h /home/daytona/own-linked; cat /home/daytona/own-linked")
+    assert links.result.split() == ["2", "mine"]
+
+
+def test_no_token_reaches_the_engines_log(gateway: EngineServer, box: Sandbox) -> None:
+    dto = box.create_ssh_access()
+    assert ssh(dto.ssh_command, "true").returncode == 0
+    wrong = "w" * 32
+    assert ssh(dto.ssh_command.replace(dto.token, wrong), "true").returncode == 255
+    log = gateway.log_path.read_text()
+    assert "SSH gateway on" in log  # the log is the engine's, and it writes to it
+    assert dto.token not in log
+    assert wrong not in log
