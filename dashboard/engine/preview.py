@@ -256,7 +256,16 @@ class Previews:
             raise PreviewError(error, "Sandbox not started") from None
         except NotRunning as error:
             raise PreviewError(ApiError(str(error), status=409), "Sandbox not started") from None
-        return Target(record.id, running, port, headers, query)
+        return Target(record.id, running, port, self._without_key(headers), query)
+
+    def _without_key(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The API key is taken out whatever let the request in (a public sandbox, a
+        signed URL, or the token beside it): the sandbox's server must never see it."""
+        return [
+            (name, value)
+            for name, value in headers
+            if name != b"authorization" or not hmac.compare_digest(value.strip(), self._bearer)
+        ]
 
     def _authenticate(
         self, sandbox_id: str, headers: list[tuple[bytes, bytes]], query: bytes

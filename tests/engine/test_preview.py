@@ -191,6 +191,31 @@ def test_the_credential_stays_with_the_engine(site: Sandbox, engine: EngineServe
     assert "authorization" not in seen
 
 
+def test_the_api_key_never_reaches_the_sandbox_whatever_let_the_request_in(
+    site: Sandbox, engine: EngineServer
+) -> None:
+    link = site.get_preview_link(APP_PORT)
+    key = f"Bearer {engine.api_key}"
+    both = {"X-Daytona-Preview-Token": link.token, "Authorization": key}
+    assert "authorization" not in get(link.url, "/headers", **both).json()
+    signed = site.create_signed_preview_url(APP_PORT, expires_in_seconds=60)
+    assert "authorization" not in get(signed.url, "/headers", Authorization=key).json()
+    site.set_public(True)
+    try:
+        seen = get(link.url, "/headers", Authorization=key).json()
+    finally:
+        site.set_public(False)
+    assert "authorization" not in seen
+    # A header that is not the key is the client's own business, and goes on.
+    own = get(
+        link.url,
+        "/headers",
+        Authorization="Bearer app-session",
+        **{"X-Daytona-Preview-Token": link.token},
+    ).json()
+    assert own["authorization"] == "Bearer app-session"
+
+
 def test_a_public_sandbox_needs_no_token(site: Sandbox) -> None:
     url = site.get_preview_link(SITE_PORT).url
     site.set_public(True)
