@@ -17,6 +17,7 @@ import ipaddress
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -285,4 +286,17 @@ async def pull(
     await run_tool(
         unpack_command(layout, bundle), log, PULL_TIMEOUT, late="unpacking took too long"
     )
+    await asyncio.to_thread(drop_set_id_bits, bundle / "rootfs")
     return bundle / "rootfs", config
+
+
+def drop_set_id_bits(root: Path) -> None:
+    """Clear set-user-ID and set-group-ID bits under ``root``. umoci keeps an image's
+    modes, so its files would be set-uid to host root on the host's disk; in a sandbox
+    (whose user namespace does not map their owner) the bits never worked anyway."""
+    for directory, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            path = os.path.join(directory, name)
+            info = os.lstat(path)
+            if info.st_mode & (stat.S_ISUID | stat.S_ISGID) and not stat.S_ISLNK(info.st_mode):
+                os.chmod(path, stat.S_IMODE(info.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))

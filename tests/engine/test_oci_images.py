@@ -12,6 +12,7 @@ import contextlib
 import io
 import shutil
 import socket
+import stat
 import subprocess
 import tarfile
 import time
@@ -422,3 +423,83 @@ def test_the_manifest_is_described_in_layers_and_mib() -> None:
     index = '{"manifests": [{}, {}, {}]}'
     assert oci.describe_manifest(index) == "the registry has 3 platform images of it"
     assert oci.describe_manifest("not json") == "the registry answered"
+
+
+# -- an image author's tricks -----------------------------------------------------------
+
+
+def hostile_layer(path: Path, entries: list[tarfile.TarInfo]) -> Path:
+    """A tarball of raw entries, as an image author may write them (links, devices,
+    modes and names no honest build makes)."""
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for info in entries:
+            data = b"written by the image\n" if info.type == tarfile.REGTYPE else b""
+            info.size, info.mtime = len(data), int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def entry(name: str, kind: bytes = tarfile.REGTYPE, mode: int = 0o644, **extra: Any) -> Any:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode = kind, mode
+    for key, value in extra.items():
+        setattr(info, key, value)
+    return info
+
+
+def pull_snapshot(api: httpx.Client, reference: str) -> dict[str, Any]:
+    created = api.post("/snapshots", json={"name": unique("hostile"), "imageName": reference})
+    assert created.status_code in (200, 201), created.text
+    return wait_for_state(api, created.json()["id"], "active", "error", limit=120)
+
+
+def test_an_images_links_devices_and_setuid_files_stay_inside_its_snapshot(
+    api: httpx.Client, registry: str, engine: EngineServer, tmp_path: Path
+) -> None:
+    outside = tmp_path / "host"
+    outside.mkdir()
+    secret = outside / "secret"
+    secret.write_text("the host's\n")
+    first = hostile_layer(
+        tmp_path / "first.tar",
+        [
+            entry("escape", tarfile.SYMTYPE, 0o777, linkname=str(outside)),
+            entry("up", tarfile.SYMTYPE, 0o777, linkname="../" * 12 + str(outside).lstrip("/")),
+            entry("suid", mode=0o4755, uid=0, gid=0),
+            entry("null", tarfile.CHRTYPE, 0o666, devmajor=1, devminor=3),
+        ],
+    )
+    second = hostile_layer(
+        tmp_path / "second.tar",
+        [entry("escape/through-absolute"), entry("up/through-dots"), entry("../../beside")],
+    )
+    push(tmp_path / "links", f"{registry}/sandbar/hostile:1.0", [first, second])
+    links = hostile_layer(
+        tmp_path / "hard.tar",
+        [entry("hard", tarfile.LNKTYPE, linkname=str(secret)),
+         entry("dots", tarfile.LNKTYPE, linkname="../" * 12 + str(secret).lstrip("/"))],
+    )  # fmt: skip
+    push(tmp_path / "hard", f"{registry}/sandbar/hard-links:1.0", [links])
+
+    snapshot = pull_snapshot(api, f"{registry}/sandbar/hostile:1.0")
+    refused = pull_snapshot(api, f"{registry}/sandbar/hard-links:1.0")
+    try:
+        # A hard link to a host file has nothing to link inside the image: the pull fails.
+        assert refused["state"] == "error" and "hard" in refused["errorReason"]
+        # Nothing was written, linked or replaced outside the snapshot.
+        assert sorted(p.name for p in outside.iterdir()) == ["secret"]
+        assert (secret.stat().st_nlink, secret.read_text()) == (1, "the host's\n")
+        assert not (tmp_path.parent / "beside").exists()
+        assert snapshot["state"] == "active", snapshot["errorReason"]
+        rootfs = engine.data_dir / "engine" / "snapshots" / snapshot["id"] / "rootfs"
+        # The writes through the links landed inside the snapshot's own root.
+        assert (rootfs / str(outside).lstrip("/") / "through-absolute").is_file()
+        assert (rootfs / str(outside).lstrip("/") / "through-dots").is_file()
+        # No device node comes with an image, and no file set-uid to host root.
+        node = (rootfs / "null").lstat()
+        assert not (stat.S_ISCHR(node.st_mode) or stat.S_ISBLK(node.st_mode)), oct(node.st_mode)
+        suid = (rootfs / "suid").lstat()
+        assert not (suid.st_uid == 0 and suid.st_mode & 0o6000), oct(suid.st_mode)
+    finally:
+        for made in (snapshot, refused):
+            api.delete(f"/snapshots/{made['id']}")
