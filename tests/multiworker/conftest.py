@@ -30,8 +30,6 @@ import redis
 
 from tests.engine_server import ROOT, EngineServer, _free_port
 
-pytestmark = pytest.mark.slow
-
 OWNER = "mel"
 STARTUP_SECONDS = 60.0
 # Short leases, so a killed worker's job is taken over within seconds here.
@@ -51,14 +49,17 @@ def _version(path: str) -> int:
     return int(Path(path).parent.parent.name) if Path(path).parent.parent.name.isdigit() else 0
 
 
-def _as_postgres_user() -> list[str]:
-    """PostgreSQL refuses to run as root: tests run as root here drop to `nobody`."""
+NOBODY = 65534
+
+
+def _as_postgres_user() -> dict[str, object]:
+    """PostgreSQL refuses to run as root: tests run as root here start it as `nobody`.
+
+    The uid is dropped by subprocess itself (no runuser or su in between), so the
+    process the fixture stops is the server, and none is left behind."""
     if os.geteuid() != 0:
-        return []
-    runuser = shutil.which("runuser")
-    if runuser is None:
-        pytest.skip("running as root without runuser: PostgreSQL cannot be started")
-    return [runuser, "-u", "nobody", "--"]
+        return {}
+    return {"user": NOBODY, "group": NOBODY, "extra_groups": []}
 
 
 def _wait(check, what: str, process: subprocess.Popen, log: Path) -> None:
@@ -90,28 +91,28 @@ def postgres_url() -> Iterator[str]:
     bindir = _pg_bin()
     if bindir is None:
         pytest.skip("PostgreSQL is not installed (scripts/setup.sh test installs it)")
-    prefix = _as_postgres_user()
+    drop = _as_postgres_user()
     # Not under pytest's temporary directory: its parents are root's alone, and the
     # unprivileged server must reach its data directory.
     home = Path(tempfile.mkdtemp(prefix="sandbar-pg-"))
     data = home / "data"
     log = home / "postgres.log"
-    if prefix:
-        os.chown(home, 65534, 65534)
+    if drop:
+        os.chown(home, NOBODY, NOBODY)
     server = None
     try:
         subprocess.run(
-            [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "sandbar",
+            [str(bindir / "initdb"), "-D", str(data), "-U", "sandbar",
              "--auth=trust", "-E", "UTF8", "--no-sync"],
-            check=True, capture_output=True, cwd=home,
+            check=True, capture_output=True, cwd=home, **drop,
         )  # fmt: skip
         port = _free_port()
         with open(log, "ab") as out:
             server = subprocess.Popen(
-                [*prefix, str(bindir / "postgres"), "-D", str(data), "-p", str(port),
+                [str(bindir / "postgres"), "-D", str(data), "-p", str(port),
                  "-k", str(home), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
                  "-c", "max_connections=100"],
-                stdout=out, stderr=subprocess.STDOUT, cwd=home,
+                stdout=out, stderr=subprocess.STDOUT, cwd=home, **drop,
             )  # fmt: skip
         admin = f"postgresql://sandbar@127.0.0.1:{port}/postgres"
 
