@@ -149,6 +149,10 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# How long a worker's lease on a shared job (following Daytona for the live pages)
+# outlives its last renewal: a killed worker's job moves to another within it.
+LEASE_SECONDS = env_int("SANDBAR_LEASE_SECONDS", 10, minimum=2, maximum=600)
+
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -18,21 +18,16 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
-
-from dashboard.env import env_int
 
 log = logging.getLogger(__name__)
 
 # Who this process is to the others: a lease names its holder. One name per process, so
 # within a process (where each event loop keeps its own watch) nothing changes.
 PROCESS = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-# How long a lease outlives its holder's last renewal: a killed worker's job is taken
-# over within this. Renewed three times as often, so a slow tick does not lose it.
-LEASE_SECONDS = env_int("SANDBAR_LEASE_SECONDS", 10, minimum=2, maximum=600)
 TALLY_SECONDS = 24 * 3600
 
 
@@ -47,7 +42,10 @@ class Lease:
     """One named job held by one process at a time, through the cache."""
 
     name: str
-    seconds: float = LEASE_SECONDS
+    # How long it outlives its holder's last renewal (SANDBAR_LEASE_SECONDS): a killed
+    # worker's job is taken over within this. Renewed three times as often, so a slow
+    # tick does not lose it.
+    seconds: float = field(default_factory=lambda: float(settings.LEASE_SECONDS))
     holder: str = PROCESS
 
     @property
