@@ -30,7 +30,7 @@ def _header_name(page) -> str:
     """The active connection's name as the header shows it."""
     html = page.content.decode()
     start = html.index("connection-name")
-    return html[html.index(">", start) + 1 : html.index("</button>", start)]
+    return html[html.index(">", start) + 1 : html.index("</span>", start)]
 
 
 @pytest.fixture
