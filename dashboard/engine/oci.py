@@ -19,9 +19,10 @@ import os
 import re
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dashboard.engine.errors import BadRequest
 
@@ -32,6 +33,7 @@ TAGGED = re.compile(r"(^|/)[^/:@]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a
 PULL_TIMEOUT = 30 * 60  # seconds a whole pull may take before it is given up
 REGISTRY_TIMEOUT = 60.0  # seconds a registry may leave a pull without an answer or a byte
 PROGRESS_EVERY = 2.0  # seconds between "received N MiB" lines in the build log
+UNPACK_CHECK_EVERY = 0.5  # seconds between looks at an unpacking image's size
 TAG = "snapshot"  # the tag the pulled image gets inside its private layout
 # Variables the engine sets itself for its sandbox user, whatever the image says.
 ENGINE_ENV = frozenset({"HOME", "USER", "LOGNAME", "HOSTNAME", "SHELL"})
@@ -180,15 +182,35 @@ def directory_bytes(path: Path) -> int:
     return total
 
 
+def check_size(path: Path, limit: float | None) -> int:
+    """Bytes under ``path``; PullError past ``limit`` (a layer may expand a thousandfold,
+    and the host's disk is not the sandbox's)."""
+    size = directory_bytes(path)
+    if limit is not None and size > limit:
+        raise PullError(f"the image is larger than {limit / 2**30:g} GiB (SANDBAR_IMAGE_MAX_SIZE)")
+    return size
+
+
+async def watch_size(path: Path, limit: float | None, every: float = PROGRESS_EVERY) -> None:
+    """PullError once ``path`` grows past ``limit`` (cancelled when done)."""
+    while True:
+        await asyncio.sleep(every)
+        await asyncio.to_thread(check_size, path, limit)
+
+
 async def watch_progress(
-    layout: Path, log: Log, every: float = PROGRESS_EVERY, stall: float | None = None
+    layout: Path,
+    log: Log,
+    every: float = PROGRESS_EVERY,
+    stall: float | None = None,
+    limit: float | None = None,
 ) -> None:
     """Log how much of the image has arrived, while it grows (cancelled when done);
-    PullError once nothing has arrived for ``stall`` seconds."""
+    PullError once nothing has arrived for ``stall`` seconds or past ``limit`` bytes."""
     shown, quiet_since = 0, time.monotonic()
     while True:
         await asyncio.sleep(every)
-        size = await asyncio.to_thread(directory_bytes, layout)
+        size = await asyncio.to_thread(check_size, layout, limit)
         if size != shown:
             shown, quiet_since = size, time.monotonic()
             log(f"received {size / 2**20:.1f} MiB")
@@ -249,13 +271,33 @@ def describe_manifest(raw: str) -> str:
     return f"the registry has it: {len(layers)} layers, {size / 2**20:.1f} MiB compressed"
 
 
+async def _until_done(tool: Coroutine[Any, Any, str], watch: Coroutine[Any, Any, None]) -> None:
+    """Run ``tool`` while ``watch`` looks on: the watcher's PullError ends both."""
+    tasks = asyncio.create_task(tool), asyncio.create_task(watch)
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if tasks[1] in done:
+        tasks[1].result()
+    tasks[0].result()
+
+
 async def pull(
-    reference: str, work: Path, log: Log, *, answer: float = REGISTRY_TIMEOUT
+    reference: str,
+    work: Path,
+    log: Log,
+    *,
+    answer: float = REGISTRY_TIMEOUT,
+    limit: float | None = None,
 ) -> tuple[Path, ImageConfig]:
     """Pull ``reference`` into ``work`` and unpack it: its root filesystem and config.
 
     The registry must answer, and then send data, within ``answer`` seconds each time
     (skopeo itself would wait for ever on a registry that accepts and never replies).
+    Neither the pulled layers nor the unpacked files may pass ``limit`` bytes.
     """
     layout, bundle = work / "oci", work / "bundle"
     host = registry_host(reference)
@@ -265,27 +307,20 @@ async def pull(
     manifest = await run_tool(inspect_command(reference), log, answer, late=silent, echo=False)
     log(describe_manifest(manifest))
     late = f"the pull took longer than {PULL_TIMEOUT} s"
-    copy = asyncio.create_task(
-        run_tool(copy_command(reference, layout), log, PULL_TIMEOUT, late=late)
+    await _until_done(
+        run_tool(copy_command(reference, layout), log, PULL_TIMEOUT, late=late),
+        watch_progress(layout, log, stall=answer, limit=limit),
     )
-    watch = asyncio.create_task(watch_progress(layout, log, stall=answer))
-    try:
-        done, _ = await asyncio.wait({copy, watch}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (copy, watch):
-            task.cancel()
-        await asyncio.gather(copy, watch, return_exceptions=True)
-    if watch in done:
-        watch.result()  # the stall's PullError
-    copy.result()
     try:
         config = await asyncio.to_thread(read_config, layout)
     except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
         raise PullError(f"the pulled image has no readable config: {error}") from None
     log(f"pulled {await asyncio.to_thread(directory_bytes, layout) / 2**20:.1f} MiB; unpacking")
-    await run_tool(
-        unpack_command(layout, bundle), log, PULL_TIMEOUT, late="unpacking took too long"
+    await _until_done(
+        run_tool(unpack_command(layout, bundle), log, PULL_TIMEOUT, late="unpacking took too long"),
+        watch_size(bundle, limit, every=UNPACK_CHECK_EVERY),
     )
+    await asyncio.to_thread(check_size, bundle, limit)  # what grew after the last look
     await asyncio.to_thread(drop_set_id_bits, bundle / "rootfs")
     return bundle / "rootfs", config
 

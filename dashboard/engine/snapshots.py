@@ -43,7 +43,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from dashboard.engine import oci, prereqs, usage
-from dashboard.engine.config import ConfigError, env_int, env_str
+from dashboard.engine.config import ConfigError, env_float, env_int, env_str
 from dashboard.engine.debian import (
     DEFAULT_SUITE,
     add_sandbox_user,
@@ -516,11 +516,13 @@ class Snapshots:
         try:
             # Read at each pull: a bad value fails that pull, saying so, not the engine.
             answer = env_int("SANDBAR_REGISTRY_TIMEOUT", int(oci.REGISTRY_TIMEOUT), minimum=1)
+            largest = env_int("SANDBAR_SANDBOX_MAX_DISK", 20, minimum=1)
+            limit = env_float("SANDBAR_IMAGE_MAX_SIZE", largest, minimum=0.001) * 2**30
         except ConfigError as error:
             raise BuildError(str(error)) from None
         try:
             root, config = await oci.pull(
-                reference, work, lambda line: self._log(log_file, line), answer=answer
+                reference, work, lambda line: self._log(log_file, line), answer=answer, limit=limit
             )
             await asyncio.to_thread(_install_root, root, target)
             (self.directory / snapshot.id / "image.json").write_text(config.to_json())

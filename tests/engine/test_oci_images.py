@@ -503,3 +503,35 @@ def test_an_images_links_devices_and_setuid_files_stay_inside_its_snapshot(
     finally:
         for made in (snapshot, refused):
             api.delete(f"/snapshots/{made['id']}")
+
+
+@pytest.fixture(scope="module")
+def frugal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineServer]:
+    """An engine that takes images of at most 16 MiB."""
+    server = start_engine(
+        tmp_path_factory.mktemp("frugal"),
+        SANDBAR_IMAGE_MAX_SIZE=str(16 / 1024),
+        SANDBAR_ENGINE_WARM_POOL="0",
+    )
+    yield server
+    server.stop()
+
+
+def test_an_image_that_unpacks_past_the_limit_ends_in_error_and_leaves_nothing(
+    frugal: EngineServer, registry: str, tmp_path: Path
+) -> None:
+    # 64 MiB of zeros is a few hundred KiB compressed: a decompression bomb in miniature,
+    # which must not fill the host's disk however small it was to pull.
+    bomb = layer(tmp_path / "zeros.tar", {"zeros": b"\0" * (64 << 20)})
+    reference = f"{registry}/sandbar/zeros:1.0"
+    push(tmp_path, reference, [bomb])
+    assert oci.directory_bytes(tmp_path / "layout") < 4 << 20  # what the registry holds
+    with frugal.client() as api:
+        created = api.post("/snapshots", json={"name": unique("zeros"), "imageName": reference})
+        assert created.status_code in (200, 201), created.text
+        snapshot = wait_for_state(api, created.json()["id"], "active", "error", limit=120)
+        assert snapshot["state"] == "error"
+        assert "larger than 0.015625 GiB (SANDBAR_IMAGE_MAX_SIZE)" in snapshot["errorReason"]
+        left = frugal.data_dir / "engine" / "snapshots" / snapshot["id"]
+        assert sorted(p.name for p in left.iterdir()) == ["build.log"]
+        api.delete(f"/snapshots/{snapshot['id']}")
