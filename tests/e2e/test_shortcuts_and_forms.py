@@ -84,7 +84,10 @@ def test_the_snapshot_source_is_labelled_for_the_chosen_kind(signed_in, asgi_liv
     assert "bookworm" in page.locator("#id_source_helptext").inner_text()
     page.select_option("#id_kind", "sandbox")
     assert "started or stopped" in page.locator("#id_source_helptext").inner_text()
-    assert page.locator("#id_kind option[value=image]").count() == 0
+    # Offered because this engine pulls images (the host check has skopeo and umoci).
+    page.select_option("#id_kind", "image")
+    assert page.locator("label[for=id_source]").inner_text() == "Image"
+    assert "python:3.12-slim" in page.locator("#id_source_helptext").inner_text()
     assert page.console_errors == []
 
 
