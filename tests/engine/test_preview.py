@@ -267,6 +267,24 @@ def test_a_sandbox_is_previewed_by_id_never_by_name(
         api.delete(f"/sandbox/{created.json()['id']}")
 
 
+def test_only_an_exact_preview_host_is_routed_to_a_sandbox(
+    site: Sandbox, engine: EngineServer
+) -> None:
+    # A page elsewhere (a look-alike name, or DNS rebinding to 127.0.0.1, which sends the
+    # page's own name) reaches the API and its Bearer check, never a sandbox.
+    link = site.get_preview_link(SITE_PORT)
+    token = {"X-Daytona-Preview-Token": link.token}
+    host = urllib.parse.urlsplit(link.url).netloc
+    name = host.rsplit(":", 1)[0]
+    for other in (f"{name}.evil.com", f"{name}.", f"evil.com?{name}", f"x.{name}", "evil.com"):
+        with preview_client(link.url, **token) as client:
+            refused = client.get("/index.txt", headers={"Host": f"{other}:{engine.port}"})
+        assert refused.status_code == 401, other
+        assert "API key" in refused.json()["message"], other
+    shouted = get(link.url.replace(name, name.upper()), "/index.txt", **token)
+    assert shouted.status_code == 200
+
+
 def test_a_preview_host_with_an_impossible_port_is_a_400(engine: EngineServer) -> None:
     for port in (0, 65536):
         response = get(f"http://{port}-{uuid.uuid4()}.localhost:{engine.port}")
