@@ -7,8 +7,10 @@ a commit's author also as its committer, fast-forward-only pulls, pushes of the 
 branch to the same name, branch deletion without a merge check, and no hooks run.
 
 Credentials travel in the git process's environment and reach git through a credential
-helper given on its command line; they are never on a command line, in a file, or in
-the engine's logs, and error messages (which the audit log keeps) have them masked.
+helper given on its command line; they are never in git's arguments, a file, or the
+engine's logs, and error messages (which the audit log keeps) have them masked. Like
+any sandbox environment variable, they are briefly in the arguments of the host
+processes that enter the sandbox (a known gap, see docs/security.md).
 Failures answer the daemon's status and code (``GIT_REPO_NOT_FOUND``, ``GIT_BRANCH_EXISTS``,
 ``GIT_PUSH_REJECTED``...) with source ``DAYTONA_DAEMON``, so the SDK raises its typed
 errors.
