@@ -146,3 +146,15 @@ def test_the_list_offers_to_save_only_when_something_is_chosen(daytona_engine, v
     page = _page(client, LIST, states="started", cursor="abc")
     assert 'action="/sandboxes/views/"' in page
     assert '<input type="hidden" name="query" value="states=started">' in page
+
+
+def test_filters_changed_in_place_redraw_the_views_with_the_new_query(
+    daytona_engine, viewer_client, viewer_user
+) -> None:
+    # The filter form swaps only the results (htmx): the save form must carry the new query.
+    SavedView.objects.create(owner=viewer_user, name="Zed", query="states=started")
+    response = viewer_client.get(LIST, {"states": "started"}, headers={"HX-Request": "true"})
+    results = response.content.decode()
+    assert results.lstrip().startswith('<div id="results"')
+    assert 'aria-current="true">Zed</a>' in results
+    assert '<input type="hidden" name="query" value="states=started">' in results
