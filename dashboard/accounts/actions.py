@@ -10,6 +10,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from dashboard.accounts.models import Role, User
+from dashboard.accounts.quotas import QUOTA_FIELDS, quota_on
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record_request
 
@@ -148,23 +149,30 @@ def do_invite(request: HttpRequest, person: User) -> Invitation:
     return Invitation(person, invitation_url(request, person))
 
 
-QUOTA_FIELDS = ("quota_sandboxes", "quota_cpu", "quota_memory", "quota_disk")
+def active_connection(request: HttpRequest) -> tuple[int | None, str]:
+    """The connection the request is aimed at (pk None: the Default), and its name.
+    Set by the connections middleware; read by attribute, as connections sit above."""
+    active = getattr(request, "daytona_connection", None)
+    return getattr(active, "pk", None), getattr(active, "name", "Default")
 
 
 def do_set_quota(request: HttpRequest, person: User, values: dict[str, int | None]) -> None:
-    """Set someone's personal quota (admins have none: they are not limited by it)."""
+    """Set someone's personal quota on the connection in use (admins have none: they
+    are not limited by it)."""
+    connection_id, connection_name = active_connection(request)
     with transaction.atomic():
-        person = User.objects.select_for_update().get(pk=person.pk)
-        old = {name: getattr(person, name) for name in QUOTA_FIELDS}
+        User.objects.select_for_update().filter(pk=person.pk).first()
+        quota = quota_on(person, connection_id)
+        old = {name: getattr(quota, name) for name in QUOTA_FIELDS}
         new = {name: values.get(name) for name in QUOTA_FIELDS}
         if old == new:
             return
         for name, value in new.items():
-            setattr(person, name, value)
-        person.save(update_fields=list(QUOTA_FIELDS))
+            setattr(quota, name, value)
+        quota.save()
         _audit(
             request,
             "team.quota",
             person,
-            detail={"old": old, "new": new},
+            detail={"old": old, "new": new, "connection": connection_name},
         )

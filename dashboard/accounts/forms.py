@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from dashboard.accounts.models import Role, User
+from dashboard.accounts.models import ConnectionQuota, Role, User
 
 
 class SignInForm(AuthenticationForm):
@@ -44,10 +44,10 @@ class ActiveForm(forms.Form):
 
 
 class QuotaForm(forms.ModelForm):
-    """A member's personal quota; an empty field means no personal limit."""
+    """A member's personal quota on one connection; an empty field means no personal limit."""
 
     class Meta:
-        model = User
+        model = ConnectionQuota
         fields = ["quota_sandboxes", "quota_cpu", "quota_memory", "quota_disk"]
         widgets = {
             name: forms.NumberInput(attrs={"min": 0, "max": 10_000, "placeholder": "no limit"})

@@ -30,8 +30,40 @@ class User(AbstractUser):
     """A person signed in to Sandbar; what they may do follows from `role`."""
 
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
-    # Per-person quotas, checked before Sandbar asks Daytona for anything; the
-    # organization's own limits apply on top. Empty means no personal limit.
+
+    class Meta:
+        ordering = ["username"]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.is_active and self.role == Role.ADMIN
+
+    @property
+    def is_member(self) -> bool:
+        return self.is_active and self.role == Role.MEMBER
+
+    @property
+    def is_viewer(self) -> bool:
+        return self.is_active and self.role == Role.VIEWER
+
+    @property
+    def is_auditor(self) -> bool:
+        return self.is_active and self.role == Role.AUDITOR
+
+
+class ConnectionQuota(models.Model):
+    """A member's quota on one Daytona connection (None: the Default).
+
+    Usage is counted on the connection in use, so the quota is kept per connection too.
+    Checked before Sandbar asks Daytona for anything; the organization's own limits
+    apply on top. Empty means no personal limit; no row, no limit at all.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="quotas")
+    # By name: connections sit above accounts (tests/test_layering.py).
+    connection = models.ForeignKey(
+        "connections.Connection", on_delete=models.CASCADE, null=True, blank=True
+    )
     quota_sandboxes = models.PositiveIntegerField(
         null=True, blank=True, verbose_name="sandboxes", help_text="Sandboxes at once (any state)."
     )
@@ -52,23 +84,18 @@ class User(AbstractUser):
     )
 
     class Meta:
-        ordering = ["username"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "connection"], name="one_quota_a_connection"),
+            # NULLs are distinct to a unique index: the Default needs its own.
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(connection__isnull=True),
+                name="one_quota_on_the_default",
+            ),
+        ]
 
-    @property
-    def is_admin(self) -> bool:
-        return self.is_active and self.role == Role.ADMIN
-
-    @property
-    def is_member(self) -> bool:
-        return self.is_active and self.role == Role.MEMBER
-
-    @property
-    def is_viewer(self) -> bool:
-        return self.is_active and self.role == Role.VIEWER
-
-    @property
-    def is_auditor(self) -> bool:
-        return self.is_active and self.role == Role.AUDITOR
+    def __str__(self) -> str:
+        return f"quota of user {self.user_id} on connection {self.connection_id or 'Default'}"
 
 
 class SignInThrottle(models.Model):

@@ -21,6 +21,7 @@ from dashboard.accounts import sessions as account_sessions
 from dashboard.accounts.access import settings_access, team_access
 from dashboard.accounts.actions import (
     TeamChangeRefused,
+    active_connection,
     do_change_role,
     do_create_person,
     do_invite,
@@ -32,6 +33,7 @@ from dashboard.accounts.middleware import second_factor_exempt
 from dashboard.accounts.models import (
     ROLE_HELP,
     AccountSession,
+    ConnectionQuota,
     Role,
     SecondFactor,
     SignInThrottle,
@@ -278,13 +280,19 @@ account = ChangePasswordView.as_view()
 
 
 def _team_context(request: HttpRequest, **extra) -> dict:
-    people = User.objects.order_by("-is_active", "username")
+    people = list(User.objects.order_by("-is_active", "username"))
+    connection_id, connection_name = active_connection(request)
+    quotas = {q.user_id: q for q in ConnectionQuota.objects.filter(connection_id=connection_id)}
+    for person in people:
+        # Unsaved when they have none: every field empty, no limit.
+        person.quota = quotas.get(person.pk) or ConnectionQuota(user=person)
     return {
         "people": people,
+        "quota_connection": connection_name,
         "access": team_access(request.user),
         "roles": Role.choices,
         "role_help": ROLE_HELP,
-        "admin_count": people.filter(role=Role.ADMIN, is_active=True).count(),
+        "admin_count": sum(p.role == Role.ADMIN and p.is_active for p in people),
         "throttles": ratelimit.active() if team_access(request.user).act else [],
         **extra,
     }
@@ -398,7 +406,7 @@ def invite(request: HttpRequest, pk: int) -> HttpResponse:
 def set_quota(request: HttpRequest, pk: int) -> HttpResponse:
     _require_team_admin(request)
     person = get_object_or_404(User, pk=pk)
-    form = QuotaForm(request.POST, instance=User(pk=person.pk))
+    form = QuotaForm(request.POST, instance=ConnectionQuota(user=person))
     if not form.is_valid():
         return _bad_form(request, form)
     values = {name: form.cleaned_data[name] for name in form.Meta.fields}

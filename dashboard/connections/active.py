@@ -62,8 +62,14 @@ def _target(pk: int, name: str, url: str, organization: str, sealed: str, *_keys
     try:
         secret = vault.unseal(sealed)
     except vault.SecretUnreadable as error:
-        return Target(pool=pool, url=url, error=f"{name}: {error}", name=name)
-    return Target(pool=pool, url=url, headers=sign_in_headers(secret, organization), name=name)
+        return Target(pool=pool, url=url, error=f"{name}: {error}", name=name, connection_id=pk)
+    return Target(
+        pool=pool,
+        url=url,
+        headers=sign_in_headers(secret, organization),
+        name=name,
+        connection_id=pk,
+    )
 
 
 async def resolve(user: User | AnonymousUser, chosen: object) -> Active:

@@ -104,6 +104,8 @@ class Target:
     error: str = ""
     # What people call it (the connection's name), for records of what was done where.
     name: str = ""
+    # Its row's id, for what Sandbar keeps per connection (quotas).
+    connection_id: int | None = None
 
 
 _target: contextvars.ContextVar[Target | None] = contextvars.ContextVar(

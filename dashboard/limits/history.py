@@ -28,8 +28,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from dashboard import daytona
-from dashboard.accounts.models import Role, User
-from dashboard.accounts.quotas import Footprint, usage_of
+from dashboard.accounts.models import ConnectionQuota, Role, User
+from dashboard.accounts.quotas import Footprint, members_quotas, usage_of
 from dashboard.connections.active import target_of
 from dashboard.connections.models import Connection
 from dashboard.daytona import client
@@ -149,9 +149,13 @@ def read_members(sandboxes: Iterable[daytona.Sandbox]) -> list[Reading]:
     for sandbox in sandboxes:
         owner = sandbox.labels.get(OWNER_LABEL, "")
         owned[owner].append(Footprint(sandbox.state, sandbox.cpu, sandbox.memory, sandbox.disk))
+    # Their quotas on the connection sampled (the client is aimed at it).
+    target = client.current_target()
+    quotas = members_quotas(target.connection_id if target else None)
     readings = []
     for member in User.objects.filter(is_active=True, role=Role.MEMBER):
         used = usage_of(owned[member.get_username()])
+        quota = quotas.get(member.pk) or ConnectionQuota()
         readings.append(
             Reading(
                 person=member.get_username(),
@@ -159,10 +163,10 @@ def read_members(sandboxes: Iterable[daytona.Sandbox]) -> list[Reading]:
                 cpu=used.cpu,
                 memory=used.memory,
                 disk=used.disk,
-                sandbox_quota=member.quota_sandboxes,
-                cpu_quota=member.quota_cpu,
-                memory_quota=member.quota_memory,
-                disk_quota=member.quota_disk,
+                sandbox_quota=quota.quota_sandboxes,
+                cpu_quota=quota.quota_cpu,
+                memory_quota=quota.quota_memory,
+                disk_quota=quota.quota_disk,
             )
         )
     return readings

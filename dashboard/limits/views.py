@@ -15,8 +15,9 @@ from django.views.decorators.http import require_GET
 
 from dashboard import daytona
 from dashboard.accounts.access import limits_access
-from dashboard.accounts.models import Role, User
-from dashboard.accounts.quotas import Footprint, Usage, usage_of
+from dashboard.accounts.actions import active_connection
+from dashboard.accounts.models import ConnectionQuota, Role, User
+from dashboard.accounts.quotas import Footprint, Usage, members_quotas, usage_of
 from dashboard.core.charts import Chart, Line
 from dashboard.core.http import htmx_partial
 from dashboard.daytona.labels import OWNER_LABEL
@@ -109,12 +110,12 @@ def _region(region: daytona.RegionUsage) -> Region:
     return Region(name, meters, per_sandbox)
 
 
-def _personal(user: User, used: Usage) -> list[Meter]:
+def _personal(quota: ConnectionQuota, used: Usage) -> list[Meter]:
     return [
-        Meter("Sandboxes", used.sandboxes, user.quota_sandboxes),
-        Meter("Running vCPU", used.cpu, user.quota_cpu, "vCPU"),
-        Meter("Running memory", used.memory, user.quota_memory, "GiB"),
-        Meter("Disk", used.disk, user.quota_disk, "GiB"),
+        Meter("Sandboxes", used.sandboxes, quota.quota_sandboxes),
+        Meter("Running vCPU", used.cpu, quota.quota_cpu, "vCPU"),
+        Meter("Running memory", used.memory, quota.quota_memory, "GiB"),
+        Meter("Disk", used.disk, quota.quota_disk, "GiB"),
     ]
 
 
@@ -159,6 +160,8 @@ async def limits(request: HttpRequest) -> HttpResponse:
     if not limits_access(user).see:
         raise PermissionDenied
     people = await sync_to_async(_people)(user)
+    # Quotas on the connection in use, where the sandboxes below are counted.
+    quotas = await sync_to_async(members_quotas)(active_connection(request)[0])
     is_admin = user.role == Role.ADMIN
     organization, sandboxes, engine = await asyncio.gather(
         _organization(),
@@ -188,7 +191,11 @@ async def limits(request: HttpRequest) -> HttpResponse:
             owner = sandbox.labels.get(OWNER_LABEL, "")
             owned[owner].append(Footprint(sandbox.state, sandbox.cpu, sandbox.memory, sandbox.disk))
         context["people"] = [
-            Person(p, _personal(p, usage_of(owned[p.get_username()]))) for p in people
+            Person(
+                p,
+                _personal(quotas.get(p.pk) or ConnectionQuota(), usage_of(owned[p.get_username()])),
+            )
+            for p in people
         ]
     template = "limits/limits.html#usage" if htmx_partial(request) else "limits/limits.html"
     return await sync_to_async(render)(request, template, context)

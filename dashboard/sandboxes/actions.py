@@ -14,7 +14,8 @@ from django.http import Http404, HttpRequest
 
 from dashboard import daytona
 from dashboard.accounts.access import Access, sandbox_access
-from dashboard.accounts.quotas import Footprint, quota_problem
+from dashboard.accounts.actions import active_connection
+from dashboard.accounts.quotas import Footprint, limits_anything, quota_on, quota_problem
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record_request
 from dashboard.core.bulk import BulkResult
@@ -45,10 +46,14 @@ class PersonalQuotaExceeded(daytona.QuotaExceeded):
     """The person's own quota (set by an admin in Sandbar), not Daytona's, says no."""
 
 
-async def _check_quota(user, adding: Footprint, *, new: bool, exclude: str = "") -> None:
-    """Refuse before asking Daytona when the person's quota would be exceeded."""
-    quotas = (user.quota_sandboxes, user.quota_cpu, user.quota_memory, user.quota_disk)
-    if all(q is None for q in quotas):
+async def _check_quota(
+    request: HttpRequest, user, adding: Footprint, *, new: bool, exclude: str = ""
+) -> None:
+    """Refuse before asking Daytona when the person's quota on the connection in use
+    (where the sandboxes below are counted) would be exceeded."""
+    connection_id, _ = active_connection(request)
+    quota = await sync_to_async(quota_on)(user, connection_id)
+    if not limits_anything(quota):
         return
     query = daytona.SandboxQuery(labels={OWNER_LABEL: user.get_username()})
     owned = [
@@ -56,7 +61,7 @@ async def _check_quota(user, adding: Footprint, *, new: bool, exclude: str = "")
         for s in await daytona.list_all_sandboxes(query)
         if s.id != exclude
     ]
-    problem = quota_problem(user, owned, adding, new=new)
+    problem = quota_problem(user, quota, owned, adding, new=new)
     if problem:
         raise PersonalQuotaExceeded(problem)
 
@@ -123,7 +128,7 @@ async def _change(
     if footprint is not None:
         adding = footprint(sandbox)
         try:
-            await _check_quota(user, adding, new=False, exclude=sandbox.id)
+            await _check_quota(request, user, adding, new=False, exclude=sandbox.id)
         except PersonalQuotaExceeded as refused:
             await _audit(request, action, sandbox, outcome=Outcome.DENIED, error=refused.message)
             raise
@@ -208,7 +213,7 @@ async def do_create_sandbox(request: HttpRequest, data: dict) -> daytona.Sandbox
         "creating", data["cpu"] or cpu, data["memory"] or memory, data["disk"] or disk
     )
     try:
-        await _check_quota(user, adding, new=True)
+        await _check_quota(request, user, adding, new=True)
     except PersonalQuotaExceeded as refused:
         await _audit(
             request,

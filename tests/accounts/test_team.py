@@ -3,7 +3,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from dashboard.accounts.models import Role, User
+from dashboard.accounts.models import ConnectionQuota, Role, User
 from dashboard.audit.models import AuditEntry, Outcome
 from tests.conftest import make_user
 
@@ -157,12 +157,8 @@ def test_an_admin_sets_a_members_quota_and_it_is_recorded(admin_client, member_u
         headers=HTMX,
     )
     assert response.status_code == 200
-    member_user.refresh_from_db()
-    assert (member_user.quota_sandboxes, member_user.quota_cpu, member_user.quota_memory) == (
-        3,
-        4,
-        None,
-    )
+    quota = ConnectionQuota.objects.get(user=member_user, connection=None)
+    assert (quota.quota_sandboxes, quota.quota_cpu, quota.quota_memory) == (3, 4, None)
     assert b"3 sandboxes" in response.content
     entry = last_entry()
     assert entry.action == "team.quota"
@@ -175,8 +171,7 @@ def test_a_bad_quota_is_refused_and_nothing_changes(admin_client, member_user, v
         reverse("team_quota", args=[member_user.pk]), {"quota_cpu": value}, headers=HTMX
     )
     assert response.status_code == 400
-    member_user.refresh_from_db()
-    assert member_user.quota_cpu is None
+    assert not ConnectionQuota.objects.filter(user=member_user).exists()
 
 
 def test_a_change_through_htmx_announces_itself_with_a_toast(admin_client, member_user) -> None:

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.accounts.access import OWNER_LABEL
-from dashboard.accounts.models import Role
+from dashboard.accounts.models import ConnectionQuota, Role
 from dashboard.connections.active import target_of
 from dashboard.connections.models import Connection
 from dashboard.daytona import client as daytona_client
@@ -47,9 +47,7 @@ def _engine_usage(engine) -> dict:
 def test_one_sample_records_the_organization_and_each_member_against_their_quota(
     daytona_engine, owned_sandbox, member_user
 ) -> None:
-    member_user.quota_cpu = 4
-    member_user.quota_sandboxes = 3
-    member_user.save()
+    ConnectionQuota.objects.create(user=member_user, quota_cpu=4, quota_sandboxes=3)
     assert async_to_sync(history.sample_once)()
     region = _engine_usage(daytona_engine)
     organization = UsageSample.objects.get(person="")

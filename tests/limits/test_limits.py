@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from dashboard.accounts.access import OWNER_LABEL
-from dashboard.accounts.models import Role
+from dashboard.accounts.models import ConnectionQuota, Role
 from dashboard.daytona import client
 from dashboard.limits.views import Meter
 from tests.conftest import client_for, make_user
@@ -50,9 +50,7 @@ def test_everyone_sees_the_organizations_usage_against_its_limits(
 def test_a_member_sees_their_own_usage_against_their_quota(
     daytona_engine, owned_sandbox, member_user
 ) -> None:
-    member_user.quota_cpu = 4
-    member_user.quota_sandboxes = 2
-    member_user.save()
+    ConnectionQuota.objects.create(user=member_user, quota_cpu=4, quota_sandboxes=2)
     html = client_for(member_user).get(reverse("limits")).content.decode()
     assert "Your quota" in html
     assert 'aria-label="Sandboxes: 1 of 2"' in html
@@ -63,8 +61,7 @@ def test_a_member_sees_their_own_usage_against_their_quota(
 def test_an_admin_sees_a_table_of_peoples_usage_and_quotas(
     daytona_engine, owned_sandbox, admin_client, member_user
 ) -> None:
-    member_user.quota_sandboxes = 1
-    member_user.save()
+    ConnectionQuota.objects.create(user=member_user, quota_sandboxes=1)
     make_user("quiet", Role.VIEWER)
     make_user("meg", Role.MEMBER)
     html = admin_client.get(reverse("limits")).content.decode()

@@ -1,6 +1,7 @@
 import pytest
 from django.urls import reverse
 
+from dashboard.accounts.models import ConnectionQuota
 from dashboard.audit.models import AuditEntry
 from tests.sandboxes.conftest import HX, engine_call, wait_for_state
 
@@ -172,8 +173,7 @@ def test_a_daytona_that_does_not_answer_gives_a_clear_error(db, settings, admin_
 def test_starting_past_a_personal_cpu_quota_is_refused(
     daytona_engine, make_sandbox, member_user, member_client
 ) -> None:
-    member_user.quota_cpu = 1
-    member_user.save()
+    ConnectionQuota.objects.create(user=member_user, quota_cpu=1)
     make_sandbox(owner="mel")  # running: holds the one vCPU
     sandbox = stopped(daytona_engine, make_sandbox, owner="mel")
     response = act(member_client, sandbox["id"], "start")

@@ -3,6 +3,7 @@ import uuid
 import pytest
 from django.urls import reverse
 
+from dashboard.accounts.models import ConnectionQuota
 from dashboard.audit.models import AuditEntry
 from tests.html_attrs import elements, text_of
 from tests.sandboxes.conftest import HX, engine_call
@@ -160,8 +161,7 @@ def test_a_double_submitted_form_creates_one_sandbox(daytona_engine, member_clie
 def test_a_member_over_their_personal_quota_is_refused_before_daytona_is_asked(
     daytona_engine, make_sandbox, member_user, member_client
 ) -> None:
-    member_user.quota_sandboxes = 1
-    member_user.save()
+    ConnectionQuota.objects.create(user=member_user, quota_sandboxes=1)
     make_sandbox(owner="mel")
     new = name()
     response = member_client.post(URL, {"name": new})

@@ -3,6 +3,7 @@
 import pytest
 from django.urls import reverse
 
+from dashboard.accounts.models import ConnectionQuota
 from dashboard.audit.models import AuditEntry
 from tests.conftest import client_for
 from tests.sandboxes.conftest import HX, engine_call, wait_for_state
@@ -136,8 +137,7 @@ def test_more_than_daytona_allows_per_sandbox_shows_its_refusal(
 def test_a_members_own_quota_refuses_growing_a_running_sandbox_before_daytona_is_asked(
     daytona_engine, make_sandbox, member_user, member_client
 ) -> None:
-    member_user.quota_cpu = 1
-    member_user.save()
+    ConnectionQuota.objects.create(user=member_user, quota_cpu=1)
     sandbox = make_sandbox(owner="mel", cpu=1)
     response = member_client.post(url(sandbox["id"]), {"cpu": "2"}, headers=HX)
     assert response.status_code == 429

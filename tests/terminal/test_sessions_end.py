@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.accounts.access import OWNER_LABEL
-from dashboard.accounts.models import Role, User
+from dashboard.accounts.models import ConnectionQuota, Role
 from tests.conftest import PASSWORD, client_for
 from tests.served_client import ServedClient
 from tests.terminal.conftest import ORIGIN, new_session
@@ -220,6 +220,6 @@ async def test_an_account_change_that_takes_nothing_away_leaves_sockets_open(
     ws = await open_socket(client, "terminal", mels_sandbox["id"])
     member_user.first_name = "Mel"
     await database_sync_to_async(member_user.save)()
-    await database_sync_to_async(User.objects.filter(pk=member_user.pk).update)(quota_cpu=4)
+    await database_sync_to_async(ConnectionQuota.objects.create)(user=member_user, quota_cpu=4)
     await still_open(ws)
     await ws.disconnect()
