@@ -133,7 +133,11 @@ def test_a_connection_whose_secret_no_key_opens_fails_instead_of_using_another(
     assert not [headers for headers in seen if headers.get("Authorization")]
 
 
-async def test_each_connection_gets_one_pooled_client_on_the_servers_loop():
+async def test_each_connection_gets_one_pooled_client_on_the_servers_loop(monkeypatch):
+    # A server another test runs in this process (in a thread, on its own loop) may
+    # share a client already: this test plays a server of its own, and the other's is
+    # put back afterwards.
+    monkeypatch.setattr(daytona_client, "_shared", None)
     await daytona_client.open_shared()
     try:
         one = daytona_client.Target(pool="connection-1", url="http://127.0.0.1:9/api")
