@@ -123,6 +123,11 @@ def test_an_admin_sees_the_engines_host_checks(daytona_engine, admin_client) -> 
     html = admin_client.get(reverse("limits")).content.decode()
     assert "Host prerequisites" in html
     assert "Networked sandboxes" in html
+    # Every feature by a name people read, not the engine's key for it.
+    features = engine_call(daytona_engine, "GET", "/sandbar/engine").json()["features"]
+    assert "images" in features
+    assert "Snapshots from container images" in html
+    assert "</span> images</li>" not in html
     checks = engine_call(daytona_engine, "GET", "/sandbar/engine").json()["checks"]
     assert f"All {len(checks)} checks pass" in html
     assert "TUN device" in html
@@ -172,3 +177,9 @@ def test_daytona_cloud_has_no_engine_section(admin_client, settings) -> None:
     not_found = httpx.Response(404, json={"message": "Not Found"})
     html = limits_page_through(fake_daytona(not_found), admin_client, settings)
     assert "Host prerequisites" not in html
+
+
+def test_with_no_members_the_quota_note_is_said_once(daytona_engine, admin_client) -> None:
+    html = admin_client.get(reverse("limits")).content.decode()
+    assert "No members yet" in html
+    assert html.count("viewers create nothing") == 1
