@@ -73,14 +73,27 @@
     var toggle = document.querySelector("[data-toggle-nav]");
     if (toggle) toggle.setAttribute("aria-expanded", "false");
   }
+  // The header's menus (<details>, e.g. the connection switcher) close as menus do: on
+  // Escape, giving focus back to their button, and on a click anywhere else.
+  function closeMenus(except, refocus) {
+    document.querySelectorAll(".topbar details[open]").forEach(function (menu) {
+      if (menu === except) return;
+      var hadFocus = menu.contains(document.activeElement);
+      menu.open = false;
+      if (refocus && hadFocus) menu.querySelector("summary").focus();
+    });
+  }
   document.addEventListener("keydown", function (event) {
-    if (event.key === "Escape" && document.body.classList.contains("nav-open")) closeNav();
+    if (event.key !== "Escape") return;
+    if (document.body.classList.contains("nav-open")) closeNav();
+    closeMenus(null, true);
   });
 
   document.addEventListener("click", function (event) {
     if (document.body.classList.contains("nav-open") && !event.target.closest("#sidebar,[data-toggle-nav]")) {
       closeNav();
     }
+    closeMenus(event.target.closest(".topbar details"), false);
     var target = event.target.closest("[data-theme-toggle],[data-toggle-nav],[data-dismiss],[data-copy]");
     if (!target) return;
     if (target.hasAttribute("data-theme-toggle")) {

@@ -137,3 +137,19 @@ def test_the_connections_pages_fit_every_width_and_theme_and_pass_axe(
     assert problems == [], "\n".join(problems)
     # The form with a field error is answered 400, which the browser logs; that one is the point.
     assert [e for e in page.console_errors if "status of 400" not in e] == []
+
+
+def test_the_switcher_closes_on_escape_and_on_a_click_elsewhere(admin_tab, asgi_live_server):
+    page = admin_tab
+    page.goto(f"{asgi_live_server}/sandboxes/")
+    is_open = "document.querySelector('.connection-switch').open"
+    open_switcher(page)
+    page.focus("#connection-switch")
+    page.keyboard.press("Escape")
+    assert page.evaluate(is_open) is False
+    # Focus goes back to the button that opened it, not to the top of the page.
+    assert page.evaluate("document.activeElement.matches('.connection-switch > summary')")
+    open_switcher(page)
+    page.click("main h1")
+    assert page.evaluate(is_open) is False
+    assert page.console_errors == []

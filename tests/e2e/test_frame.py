@@ -60,3 +60,25 @@ def test_a_wrong_password_shows_the_message_in_the_browser(page, asgi_live_serve
     make_user("ada", Role.ADMIN)
     sign_in(page, asgi_live_server, "ada", "not-it")
     assert "do not match" in page.inner_text(".alert-error")
+
+
+def test_on_a_phone_the_search_is_an_icon_until_used_then_spans_the_bar(
+    page, asgi_live_server
+) -> None:
+    make_user("ada", Role.ADMIN)
+    page.set_viewport_size({"width": 390, "height": 800})
+    sign_in(page, asgi_live_server, "ada", PASSWORD)
+
+    def search_width() -> float:
+        return page.evaluate("document.querySelector('.global-search').offsetWidth")
+
+    # Folded: no room taken that would squeeze the placeholder to "Fin…".
+    assert search_width() < 48
+    page.screenshot(path="/tmp/sandbar-pages/phone-search-folded.png")
+    page.click(".search-label")
+    assert page.evaluate("document.activeElement.id") == "global-search"
+    assert search_width() > 300
+    page.screenshot(path="/tmp/sandbar-pages/phone-search-open.png")
+    page.keyboard.type("e2e")
+    assert page.input_value("#global-search") == "e2e"
+    assert page.console_errors == []
