@@ -114,3 +114,18 @@ def test_a_resize_shows_the_new_resources_in_the_overview_at_once(
     finally:
         with daytona_engine.client() as api:
             api.delete(f"/sandbox/{created['id']}")
+
+
+@pytest.mark.parametrize(("role", "boxes"), [(Role.VIEWER, 0), (Role.MEMBER, 1)])
+def test_a_viewer_reads_the_list_without_selection_boxes_or_greyed_buttons(
+    page, asgi_live_server, sandbox, role, boxes
+) -> None:
+    make_user("mel", role)
+    sign_in(page, asgi_live_server, "mel", PASSWORD)
+    row = f"#sb-{sandbox['id']}"
+    page.wait_for_selector(row)
+    visible = f"{row} input[type=checkbox]:visible"
+    assert page.locator(visible).count() == boxes
+    buttons = page.locator(f"{row} .row-actions button:visible").count()
+    assert (buttons > 0) == (boxes > 0), buttons
+    assert page.console_errors == []
