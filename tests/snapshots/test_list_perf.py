@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from dashboard.snapshots import views
+from tests.html_attrs import elements
 from tests.snapshots.conftest import engine_call, wait_for_snapshot
 
 ROW = "snapshots/_row.html"
@@ -129,3 +130,16 @@ def test_a_kept_row_is_not_shown_to_someone_who_may_not_act(
     viewer_html, _ = _load(viewer_client, q="perf-who-")
     assert snapshot["name"] in viewer_html
     assert f'hx-post="/snapshots/{snapshot["id"]}/delete/"' not in viewer_html
+
+
+def test_the_kept_filter_inputs_show_what_this_url_asks_for(daytona_engine, admin_client) -> None:
+    views._FILTERS.clear()
+    for text in ("alpha", "beta", "alpha"):
+        html, _ = _load(admin_client, q=text, sort="name")
+        field = elements(html, "input", id="id_q")[0]
+        assert field.get("value") == text
+        assert "selected" in elements(html, "option", value="name")[0]
+    response = admin_client.get(reverse("snapshots"), {"limit": "7"})
+    assert response.status_code == 400
+    limit = elements(response.content.decode(), "select", name="limit")[0]
+    assert limit.get("aria-invalid") == "true"
