@@ -1,6 +1,6 @@
 """The audit trail's filters. Every one lives in the URL, so a link reproduces the view."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django import forms
 from django.core.validators import RegexValidator
@@ -26,8 +26,17 @@ _action = RegexValidator(r"^[a-z0-9_]+(\.[a-z0-9_]+)*\.?$", "Not an action name.
 _kind = RegexValidator(r"^[a-z0-9_-]+$", "Not a target type.")
 
 
+def _storable(moment: datetime) -> None:
+    """The database compares in UTC: a time near year 1 or 9999 with an offset has none."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise forms.ValidationError("Enter a date between the years 1 and 9999.") from None
+
+
 def _datetime_field() -> forms.DateTimeField:
     return forms.DateTimeField(
+        validators=[_storable],
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         error_messages={"invalid": "Enter a date and time like 2026-12-03T14:30."},

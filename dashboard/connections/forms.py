@@ -1,3 +1,5 @@
+from urllib.parse import urlsplit
+
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -47,12 +49,17 @@ class ConnectionForm(forms.ModelForm):
         return name
 
     def clean_api_url(self) -> str:
-        return self.cleaned_data["api_url"].strip().rstrip("/")
+        url = self.cleaned_data["api_url"].strip().rstrip("/")
+        # A user:token@ in the address would be stored, shown and audited in the clear.
+        if "@" in urlsplit(url).netloc:
+            raise ValidationError("Put the key in its own field, not in the address.")
+        return url
 
     def clean_organization_id(self) -> str:
         value = self.cleaned_data["organization_id"].strip()
-        if value and not value.isprintable():
-            raise ValidationError("An organization id has no control characters.")
+        # It goes into an HTTP header, which carries ASCII only.
+        if value and not (value.isascii() and value.isprintable()):
+            raise ValidationError("An organization id is visible ASCII characters only.")
         return value
 
     def clean_secret(self) -> str:
@@ -62,8 +69,8 @@ class ConnectionForm(forms.ModelForm):
                 raise ValidationError("Enter the API key or JWT.")
             return ""
         # It goes into an HTTP header: one line of visible characters.
-        if not secret.isprintable() or any(c.isspace() for c in secret):
-            raise ValidationError("A key or JWT has no spaces or control characters.")
+        if not (secret.isascii() and secret.isprintable()) or any(c.isspace() for c in secret):
+            raise ValidationError("A key or JWT is visible ASCII characters, with no spaces.")
         if len(secret) < MIN_SECRET:
             raise ValidationError(f"A key or JWT is at least {MIN_SECRET} characters long.")
         return secret

@@ -161,7 +161,9 @@ def switch(request: HttpRequest) -> HttpResponse:
         )
         messages.success(request, f"Now using {DEFAULT_NAME}.")
         return redirect("home")
-    connection = usable(request.user).filter(pk=int(value)).first() if value.isdigit() else None
+    # isdecimal() alone also takes "²"-like digits int() refuses.
+    number = value.isascii() and value.isdecimal() and len(value) < 19
+    connection = usable(request.user).filter(pk=int(value)).first() if number else None
     if connection is None:
         # The same answer whether it exists or not: no probing for other people's.
         record_request(

@@ -12,6 +12,8 @@ KEYS = ["range", "since", "until", "actor", "action", "target_kind", "target", "
 VALUES = st.one_of(
     st.sampled_from(["", "1h", "custom", "csv", "jsonl", "-1", "0", "10", str(2**64), "1e9"]),
     st.sampled_from(["2026-12-01T10:00", "2026-02-30T10:00", "9999-12-31T23:59", "yesterday"]),
+    # With an offset, the database's UTC of these is outside years 1-9999.
+    st.sampled_from(["0001-01-01T00:00+05:00", "9999-12-31T23:59-05:00"]),
     st.sampled_from(["sandbox.", "a..b", "%", "_", "' OR 1=1 --", "\x00", "é" * 300]),
     st.text(max_size=40),
 )
@@ -33,3 +35,13 @@ def test_no_query_string_makes_an_audit_page_fail(admin_client, some_entries, na
     assert response.status_code in (200, 400), (params, response.status_code)
     if response.status_code == 400:
         assert response.content.strip()  # says why
+
+
+@pytest.mark.parametrize("name", ["audit", "audit_new", "audit_export"])
+@pytest.mark.parametrize(
+    "params", [{"since": "0001-01-01T00:00+05:00"}, {"until": "9999-12-31T23:59-05:00"}]
+)
+def test_a_time_with_no_utc_inside_the_calendar_is_a_clear_400(admin_client, name, params):
+    response = admin_client.get(reverse(name), params)
+    assert response.status_code == 400
+    assert "between the years 1 and 9999" in response.content.decode()

@@ -92,7 +92,7 @@ def test_a_person_without_the_grant_is_refused_and_the_attempt_audited(db, role,
     assert client.session[SESSION_KEY] == connection.pk
 
 
-@pytest.mark.parametrize("value", ["999999", "abc", "-1"])
+@pytest.mark.parametrize("value", ["999999", "abc", "-1", "²", "①", "9" * 40])
 def test_a_connection_that_does_not_exist_is_refused_the_same_way(admin_client, value):
     response = admin_client.post(reverse("connection_switch"), {"connection": value})
     assert response.status_code == 403
