@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from dashboard import daytona
 from dashboard.audit.models import Outcome
 from dashboard.audit.trail import record_request
-from dashboard.daytona import streams, toolbox
+from dashboard.daytona import client, streams, toolbox
 from dashboard.terminal.views import _sandbox
 
 MAX_UPLOAD_FILES = 100
@@ -111,6 +111,10 @@ async def download(request: HttpRequest, sandbox_id: str) -> HttpResponse:
     except daytona.DaytonaError as error:
         return HttpResponse(error.message, status=503, content_type="text/plain")
 
+    # The body streams after the middleware has let go of the connection: the entry
+    # names the one this download goes through.
+    connection = client.current_target()
+
     async def body() -> AsyncIterator[bytes]:
         # The transfer goes in the trail when it ends: how many bytes, how long, and
         # whether it finished (a browser that leaves mid-way is a failure).
@@ -123,7 +127,8 @@ async def download(request: HttpRequest, sandbox_id: str) -> HttpResponse:
         finally:
             seconds = round(time.monotonic() - started, 1)
             detail = {"path": path, "bytes": sent, "seconds": seconds}
-            await _audit(request, "file.download", sandbox, detail, error)
+            with client.aimed_at(connection):
+                await _audit(request, "file.download", sandbox, detail, error)
 
     response = StreamingHttpResponse(body(), content_type="application/octet-stream")
     name = posixpath.basename(path).replace('"', "_") or "download"

@@ -91,3 +91,35 @@ def test_a_download_is_recorded_with_its_bytes_time_and_user_agent(
     html = admin_client.get(reverse("audit"), {"action": "file.", "target": sid}).content.decode()
     shown = {r["data-seq"] for r in elements(html, "tbody", **{"class": "audit-entry"})}
     assert shown == {str(entry.seq), str(upload.seq)}
+
+
+def test_a_download_on_another_connection_is_recorded_on_that_connection(
+    make_sandbox,  # noqa: F811
+    daytona_engine,
+    admin_user,
+    admin_client,
+) -> None:
+    from dashboard.connections.models import Connection
+
+    other = Connection(name="second", api_url=daytona_engine.api_url)
+    other.set_secret(daytona_engine.api_key)
+    other.save()
+    sandbox = make_sandbox(owner="ada")
+    sid = sandbox["id"]
+    admin_client.post(
+        reverse("files_upload", args=[sid]),
+        {"path": "/tmp", "files": [SimpleUploadedFile("out.txt", b"hello")]},
+    )
+
+    async def fetch() -> bytes:
+        client = AsyncClient()
+        await client.aforce_login(admin_user)
+        switched = await client.post(reverse("connection_switch"), {"connection": other.pk})
+        assert switched.status_code == 302
+        response = await client.get(reverse("files_download", args=[sid]), {"path": "/tmp/out.txt"})
+        return b"".join([chunk async for chunk in response.streaming_content])
+
+    assert asyncio.run(fetch()) == b"hello"
+    # The body streams after the middleware has let go of the connection: the entry
+    # must still name the one the download went through.
+    assert AuditEntry.objects.get(action="file.download").connection == "second"
