@@ -12,6 +12,7 @@ traffic stays on 127.0.0.1. The last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -112,34 +114,44 @@ def start_engine(
     raise SystemExit("engine did not start")
 
 
-def create_exec_ms(samples: int, env: dict[str, str] | None = None) -> list[float]:
-    """Time create + first exec for ``samples`` default sandboxes on a fresh engine."""
-    timings: list[float] = []
+@contextlib.contextmanager
+def engine_client(
+    env: dict[str, str] | None = None, timeout: float = 60
+) -> Iterator[tuple[httpx.Client, int, dict[str, str]]]:
+    """A throwaway engine and a client holding its key: (client, port, auth headers).
+    The engine is stopped and its data directory removed on the way out."""
     with tempfile.TemporaryDirectory(prefix="sandbar-bench-") as tmp:
         port = free_port()
         engine, key = start_engine(Path(tmp), port, env)
         try:
             headers = {"Authorization": f"Bearer {key}"}
             base_url = f"http://127.0.0.1:{port}"
-            with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
-                # One warm-up sandbox: the first create pays for imports and page cache.
-                warm = client.post("/api/sandbox", json={}).json()
-                client.post(f"/toolbox/{warm['id']}/process/execute", json={"command": "true"})
-                client.delete(f"/api/sandbox/{warm['id']}")
-                for _ in range(samples):
-                    start = time.perf_counter()
-                    sandbox = client.post("/api/sandbox", json={}).json()
-                    assert "id" in sandbox, sandbox
-                    result = client.post(
-                        f"/toolbox/{sandbox['id']}/process/execute", json={"command": "echo ready"}
-                    ).json()
-                    timings.append((time.perf_counter() - start) * 1000)
-                    assert result["result"] == "ready\n", result
-                    # Deleted at once (untimed) so that quotas never cap the run.
-                    client.delete(f"/api/sandbox/{sandbox['id']}")
+            with httpx.Client(base_url=base_url, headers=headers, timeout=timeout) as client:
+                yield client, port, headers
         finally:
             engine.send_signal(signal.SIGTERM)
             engine.wait(timeout=60)
+
+
+def create_exec_ms(samples: int, env: dict[str, str] | None = None) -> list[float]:
+    """Time create + first exec for ``samples`` default sandboxes on a fresh engine."""
+    timings: list[float] = []
+    with engine_client(env) as (client, _, _):
+        # One warm-up sandbox: the first create pays for imports and page cache.
+        warm = client.post("/api/sandbox", json={}).json()
+        client.post(f"/toolbox/{warm['id']}/process/execute", json={"command": "true"})
+        client.delete(f"/api/sandbox/{warm['id']}")
+        for _ in range(samples):
+            start = time.perf_counter()
+            sandbox = client.post("/api/sandbox", json={}).json()
+            assert "id" in sandbox, sandbox
+            result = client.post(
+                f"/toolbox/{sandbox['id']}/process/execute", json={"command": "echo ready"}
+            ).json()
+            timings.append((time.perf_counter() - start) * 1000)
+            assert result["result"] == "ready\n", result
+            # Deleted at once (untimed) so that quotas never cap the run.
+            client.delete(f"/api/sandbox/{sandbox['id']}")
     return timings
 
 
@@ -244,33 +256,23 @@ def fork_figures(samples: int, written_mib: int = 1024) -> dict:
     """fork_ms: ``POST /sandbox/{id}/fork`` of a sandbox with ``written_mib`` written to its
     disk, p50 over ``samples`` forks (each deleted untimed), and the disk pool's growth."""
     timings: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="sandbar-bench-") as tmp:
-        port = free_port()
-        engine, key = start_engine(Path(tmp), port)
-        try:
-            headers = {"Authorization": f"Bearer {key}"}
-            with httpx.Client(
-                base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=300
-            ) as client:
-                parent = client.post("/api/sandbox", json={"autoStopInterval": 0}).json()
-                write = f"head -c {written_mib}M /dev/urandom > ~/big && sync && echo ok"
-                result = client.post(
-                    f"/toolbox/{parent['id']}/process/execute", json={"command": write}
-                ).json()
-                assert result["result"] == "ok\n", result
-                pool = _pool_mount(parent["id"])
-                used_before = _used_bytes(pool) if pool else 0
-                grown = 0
-                for _ in range(samples):
-                    start = time.perf_counter()
-                    child = client.post(f"/api/sandbox/{parent['id']}/fork", json={}).json()
-                    timings.append((time.perf_counter() - start) * 1000)
-                    assert child.get("state") == "started", child
-                    grown = max(grown, (_used_bytes(pool) if pool else 0) - used_before)
-                    client.delete(f"/api/sandbox/{child['id']}")
-        finally:
-            engine.send_signal(signal.SIGTERM)
-            engine.wait(timeout=60)
+    with engine_client(timeout=300) as (client, _, _):
+        parent = client.post("/api/sandbox", json={"autoStopInterval": 0}).json()
+        write = f"head -c {written_mib}M /dev/urandom > ~/big && sync && echo ok"
+        result = client.post(
+            f"/toolbox/{parent['id']}/process/execute", json={"command": write}
+        ).json()
+        assert result["result"] == "ok\n", result
+        pool = _pool_mount(parent["id"])
+        used_before = _used_bytes(pool) if pool else 0
+        grown = 0
+        for _ in range(samples):
+            start = time.perf_counter()
+            child = client.post(f"/api/sandbox/{parent['id']}/fork", json={}).json()
+            timings.append((time.perf_counter() - start) * 1000)
+            assert child.get("state") == "started", child
+            grown = max(grown, (_used_bytes(pool) if pool else 0) - used_before)
+            client.delete(f"/api/sandbox/{child['id']}")
     p50 = statistics.median(timings)
     print(f"fork of a sandbox with {written_mib} MiB written, {samples} forks: p50 {p50:.1f} ms")
     return {
@@ -294,39 +296,29 @@ def interpreter_figures(runs: int) -> dict:
     first = 0.0
     warm: list[float] = []
     floor: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="sandbar-bench-") as tmp:
-        port = free_port()
-        engine, key = start_engine(Path(tmp), port)
-        try:
-            headers = {"Authorization": f"Bearer {key}"}
-            with httpx.Client(
-                base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=120
-            ) as client:
-                box = client.post("/api/sandbox", json={"autoStopInterval": 0}).json()
-                url = f"ws://127.0.0.1:{port}/toolbox/{box['id']}/process/interpreter/execute"
-                for index in range(runs + 1):
-                    with connect(url, additional_headers=headers, open_timeout=60) as socket_:
-                        start = time.perf_counter()
-                        socket_.send(json.dumps({"code": code}))
-                        frame = json.loads(socket_.recv(timeout=60))
-                        elapsed = (time.perf_counter() - start) * 1000
-                        assert (frame["type"], frame["text"]) == ("stdout", "ready\n"), frame
-                    if index == 0:
-                        first = elapsed
-                    else:
-                        warm.append(elapsed)
-                for _ in range(runs):
-                    start = time.perf_counter()
-                    result = client.post(
-                        f"/toolbox/{box['id']}/process/execute",
-                        json={"command": f'python3 -c "{code}"'},
-                    ).json()
-                    floor.append((time.perf_counter() - start) * 1000)
-                    assert result["result"] == "ready\n", result
-                client.delete(f"/api/sandbox/{box['id']}")
-        finally:
-            engine.send_signal(signal.SIGTERM)
-            engine.wait(timeout=60)
+    with engine_client(timeout=120) as (client, port, headers):
+        box = client.post("/api/sandbox", json={"autoStopInterval": 0}).json()
+        url = f"ws://127.0.0.1:{port}/toolbox/{box['id']}/process/interpreter/execute"
+        for index in range(runs + 1):
+            with connect(url, additional_headers=headers, open_timeout=60) as socket_:
+                start = time.perf_counter()
+                socket_.send(json.dumps({"code": code}))
+                frame = json.loads(socket_.recv(timeout=60))
+                elapsed = (time.perf_counter() - start) * 1000
+                assert (frame["type"], frame["text"]) == ("stdout", "ready\n"), frame
+            if index == 0:
+                first = elapsed
+            else:
+                warm.append(elapsed)
+        for _ in range(runs):
+            start = time.perf_counter()
+            result = client.post(
+                f"/toolbox/{box['id']}/process/execute",
+                json={"command": f'python3 -c "{code}"'},
+            ).json()
+            floor.append((time.perf_counter() - start) * 1000)
+            assert result["result"] == "ready\n", result
+        client.delete(f"/api/sandbox/{box['id']}")
     p50, floor_p50 = statistics.median(warm), statistics.median(floor)
     print(
         f"interpreter print -> stdout frame over {runs} runs: p50 {p50:.1f} ms "
