@@ -10,11 +10,11 @@ back to polling, which the caller does when `follow_sandbox_events` raises.
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 
-from dashboard.daytona.client import Unavailable, api_key, api_url
+from dashboard.daytona.client import Unavailable, api_key, api_url, auth_header
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,19 @@ _KINDS = {
     "sandbox.state.updated": "changed",
     "sandbox.desired-state.updated": "changed",
 }
+# Sent with a JWT (a connection's kind "jwt"): Daytona's REST API reads this header; its
+# Socket.IO gateway reads the organization from the handshake's query instead.
+ORGANIZATION_HEADER = "X-Daytona-Organization-ID"
+
+
+def _handshake() -> tuple[dict[str, str], str]:
+    """The sign-in headers every other call sends, and the query naming the organization."""
+    headers = dict(auth_header())
+    organization = next(
+        (value for name, value in headers.items() if name.lower() == ORGANIZATION_HEADER.lower()),
+        "",
+    )
+    return headers, urlencode({"organizationId": organization}) if organization else ""
 
 
 async def follow_sandbox_events(on_event: SandboxEvent, on_connect: Callable[[], None]) -> None:
@@ -45,7 +58,8 @@ async def follow_sandbox_events(on_event: SandboxEvent, on_connect: Callable[[],
 
 async def _follow(socketio, session, on_event: SandboxEvent, on_connect) -> None:
     parts = urlsplit(api_url())
-    origin = f"{parts.scheme}://{parts.netloc}"
+    headers, query = _handshake()
+    origin = f"{parts.scheme}://{parts.netloc}" + (f"?{query}" if query else "")
     path = parts.path.rstrip("/") + "/socket.io"
     sio = socketio.AsyncClient(
         reconnection=False, logger=False, engineio_logger=False, http_session=session
@@ -66,6 +80,7 @@ async def _follow(socketio, session, on_event: SandboxEvent, on_connect) -> None
             origin,
             socketio_path=path,
             transports=["websocket"],
+            headers=headers,
             auth={"token": api_key()},
             wait_timeout=settings.DAYTONA_TIMEOUT,
         )
