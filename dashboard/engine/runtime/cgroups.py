@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,14 +148,19 @@ class CgroupManager:
                 _write(self.layout.v2 / "cgroup.subtree_control", wanted)
             _write(self.layout.v2 / self.name / "cgroup.subtree_control", wanted)
 
-    def teardown(self) -> None:
-        """Kill whatever is left in the instance cgroups and remove them."""
+    def teardown(self, wait: float = 5.0) -> None:
+        """Kill whatever is left in the instance cgroups, wait (up to ``wait`` seconds)
+        for it to be gone, and remove them: what it held open (a disk, so the disk
+        pool) is let go before the caller goes on."""
         for root in self._roots():
             if not root.is_dir():
                 continue
-            for child in root.iterdir():
-                if child.is_dir():
-                    SandboxCgroup(self, child.name).kill_now()
+            left = [SandboxCgroup(self, child.name) for child in root.iterdir() if child.is_dir()]
+            for cgroup in left:
+                cgroup.kill_now()
+            deadline = time.monotonic() + wait
+            while any(cgroup.pids() for cgroup in left) and time.monotonic() < deadline:
+                time.sleep(0.01)
             _rmdir_tree(root)
 
     def sandbox(self, sandbox_id: str) -> SandboxCgroup:

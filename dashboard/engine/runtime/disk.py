@@ -365,23 +365,47 @@ class DiskPool:
         self.mount_point = mount_point
 
     def mount(self) -> bool:
-        """Make (once) and mount the pool; False when this host cannot."""
+        """Mount the pool, making it first if there is none; False when this host cannot
+        make one (disks then go beside the database, which is designed).
+
+        A pool that exists holds sandboxes' disks: failing to mount it raises
+        :class:`DiskError` rather than letting those sandboxes look diskless.
+        """
+        if self.image.exists():
+            try:
+                self._mount()
+            except (OSError, DiskError) as error:
+                raise DiskError(
+                    f"the disk pool {self.image} could not be mounted at {self.mount_point}: "
+                    f"{error}. The sandboxes' disks are in it, so the engine will not start "
+                    "without it"
+                ) from error
+            return True
         mkfs = shutil.which("mkfs.xfs")
         if mkfs is None:
             log.warning("mkfs.xfs is missing (xfsprogs): forks copy sandbox disks in full")
             return False
         try:
-            if not self.image.exists():
-                self._format(mkfs)
-            self.mount_point.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.mount_point, 0o700)
-            if not is_mounted(self.mount_point):
-                self._wait_released()
-                loop_mount(self.image, self.mount_point, b"xfs", b"discard")
+            self._format(mkfs)
+            self._mount()
         except (OSError, DiskError, subprocess.CalledProcessError) as error:
-            log.warning("the disk pool could not be mounted (%s): forks copy disks", error)
+            # A pool made just now holds nothing yet: drop it, so that the next start
+            # tries again rather than refusing a pool that never held a disk.
+            self.image.unlink(missing_ok=True)
+            log.warning(
+                "the disk pool %s could not be made or mounted (%s): new sandboxes' disks "
+                "go to plain files beside the database and forks copy them in full",
+                self.image, error,
+            )  # fmt: skip
             return False
         return True
+
+    def _mount(self) -> None:
+        self.mount_point.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.mount_point, 0o700)
+        if not is_mounted(self.mount_point):
+            self._wait_released()
+            loop_mount(self.image, self.mount_point, b"xfs", b"discard")
 
     def _wait_released(self, seconds: float = 15.0) -> None:
         """Wait for a crashed engine's pool, lazily unmounted, to let go of the image.

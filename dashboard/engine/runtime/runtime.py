@@ -125,11 +125,17 @@ class Runtime:
             raise RuntimeError_(str(error)) from None
         self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        # An engine that died left its mounts (and maybe pool sandboxes) behind.
+        # An engine that died left its processes, mounts and maybe pool sandboxes
+        # behind. Its processes go first: while one lives, the disk it holds keeps the
+        # old pool mounted underneath, and XFS refuses to mount that pool a second time.
+        self.cgroups.setup()
         unmount_all_under(self.run_dir)
         for directory in (self.run_dir.parent, self.run_dir):
             os.chmod(directory, 0o711)  # noqa: S103 -- the sandbox uid must traverse, not list
-        self.pool_ready = self.pool.mount()
+        try:
+            self.pool_ready = self.pool.mount()
+        except DiskError as error:
+            raise RuntimeError_(str(error)) from None
         for place in (self.sandboxes_dir, self.disks_dir):
             for leftover in place.glob(f"{WARM_PREFIX}*"):
                 shutil.rmtree(leftover, ignore_errors=True)
@@ -140,7 +146,6 @@ class Runtime:
                 raise RuntimeError_(str(error)) from None
         self.launcher.etc_binds = rootfs.write_etc(self.etc_dir)
         self.launcher.host_binds = rootfs.host_binds()
-        self.cgroups.setup()
         self.launcher.lxcfs_up = self.proc_limits and self.lxcfs.start()
 
     async def shutdown(self) -> None:
