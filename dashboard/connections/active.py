@@ -56,9 +56,17 @@ def target_of(connection: Connection) -> Target:
     )
 
 
+POOL_PREFIX = "connection-"
+
+
+def pool_name(pk: int) -> str:
+    """The name of a connection's pooled client (dashboard/daytona/client.py)."""
+    return f"{POOL_PREFIX}{pk}"
+
+
 @functools.lru_cache(maxsize=256)
 def _target(pk: int, name: str, url: str, organization: str, sealed: str, *_keys: object) -> Target:
-    pool = f"connection-{pk}"
+    pool = pool_name(pk)
     try:
         secret = vault.unseal(sealed)
     except vault.SecretUnreadable as error:
@@ -72,6 +80,11 @@ def _target(pk: int, name: str, url: str, organization: str, sealed: str, *_keys
     )
 
 
+def forget_targets() -> None:
+    """Drop the opened secrets kept (a connection was deleted)."""
+    _target.cache_clear()
+
+
 async def resolve(user: User | AnonymousUser, chosen: object) -> Active:
     """The connection `user` is using, given the session's `chosen` pk: no query for the
     Default, one otherwise (the grant is checked on every request)."""
@@ -79,5 +92,16 @@ async def resolve(user: User | AnonymousUser, chosen: object) -> Active:
         return DEFAULT
     connection = await usable(user).filter(pk=chosen).afirst()
     if connection is None:
+        await _retire_if_gone(chosen)
         return DEFAULT
     return Active(connection.pk, connection.name, target_of(connection))
+
+
+async def _retire_if_gone(chosen: object) -> None:
+    """A chosen connection another worker deleted: close its pool here too (once: the
+    caller forgets the choice)."""
+    if not isinstance(chosen, int) or await Connection.objects.filter(pk=chosen).aexists():
+        return
+    from dashboard.connections import pools  # it imports this module
+
+    pools.retire([chosen])

@@ -206,6 +206,46 @@ async def close_shared() -> None:
             await http.aclose()
 
 
+# A retired pool closes this long after it stops being handed out, so calls already
+# holding it (bounded by DAYTONA_TIMEOUT, most of them) finish instead of failing.
+RETIRE_GRACE_SECONDS = 30.0
+_retiring: set[asyncio.Task[None]] = set()
+
+
+def pool_names() -> list[str]:
+    """The targets' pools open on the server's loop (none outside the server)."""
+    shared = _shared
+    return list(shared.pools) if shared is not None else []
+
+
+def retire_pool(pool: str) -> None:
+    """Stop handing out `pool`'s client (its connection is gone) and close it after a
+    grace; callable from any thread. A later call aimed at it would open a new one."""
+    shared = _shared
+    if shared is None or shared.loop.is_closed():
+        return
+
+    def retire() -> None:
+        http = shared.pools.pop(pool, None)
+        if http is not None:
+            shared.loop.call_later(RETIRE_GRACE_SECONDS, _close_later, http)
+
+    try:
+        here = asyncio.get_running_loop() is shared.loop
+    except RuntimeError:
+        here = False
+    if here:
+        retire()
+    else:
+        shared.loop.call_soon_threadsafe(retire)
+
+
+def _close_later(http: httpx.AsyncClient) -> None:
+    task = asyncio.get_running_loop().create_task(http.aclose())
+    _retiring.add(task)  # held, or the loop may drop it half done
+    task.add_done_callback(_retiring.discard)
+
+
 @contextlib.asynccontextmanager
 async def connection() -> AsyncIterator[httpx.AsyncClient]:
     """The shared client (of the target, if any) on the server's loop; anywhere else, a

@@ -30,6 +30,7 @@ from django.utils import timezone
 from dashboard import daytona
 from dashboard.accounts.models import ConnectionQuota, Role, User
 from dashboard.accounts.quotas import Footprint, members_quotas, usage_of
+from dashboard.connections import pools
 from dashboard.connections.active import target_of
 from dashboard.connections.models import Connection
 from dashboard.daytona import client
@@ -202,8 +203,11 @@ async def sample_once(now: datetime | None = None) -> bool:
 
 
 def _targets() -> list[client.Target | None]:
-    """The Default (None) and every connection an admin added."""
-    return [None, *(target_of(connection) for connection in Connection.objects.all())]
+    """The Default (None) and every connection an admin added. Every worker looks each
+    round: it closes the pools of connections another worker deleted."""
+    connections = list(Connection.objects.all())
+    pools.prune(connection.pk for connection in connections)
+    return [None, *(target_of(connection) for connection in connections)]
 
 
 async def sample_all(now: datetime | None = None) -> int:
