@@ -36,7 +36,9 @@ import json
 import math
 import os
 import random
+import socket
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -105,6 +107,30 @@ def sample(pid: int) -> Sample:
     return Sample(user + system, system, rss, len(os.listdir(f"/proc/{pid}/fd")), limit)
 
 
+def descendants_cpu(root: int) -> float:
+    """CPU seconds (utime+stime) of the live processes under ``root``, not its own: the
+    sandboxes' processes under the engine, the programs in the PTYs among them."""
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        times[pid] = (int(fields[11]) + int(fields[12])) / TICKS
+    total, todo = 0.0, list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        total += times.get(pid, 0.0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
 def host_busy() -> tuple[int, int]:
     """(busy, total) jiffies of the whole host, from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -140,6 +166,7 @@ class Terminal:
     ack_timer: asyncio.TimerHandle | None = None
     sending: set[asyncio.Task] = field(default_factory=set)
     started: asyncio.Event = field(default_factory=asyncio.Event)
+    shell: bool = True  # False on the floor: nothing there exits on "exit"
 
     async def read(self) -> None:
         try:
@@ -203,17 +230,20 @@ class Terminal:
         """Ends the shell (Ctrl-C, exit) and then the socket, as a person would."""
         for task in self.tasks[1:]:
             task.cancel()
-        with contextlib.suppress(ConnectionClosed):
-            await self.ws.send(b"\x03")
-            await self.ws.send(b"exit\r")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self.tasks[0]), 10)
+        if self.shell:
+            with contextlib.suppress(ConnectionClosed):
+                await self.ws.send(b"\x03")
+                await self.ws.send(b"exit\r")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.tasks[0]), 10)
         self.closing = True
         await self.ws.close()
         self.tasks[0].cancel()
 
 
-async def open_terminal(web: str, cookie: str, sandbox_id: str, lines: int) -> Terminal:
+async def open_terminal(
+    web: str, cookie: str, sandbox_id: str, lines: int, shell: bool = True
+) -> Terminal:
     url = f"ws://{web}/ws/sandboxes/{sandbox_id}/terminal/{uuid.uuid4().hex}/?cols=120&rows=30"
     headers = {"Cookie": f"sessionid={cookie}", "Origin": f"http://{web}"}
     ws = await connect(url, additional_headers=headers, max_size=None, compression=None)
@@ -222,7 +252,7 @@ async def open_terminal(web: str, cookie: str, sandbox_id: str, lines: int) -> T
             message = await ws.recv()
             if isinstance(message, str) and json.loads(message).get("type") == "hello":
                 break
-    terminal = Terminal(ws)
+    terminal = Terminal(ws, shell=shell)
     terminal.tasks.append(asyncio.create_task(terminal.read()))
     await ws.send(program(lines))
     async with asyncio.timeout(30):
@@ -245,6 +275,11 @@ class Bench:
     terminals: list[Terminal] = field(default_factory=list)
     errors: Counter = field(default_factory=Counter)
     idle_ms_s: float = 0.0  # both processes' CPU with no terminal open
+    floor: bool = False  # bench/floor_engine.py and bench/floor_dashboard.py, no shells
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {"dashboard": self.dashboard_pid, "engine": self.engine_pid}
 
     async def grow(self, count: int) -> None:
         gate = asyncio.Semaphore(self.args.open_concurrency)
@@ -254,7 +289,9 @@ class Bench:
                 sandbox = self.sandboxes[(index // PER_SANDBOX) % len(self.sandboxes)]
                 try:
                     self.terminals.append(
-                        await open_terminal(self.web, self.cookie, sandbox, self.args.lines)
+                        await open_terminal(
+                            self.web, self.cookie, sandbox, self.args.lines, not self.floor
+                        )
                     )
                 except Exception as error:  # every failure is a figure
                     self.errors[f"open: {type(error).__name__}: {str(error)[:80]}"] += 1
@@ -298,17 +335,21 @@ class Bench:
         lost_before = sum(t.lost_echoes for t in live)
         bytes_before = sum(t.received for t in live)
         frames_before = sum(t.frames for t in live)
-        pids = {"dashboard": self.dashboard_pid, "engine": self.engine_pid}
+        pids = self.pids
         before = {name: sample(pid) for name, pid in pids.items()}
+        program_before = descendants_cpu(self.engine_pid)
         host_before = host_busy()
         started = time.monotonic()
         await asyncio.sleep(self.args.hold)
         seconds = time.monotonic() - started
         after = {name: sample(pid) for name, pid in pids.items()}
+        program = descendants_cpu(self.engine_pid) - program_before
         host_after = host_busy()
         bytes_s = (sum(t.received for t in live) - bytes_before) / seconds / max(1, len(live))
         frames_s = (sum(t.frames for t in live) - frames_before) / seconds / max(1, len(live))
-        page_times, page_failures = await self.pages(self.args.page_seconds)
+        page_times, page_failures = (
+            await self.pages(self.args.page_seconds) if self.args.page_seconds > 0 else ([], 0)
+        )
         echoes = [e for t in live for e in t.take_echoes()]
         drops = sum(t.dropped is not None for t in live)
         lost = sum(t.lost_echoes for t in live) - lost_before
@@ -348,6 +389,9 @@ class Bench:
                 1000 * cpu["dashboard"] / seconds / max(1, held), 3
             ),
             "engine_cpu_ms_per_terminal_s": round(1000 * cpu["engine"] / seconds / max(1, held), 3),
+            # The sandboxes' processes: the programs in the PTYs (kernel PTY work done
+            # in kworkers is nobody's here; it shows in host_busy_pct only).
+            "program_cpu_ms_per_terminal_s": round(1000 * program / seconds / max(1, held), 3),
             "dashboard_kb_per_terminal": round(
                 (after["dashboard"].rss_kb - baseline["dashboard"].rss_kb) / max(1, held), 1
             ),
@@ -356,7 +400,7 @@ class Bench:
             ),
             "dashboard_fds": f"{after['dashboard'].fds}/{after['dashboard'].fd_limit}",
             "engine_fds": f"{after['engine'].fds}/{after['engine'].fd_limit}",
-            "page_rps": round(len(page_times) / self.args.page_seconds, 1),
+            "page_rps": round(len(page_times) / max(self.args.page_seconds, 1e-9), 1),
             "page_p99_ms": round(percentile(page_times, 0.99), 1) if page_times else None,
             "load_average_1m": round(os.getloadavg()[0], 2),
         }
@@ -459,6 +503,107 @@ async def ramp(bench: Bench, args: argparse.Namespace) -> dict:
     }
 
 
+async def settle_idle(bench: Bench) -> tuple[dict[str, Sample], dict[str, float]]:
+    """One terminal opened and closed (what each process loads once is not memory per
+    terminal), then the RSS baseline and each process's CPU with nothing open (ms/s)."""
+    await bench.grow(1)
+    await bench.close_all()
+    await asyncio.sleep(2)
+    baseline = {name: sample(pid) for name, pid in bench.pids.items()}
+    await asyncio.sleep(IDLE_SECONDS)
+    idle = {
+        name: (sample(pid).cpu - baseline[name].cpu) * 1000 / IDLE_SECONDS
+        for name, pid in bench.pids.items()
+    }
+    bench.idle_ms_s = sum(idle.values())
+    return baseline, idle
+
+
+FIGURES = (
+    "cpu_ms_per_terminal_s", "dashboard_cpu_ms_per_terminal_s", "engine_cpu_ms_per_terminal_s",
+    "program_cpu_ms_per_terminal_s", "dashboard_kb_per_terminal", "engine_kb_per_terminal",
+    "frames_s", "output_kb_s", "echo_p50_ms", "echo_p99_ms",
+)  # fmt: skip
+PHASE = (
+    "path", "terminals", "cpu_ms_per_terminal_s", "dashboard_cpu_ms_per_terminal_s",
+    "engine_cpu_ms_per_terminal_s", "program_cpu_ms_per_terminal_s", "echo_p99_ms",
+    "load_average_1m",
+)  # fmt: skip
+
+
+async def beside_floor(real: Bench, floor: Bench, args: argparse.Namespace) -> dict:
+    """The same N terminals on the real path and on the floor, in turns (real, floor,
+    floor, real, ...: a drift in the machine's load weighs on both alike)."""
+    settled = {"real": await settle_idle(real), "floor": await settle_idle(floor)}
+    phases: list[dict] = []
+    for turn in range(args.rounds):
+        order = (("real", real), ("floor", floor))
+        for kind, bench in order if turn % 2 == 0 else order[::-1]:
+            result = await bench.step(args.max, settled[kind][0])
+            result["path"] = kind
+            result["meets_goal"] = met_goal(result, args)
+            phases.append(result)
+            print(json.dumps(result), flush=True)
+            await bench.close_all()
+            await asyncio.sleep(2)
+    await asyncio.sleep(args.settle)
+    end = {name: sample(pid) for name, pid in real.pids.items()}
+    return {
+        "phases": phases,
+        "idle_cpu_ms_s": {
+            kind: {n: round(v, 2) for n, v in s[1].items()} for kind, s in settled.items()
+        },
+        "baseline_rss_mb": {n: round(s.rss_kb / 1024, 1) for n, s in settled["real"][0].items()},
+        "after_close_rss_mb": {n: round(s.rss_kb / 1024, 1) for n, s in end.items()},
+    }
+
+
+def mean_of(phases: list[dict], kind: str, key: str) -> float | None:
+    values = [p[key] for p in phases if p["path"] == kind and p[key] is not None]
+    return round(statistics.fmean(values), 3) if values else None
+
+
+def floor_summary(run: dict, args: argparse.Namespace) -> dict:
+    phases = run["phases"]
+    real = {key: mean_of(phases, "real", key) for key in FIGURES}
+    floor = {key: mean_of(phases, "floor", key) for key in FIGURES}
+
+    def ratio(key: str) -> float | None:
+        return round(real[key] / floor[key], 2) if real[key] and floor[key] else None
+
+    return {
+        "bench": "load-floor",
+        "terminals": args.max,
+        "rounds": args.rounds,
+        "hold_s": args.hold,
+        "cpu_ms_per_terminal_s": real["cpu_ms_per_terminal_s"],
+        "dashboard_cpu_ms": real["dashboard_cpu_ms_per_terminal_s"],
+        "engine_cpu_ms": real["engine_cpu_ms_per_terminal_s"],
+        "floor_cpu_ms_per_terminal_s": floor["cpu_ms_per_terminal_s"],
+        "dashboard_floor_cpu_ms": floor["dashboard_cpu_ms_per_terminal_s"],
+        "engine_floor_cpu_ms": floor["engine_cpu_ms_per_terminal_s"],
+        "pty_program_cpu_ms": real["program_cpu_ms_per_terminal_s"],
+        "dashboard_over_floor": ratio("dashboard_cpu_ms_per_terminal_s"),
+        "engine_over_floor": ratio("engine_cpu_ms_per_terminal_s"),
+        "frames_s": real["frames_s"],
+        "floor_frames_s": floor["frames_s"],
+        "echo_p99_ms": real["echo_p99_ms"],
+        "floor_echo_p99_ms": floor["echo_p99_ms"],
+        "dashboard_kb_per_terminal": real["dashboard_kb_per_terminal"],
+        "engine_kb_per_terminal": real["engine_kb_per_terminal"],
+        "dashboard_floor_kb_per_terminal": floor["dashboard_kb_per_terminal"],
+        "engine_floor_kb_per_terminal": floor["engine_kb_per_terminal"],
+        "idle_cpu_ms_s": run["idle_cpu_ms_s"],
+        "baseline_rss_mb": run["baseline_rss_mb"],
+        "after_close_rss_mb": run["after_close_rss_mb"],
+        "phases": [{k: p[k] for k in PHASE} for p in phases],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "cores": os.cpu_count(),
+        "lines_per_kb": args.lines,
+    }
+
+
 SUMMARY = (
     "terminals", "echo_p50_ms", "echo_p99_ms", "drops", "errors", "dashboard_kb_per_terminal",
     "engine_kb_per_terminal", "cpu_ms_per_terminal_s", "net_cpu_ms_per_terminal_s",
@@ -511,6 +656,38 @@ def create_sandboxes(engine, count: int, owner: str) -> list[str]:
         return ids
 
 
+def start_floor(
+    work: Path, engine, args: argparse.Namespace, cookie: str
+) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], Bench]:
+    """bench/floor_engine.py and bench/floor_dashboard.py on free loopback ports."""
+    port = free_port()
+    floor_engine = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "floor_engine.py"), "--port", str(port)], cwd=ROOT
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            break
+        if time.monotonic() > deadline or floor_engine.poll() is not None:
+            floor_engine.kill()
+            raise RuntimeError("the engine's floor did not start")
+        time.sleep(0.1)
+    os.environ["SANDBAR_FLOOR_ENGINE"] = f"127.0.0.1:{port}"
+    web_port = free_port()
+    try:
+        floor_dashboard = serve_dashboard(
+            work / "web", engine, web_port, app="floor_dashboard:application"
+        )
+    except BaseException:
+        floor_engine.kill()
+        raise
+    floor = Bench(
+        args, f"127.0.0.1:{web_port}", cookie, ["floor"], floor_dashboard.pid, floor_engine.pid,
+        floor=True,
+    )  # fmt: skip
+    return floor_engine, floor_dashboard, floor
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max", type=int, default=200, help="most terminals (default 200)")
@@ -525,7 +702,16 @@ def main() -> int:
     parser.add_argument("--echo-limit-ms", type=float, default=50.0)
     parser.add_argument("--hard-limit-ms", type=float, default=1000.0)
     parser.add_argument("--settle", type=float, default=15.0, help="seconds after closing")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="--max terminals on the real path and on its floor (the same server stacks "
+        "relaying canned frames, bench/floor_*.py) in turns, no page loads, no ramp",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="with --floor: turns of each")
     args = parser.parse_args()
+    if args.floor:
+        args.page_seconds = 0.0  # on both paths alike: the floor has no sandboxes page
     if args.max < 1:
         parser.error("--max must be at least 1")
 
@@ -544,7 +730,7 @@ def main() -> int:
             SANDBAR_QUOTA_MEMORY=str(max(128, count)),
             SANDBAR_QUOTA_DISK=str(max(256, count * 4)),
         )
-        dashboard = None
+        dashboard = floor_engine = floor_dashboard = None
         try:
             import django
 
@@ -572,12 +758,29 @@ def main() -> int:
                 f"{engine.process.pid}, load average {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
-            run = asyncio.run(ramp(bench, args))
+            if args.floor:
+                floor_engine, floor_dashboard, floor = start_floor(work, engine, args, cookie)
+                print(f"floor: dashboard pid {floor.dashboard_pid}, engine pid {floor.engine_pid}")
+                run = asyncio.run(beside_floor(bench, floor, args))
+            else:
+                run = asyncio.run(ramp(bench, args))
         finally:
-            if dashboard is not None:
-                dashboard.terminate()
-                dashboard.wait(10)
+            for process in (floor_dashboard, floor_engine, dashboard):
+                if process is not None:
+                    process.terminate()
+                    process.wait(10)
             engine.stop()
+    if args.floor:
+        out = floor_summary(run, args)
+        print(
+            f"CPU ms per terminal-second at {args.max} terminals: real "
+            f"{out['cpu_ms_per_terminal_s']} (dashboard {out['dashboard_cpu_ms']}, engine "
+            f"{out['engine_cpu_ms']}), floor {out['floor_cpu_ms_per_terminal_s']} (dashboard "
+            f"{out['dashboard_floor_cpu_ms']}, engine {out['engine_floor_cpu_ms']}), the "
+            f"programs in the PTYs {out['pty_program_cpu_ms']}"
+        )
+        print(json.dumps(out))
+        return 0
     out = summary(run, args)
     print(
         f"held the goal (echo p99 <= {args.echo_limit_ms:.0f} ms, no drops) up to "
