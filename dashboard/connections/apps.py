@@ -5,9 +5,10 @@ class ConnectionsConfig(AppConfig):
     name = "dashboard.connections"
 
     def ready(self) -> None:
-        # pools: its signal receiver closes a deleted connection's pooled client.
-        from dashboard.connections import pools, vault  # noqa: F401
+        from dashboard.connections import pools, vault  # pools: closes a deleted one's pool
+        from dashboard.core import health
 
+        health.register_connections(pools.readiness_targets)
         # A malformed SANDBAR_SECRET_KEYS stops the process at start, not at the first
         # page that opens a secret.
         vault.keys()

@@ -1,6 +1,6 @@
 """A deleted connection's pooled HTTP client is closed: in the worker that deleted it at
 once (after the delete commits), in the others at their next look-up of connections
-(the usage sampler's round, or a person whose chosen connection is gone).
+(the usage sampler's round, /readyz, or a person whose chosen connection is gone).
 
 Each worker keeps one pooled client per connection it has called (dashboard/daytona/
 client.py), holding sockets to that Daytona open; nothing else would ever close it.
@@ -13,7 +13,7 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from dashboard.connections import active
-from dashboard.connections.models import Connection
+from dashboard.connections.models import DEFAULT_NAME, Connection
 from dashboard.daytona import client
 
 pool_name = active.pool_name
@@ -44,3 +44,11 @@ def prune(existing: Iterable[int]) -> None:
 def _deleted(sender: type[Connection], instance: Connection, **kwargs: object) -> None:
     pk = instance.pk
     transaction.on_commit(lambda: retire([pk]))
+
+
+def readiness_targets() -> list[tuple[str, client.Target | None]]:
+    """What /readyz asks: the Default and each stored connection, by name. A look-up:
+    the pools of connections gone meanwhile are closed."""
+    rows = list(Connection.objects.all())
+    prune(row.pk for row in rows)
+    return [(DEFAULT_NAME, None), *((row.name, active.target_of(row)) for row in rows)]
