@@ -37,6 +37,7 @@ from dashboard.accounts.access import Access, snapshot_access
 from dashboard.core.bulk import BulkResult, bulk_ids, bulk_report
 from dashboard.core.http import arender, htmx_partial, lookup_failed, status_for, toast
 from dashboard.core.templatetags.sandbar import state_tone
+from dashboard.core.widgets import drawn_inputs
 from dashboard.daytona import streams
 from dashboard.daytona.snapshots import FINAL_STATES
 from dashboard.snapshots import actions
@@ -142,25 +143,7 @@ def rows_html(rows: Sequence[Row]) -> list[SafeString]:
     return out
 
 
-# The filter form's inputs as drawn, by field, value and errors: Django's widget
-# templates (a select draws each option through one) cost a third of the page around
-# the rows, and the inputs hold only a handful of distinct values.
-_FILTERS: OrderedDict[tuple, SafeString] = OrderedDict()
 FILTER_FIELDS = ("q", "sort", "order", "limit", "refresh")
-
-
-def filter_inputs(form: SnapshotFilterForm) -> dict[str, SafeString]:
-    inputs = {}
-    for name in FILTER_FIELDS:
-        field = form[name]
-        key = (name, str(field.value()), tuple(field.errors))
-        html = _FILTERS.get(key)
-        if html is None:
-            html = _FILTERS[key] = SafeString(str(field))
-            if len(_FILTERS) > 256:
-                _FILTERS.popitem(last=False)
-        inputs[name] = html
-    return inputs
 
 
 def _changing(snapshot: daytona.Snapshot) -> bool:
@@ -221,7 +204,7 @@ async def snapshot_list(request: HttpRequest) -> HttpResponse:
         "total": None,
     }
     context["bulk_verbs"] = BULK_VERBS
-    context["filters"] = filter_inputs(form)
+    context["filters"] = drawn_inputs(form, FILTER_FIELDS)
     status = 200
     if form.is_valid():
         try:

@@ -13,6 +13,7 @@ from django.test.signals import template_rendered
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from dashboard.core import widgets
 from dashboard.snapshots import views
 from tests.html_attrs import elements
 from tests.snapshots.conftest import engine_call, wait_for_snapshot
@@ -133,7 +134,7 @@ def test_a_kept_row_is_not_shown_to_someone_who_may_not_act(
 
 
 def test_the_kept_filter_inputs_show_what_this_url_asks_for(daytona_engine, admin_client) -> None:
-    views._FILTERS.clear()
+    widgets._DRAWN.clear()
     for text in ("alpha", "beta", "alpha"):
         html, _ = _load(admin_client, q=text, sort="name")
         field = elements(html, "input", id="id_q")[0]
