@@ -20,10 +20,14 @@ from dashboard import daytona
 from dashboard.audit import export, query
 from dashboard.audit.forms import MAX_CURSOR, QUICK_RANGES, AuditFilterForm, ExportForm
 from dashboard.audit.models import AuditEntry, Outcome
+from dashboard.audit.rows import rows_html
 from dashboard.audit.trail import anchor, check_chain, record_request
 from dashboard.core.http import htmx_partial
+from dashboard.core.widgets import drawn_inputs
 
 PAGE_SIZE = query.PAGE_SIZE
+# The filters drawn by Django's widgets (the rest are plain inputs in the template).
+FILTER_INPUTS = ("range", "since", "until", "target", "outcome", "refresh")
 # Keys of `detail` that hold what a change replaced and what it put in its place.
 _CHANGE_PAIRS = (("before", "after"), ("old", "new"))
 
@@ -103,10 +107,10 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     refresh = form.cleaned_data.get("refresh") if form.is_valid() else None
     context = {
         "form": form,
+        "inputs": drawn_inputs(form, FILTER_INPUTS),
         "error": _errors(form) if status == 400 else "",
         "page": page,
-        "entries": page.entries,
-        "audit_url": reverse("audit"),
+        "rows": rows_html(page.entries, request.user.pk, query.reads_all(request.user)),
         "query": _query_string(request, "before", "after"),
         "filters": _query_string(request, "before", "after", "refresh"),
         "reads_all": query.reads_all(request.user),
@@ -135,12 +139,8 @@ def audit_new(request: HttpRequest) -> HttpResponse:
         return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
     entries = query.filtered(query.visible_entries(request.user), form)
     rows, more = query.new_since(entries, form.cleaned_data["after"])
-    context = {
-        "entries": rows,
-        "reads_all": query.reads_all(request.user),
-        "audit_url": reverse("audit"),
-    }
-    response = render(request, "audit/_rows.html", context)
+    drawn = rows_html(rows, request.user.pk, query.reads_all(request.user))
+    response = HttpResponse("".join(drawn))
     response["X-Audit-Newest"] = str(rows[0].seq if rows else form.cleaned_data["after"])
     response["X-Audit-More"] = "1" if more else "0"
     return response
