@@ -9,7 +9,7 @@ when it started, so its own audit entry, and anything written meanwhile, stay ou
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import msgspec
@@ -61,18 +61,43 @@ _SQLITE_WHEN = RawSQL(
 )
 
 
+# A CSV cell a spreadsheet would take for a formula (one starting with = + - @, or a tab
+# or carriage return) is written with an apostrophe in front, as is one that already
+# starts with an apostrophe: dropping a leading apostrophe gives every value back
+# exactly. The user agent and the names in an entry are anyone's to choose. JSON Lines
+# carry every value as it is.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def _formula_safe(column: str, quote_name: Callable[[str], str]) -> RawSQL:
+    # In SQL, so that no Python runs per value; || and substr mean the same in SQLite and
+    # PostgreSQL.
+    name = quote_name(column)  # one of TEXT, never from a request
+    marks = ", ".join(["%s"] * len(FORMULA_STARTS))
+    return RawSQL(  # noqa: S611 (the values go as parameters)
+        f"CASE WHEN substr({name}, 1, 1) IN ({marks}) THEN %s || {name} ELSE {name} END",
+        (*FORMULA_STARTS, "'"),
+    )
+
+
 def _sqlite(entries: QuerySet[AuditEntry]) -> bool:
     return connections[entries.db].vendor == "sqlite"
 
 
-def _chunk(entries: QuerySet[AuditEntry], below: int, finished: bool = False) -> list[tuple]:
+def _chunk(
+    entries: QuerySet[AuditEntry], below: int, finished: bool = False, for_csv: bool = False
+) -> list[tuple]:
     """One chunk as the database returns it: the ORM's per-value converters (a JSON
     parse and a datetime parse per row, to be turned back into text at once) cost more
     than the rest of the export together. `finished`: on SQLite, the times already as
-    the file writes them (None where one was stored in another form)."""
+    the file writes them (None where one was stored in another form). `for_csv`: the
+    text values safe from spreadsheets' formulas."""
     when = _SQLITE_WHEN if finished else Cast("created_at", CharField())
     # The time as text: SQLite's own datetime converter would parse every one.
-    columns = [when if c == "created_at" else c for c in COLUMNS]
+    columns: list = [when if c == "created_at" else c for c in COLUMNS]
+    if for_csv:
+        quote_name = connections[entries.db].ops.quote_name
+        columns = [_formula_safe(c, quote_name) if c in TEXT else c for c in columns]
     rows = entries.filter(seq__lt=below).order_by("-seq").values_list(*columns)[:CHUNK]
     sql, params = rows.query.sql_with_params()
     with connections[rows.db].cursor() as cursor:
@@ -158,11 +183,12 @@ def _read_encoded(
     """The next chunk's text and the seq it ends at (0: nothing left), in one thread
     hop. On SQLite each value is read as the file writes it and no Python runs per
     value; a chunk holding a time in another form is read again the general way."""
-    rows = _chunk(entries, below, finished)
+    for_csv = fmt == "csv"
+    rows = _chunk(entries, below, finished, for_csv)
     if not rows:
         return 0, ""
     if finished and all(row[1] is not None for row in rows):
-        return rows[-1][0], (_finished_csv if fmt == "csv" else _finished_json_lines)(rows)
+        return rows[-1][0], (_finished_csv if for_csv else _finished_json_lines)(rows)
     if finished:
-        rows = _chunk(entries, below)
+        rows = _chunk(entries, below, for_csv=for_csv)
     return rows[-1][0], (_csv_lines if fmt == "csv" else _json_lines)(rows)

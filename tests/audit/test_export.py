@@ -145,3 +145,40 @@ def test_an_exported_file_is_enough_to_check_its_chain_elsewhere(admin_client, t
         fields = {k: v for k, v in item.items() if k != "hash"}
         fields["created_at"] = datetime.fromisoformat(fields["created_at"])
         assert Entry(**fields).compute_hash() == item["hash"], item["seq"]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["sqlite-text-times", "general"])
+def test_a_csv_cell_a_spreadsheet_would_run_starts_with_an_apostrophe(
+    admin_client, admin_user, monkeypatch, fast
+) -> None:
+    monkeypatch.setattr(export, "_sqlite", lambda entries: fast)
+    values = ["=HYPERLINK(1)", "+1", "-2", "@SUM(A1)", "\tx", "'quoted", "plain"]
+    for value in values:
+        record(
+            admin_user, "sandbox.start", target_kind="sandbox", target_name=value, user_agent=value
+        )
+    csv_rows = list(
+        csv.DictReader(
+            io.StringIO(
+                body(
+                    admin_client.get(
+                        reverse("audit_export"), {"format": "csv", "action": "sandbox.start"}
+                    )
+                )
+            )
+        )
+    )
+    json_rows = [
+        json.loads(line)
+        for line in body(
+            admin_client.get(
+                reverse("audit_export"), {"format": "jsonl", "action": "sandbox.start"}
+            )
+        ).splitlines()
+    ]
+    written = [row["target_name"] for row in reversed(csv_rows)]
+    assert written == ["'=HYPERLINK(1)", "'+1", "'-2", "'@SUM(A1)", "'\tx", "''quoted", "plain"]
+    assert [row["user_agent"] for row in reversed(csv_rows)] == written
+    # Dropping a leading apostrophe gives each value back; JSON Lines carry them as they are.
+    assert [w[1:] if w.startswith("'") else w for w in written] == values
+    assert [row["target_name"] for row in reversed(json_rows)] == values
