@@ -8,9 +8,11 @@ never buffered without bound. A bounded ring of recent output lets a re-attachin
 client get a replay, either raw or as a clean redraw of the screen (pyte).
 
 Output is coalesced per tick: what a terminal writes within FRAME_SECONDS of its last
-frame goes out as one frame at the end of that tick (at most READ_SIZE), while the
-first output after a quiet spell (an echoed key) goes out at once. A program that
-writes many small pieces costs one frame per tick on every hop, not one per write.
+frame goes out as one frame at the end of that tick (at most READ_SIZE). The first
+output after a keystroke (its echo) goes out at once; other output after a quiet spell
+(a program printing a burst of lines) waits one tick with the PTY unwatched, and the
+tick reads the whole burst at once. A program that writes many small pieces costs one
+frame per tick on every hop and one wake-up of the engine, not one of each per write.
 """
 
 from __future__ import annotations
@@ -35,10 +37,13 @@ from dashboard.engine.errors import ApiError, BadRequest, Conflict, NotFound
 MAX_COLS = 1000  # as the daemon
 MAX_ROWS = 1000
 READ_SIZE = 32 << 10  # one output frame at most, as the daemon
-SCROLLBACK_BYTES = 256 << 10
+# Enough for pyte to redraw a large screen (a 250x70 one drawn in colour is ~40 KiB).
+# Daytona's daemon keeps none at all; 256 KiB here was 2/3 of an engine's memory per
+# busy terminal (bench/load.py).
+SCROLLBACK_BYTES = 64 << 10
 # Small outputs (echoed keys, prompts) are kept joined in chunks up to this size: one
 # bytes object per read would cost ~40 bytes of overhead per echoed key, 40 times its
-# payload, so a typing-only terminal's 256 KiB of scrollback could take ~10 MB.
+# payload, so a typing-only terminal's 64 KiB of scrollback could take ~2.5 MB.
 SCROLLBACK_CHUNK = 4 << 10
 CLIENT_MAX_FRAMES = 256  # the daemon's per-client queue
 CLIENT_MAX_BYTES = 4 << 20
@@ -47,7 +52,7 @@ MAX_EXITED = 32  # exited terminals remembered (for 410 and the exit code) per s
 DRAIN_AFTER_EXIT = 0.5  # seconds to read what the process wrote before it died
 FRAME_SECONDS = 0.016  # at most one output frame per tick per terminal (a 60 Hz screen)
 # An exited terminal's output stays for a late client's replay this long, then goes: 32
-# remembered exits per sandbox must not hold 256 KiB each for ever.
+# remembered exits per sandbox must not hold their scrollback for ever.
 EXITED_SCROLLBACK_SECONDS = 10.0
 
 
@@ -208,6 +213,8 @@ class Terminal:
     _pending_bytes: int = 0
     _last_frame: float = 0.0  # loop time of the last frame sent
     _flush_timer: asyncio.TimerHandle | None = None
+    _watching: bool = False  # whether the loop watches the PTY for output
+    _typed: bool = False  # input written since the last frame: its echo goes out at once
     _eof: asyncio.Event = field(default_factory=asyncio.Event)
     _waiter: asyncio.Task[None] | None = None
     _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -250,7 +257,7 @@ class Terminal:
             self._master = master
             self.process = process
             self._set_winsize()
-            asyncio.get_running_loop().add_reader(master, self._on_output)
+            self._watch()
             self._waiter = asyncio.create_task(self._wait())
 
     def _set_winsize(self) -> None:
@@ -259,37 +266,70 @@ class Terminal:
             with contextlib.suppress(OSError):
                 fcntl.ioctl(self._master, termios.TIOCSWINSZ, size)
 
-    def _on_output(self) -> None:
+    def _watch(self) -> None:
+        if self._master is not None and not self._watching:
+            asyncio.get_running_loop().add_reader(self._master, self._on_output)
+            self._watching = True
+
+    def _unwatch(self) -> None:
+        if self._master is not None and self._watching:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self._master)
+        self._watching = False
+
+    def _read(self) -> bool:
+        """Read what the PTY holds into this tick's frame (up to READ_SIZE); True at EOF."""
         assert self._master is not None
         # The tty hands out at most ~4 KiB per read; gather what is there into one frame
         # so a flood costs one WebSocket frame per 32 KiB rather than per 4 KiB.
-        pending = self._pending
-        eof = False
         while self._pending_bytes < READ_SIZE:
             try:
                 chunk = os.read(self._master, READ_SIZE - self._pending_bytes)
             except BlockingIOError:
-                break
+                return False
             except OSError:
-                chunk = b""  # EIO: every slave end is closed
+                return True  # EIO: every slave end is closed
             if not chunk:
-                eof = True
-                break
-            pending.append(chunk)
+                return True
+            self._pending.append(chunk)
             self._pending_bytes += len(chunk)
-        loop = asyncio.get_running_loop()
-        if eof:
-            loop.remove_reader(self._master)
-            self._flush()
-            self._eof.set()
+        return False
+
+    def _on_output(self) -> None:
+        if self._master is None:
+            return
+        if self._read():
+            self._at_eof()
         elif self._pending_bytes >= READ_SIZE:
             self._flush()  # a full frame waits for no tick
-        elif pending and self._flush_timer is None:
+        elif self._pending and self._flush_timer is None:
+            loop = asyncio.get_running_loop()
             due = self._last_frame + FRAME_SECONDS
-            if loop.time() >= due:
-                self._flush()  # quiet until now: an echo goes out at once
+            if loop.time() < due:
+                self._flush_timer = loop.call_at(due, self._flush)  # within a tick
+            elif self._typed:
+                self._flush()  # quiet until a key: its echo goes out at once
             else:
-                self._flush_timer = loop.call_at(due, self._flush)
+                # Quiet until now, and nobody typed: a program's burst has begun. Wait a
+                # tick without being woken for each of its writes, then read it all.
+                self._unwatch()
+                self._flush_timer = loop.call_later(FRAME_SECONDS, self._tick)
+
+    def _tick(self) -> None:
+        """The end of a tick spent not watching the PTY: read what came, send it."""
+        self._flush_timer = None
+        if self._master is None:
+            return
+        if self._read():
+            self._at_eof()
+            return
+        self._watch()
+        self._flush()
+
+    def _at_eof(self) -> None:
+        self._unwatch()
+        self._flush()
+        self._eof.set()
 
     def _flush(self) -> None:
         """Send what was read this tick to every client, as one frame."""
@@ -302,6 +342,7 @@ class Terminal:
         data = pending[0] if len(pending) == 1 else b"".join(pending)
         self._pending = []
         self._pending_bytes = 0
+        self._typed = False
         self._last_frame = asyncio.get_running_loop().time()
         self._remember(data)
         for attachment in list(self.attachments):
@@ -323,6 +364,9 @@ class Terminal:
     async def _wait(self) -> None:
         assert self.process is not None
         code = await self.process.wait()
+        if not self._watching and self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._tick()  # a tick spent not watching: what the process wrote is read now
         # Background jobs may keep the terminal open; do not wait for them for long.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._eof.wait(), DRAIN_AFTER_EXIT)
@@ -333,10 +377,8 @@ class Terminal:
             return
         self.exit_code = code
         self._flush()  # what was read before the exit goes out before the exit report
-        if self._master is not None:
-            with contextlib.suppress(ValueError, OSError):
-                asyncio.get_running_loop().remove_reader(self._master)
-            self._master = None
+        self._unwatch()
+        self._master = None
         if self.process is not None:
             self.process.release()  # closes the master
         for attachment in self.attachments:
@@ -369,6 +411,7 @@ class Terminal:
                         raise Gone(f"PTY session {self.id} has exited") from None
                     raise
                 view = view[written:]
+                self._typed = True
 
     async def _writable(self, fd: int) -> None:
         loop = asyncio.get_running_loop()

@@ -469,7 +469,7 @@ def _subprotocol(tokens: list[str]) -> str | None:
 async def connect_pty(websocket: WebSocket) -> None:
     """WebSocket /process/pty/{id}/connect: attach to a running terminal.
 
-    Query ``replay=raw`` sends the recent output first (up to 256 KiB), ``replay=screen``
+    Query ``replay=raw`` sends the recent output first (up to 64 KiB), ``replay=screen``
     a clean redraw of the current screen; by default nothing is replayed, as Daytona.
     """
     try:
@@ -547,7 +547,7 @@ async def _serve_terminal(
     if replay == "raw" and recent:
         await websocket.send_bytes(recent)
     elif replay == "screen":
-        # pyte takes a while on 256 KiB; keep the event loop free meanwhile.
+        # pyte takes a while on 64 KiB; keep the event loop free meanwhile.
         screen = await asyncio.to_thread(render_screen, recent, terminal.cols, terminal.rows)
         await websocket.send_bytes(screen)
 

@@ -1,5 +1,6 @@
-"""A terminal's output frames: coalesced per tick, an echo after a quiet spell at once,
-nothing held back at exit, and an exited terminal's output let go after a while."""
+"""A terminal's output frames: coalesced per tick, a key's echo after a quiet spell at
+once, a program's burst in one frame, nothing held back at exit, and an exited
+terminal's output let go after a while."""
 
 from __future__ import annotations
 
@@ -36,20 +37,55 @@ async def test_small_writes_within_a_tick_go_out_as_one_frame() -> None:
     assert len(frames) < 100
 
 
-async def test_the_first_output_after_a_quiet_spell_is_not_held(
+async def test_the_echo_of_a_key_after_a_quiet_spell_is_not_held(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(ptys, "FRAME_SECONDS", 2.0)
-    terminal = await started("sh", "-c", "sleep 0.2; printf a; sleep 0.3; printf b; sleep 4")
+    terminal = await started("cat")  # the tty echoes what is typed
     watcher = terminal.attach()
+    await asyncio.sleep(2.5)  # quiet for over a tick
     loop = asyncio.get_running_loop()
+    typed = loop.time()
+    await terminal.write(b"a")
     assert await asyncio.wait_for(watcher.next(), 20) == b"a"
+    assert loop.time() - typed < 1.0  # not held for the 2 s tick
+    await terminal.kill()
+
+
+async def test_output_within_a_tick_of_the_last_frame_waits_for_the_tick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ptys, "FRAME_SECONDS", 2.0)
+    terminal = await started("cat")
+    watcher = terminal.attach()
+    await terminal.write(b"a")
+    assert await asyncio.wait_for(watcher.next(), 20) == b"a"
+    loop = asyncio.get_running_loop()
     seen_a = loop.time()
+    await asyncio.sleep(0.3)
+    await terminal.write(b"b")
     assert await asyncio.wait_for(watcher.next(), 20) == b"b"
     # b came 0.3 s after a, inside a's tick: it waited for the tick's end (2 s after a;
     # the margin is for a loaded machine waking this test late for a).
     assert loop.time() - seen_a >= 1.2
     await terminal.kill()
+
+
+async def test_a_programs_burst_after_a_quiet_spell_goes_out_as_one_frame(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 16 lines 10 ms apart, each its own write, every 0.6 s: the load bench's program,
+    # slowed down (the pause is a read with a timeout on a FIFO nobody writes to).
+    monkeypatch.setattr(ptys, "FRAME_SECONDS", 0.3)
+    script = (
+        "f=$(mktemp -u); mkfifo $f; exec 3<>$f; rm $f; for n in 1 2 3; do sleep 0.6; "
+        "for i in $(seq 16); do echo line$n; read -t 0.01 -u 3; done; done"
+    )
+    terminal = await started("bash", "-c", script)
+    watcher = terminal.attach()
+    frames = await frames_until_exit(watcher)
+    assert b"".join(frames) == b"".join(b"line%d\r\n" % n * 16 for n in (1, 2, 3))
+    assert len(frames) == 3  # not a frame for a burst's first line and one for the rest
 
 
 async def test_output_held_for_the_tick_is_sent_before_the_exit(
@@ -68,9 +104,9 @@ async def test_an_exited_terminals_output_is_let_go_after_a_while(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(ptys, "EXITED_SCROLLBACK_SECONDS", 0.3)
-    terminal = await started("sh", "-c", "head -c 100000 /dev/zero | tr '\\0' a")
+    terminal = await started("sh", "-c", "head -c 50000 /dev/zero | tr '\\0' a")
     assert await wait_exit(terminal) == 0
-    assert len(terminal.replay_raw()) == 100000  # a late client still gets a replay
+    assert len(terminal.replay_raw()) == 50000  # a late client still gets a replay
     await asyncio.sleep(0.6)
     assert terminal.replay_raw() == b""
     assert terminal.scrollback_bytes == 0
