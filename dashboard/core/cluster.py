@@ -8,7 +8,8 @@ Daytona for its own pages.
 A lease lets one process do a job for everyone (follow Daytona's sandboxes for the live
 pages) while the others stand by; it lapses when its holder stops renewing it (it
 exited, or was killed), and a standby takes it over. A tally is a count that every
-process adds to (the tabs attached to one shell).
+process adds to (the tabs attached to one shell); each process's share counts only
+while it lives (its heartbeat), so a killed worker's tabs drop out within a minute.
 """
 
 import asyncio
@@ -17,8 +18,10 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -28,7 +31,11 @@ log = logging.getLogger(__name__)
 # Who this process is to the others: a lease names its holder. One name per process, so
 # within a process (where each event loop keeps its own watch) nothing changes.
 PROCESS = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+# A tally untouched this long is dropped whole (a backstop: shares die with their holder).
 TALLY_SECONDS = 24 * 3600
+# A process's share of a tally counts this long after its last heartbeat, which it
+# sends every third of it while it has any share: a killed worker's drops out within it.
+ALIVE_SECONDS = 60.0
 
 
 def shared() -> bool:
@@ -119,36 +126,110 @@ async def lead(
         await lease.release()
 
 
-@dataclass(frozen=True)
 class Tally:
     """Named counts every process adds to; a no-op (always 0) when the cache is this
-    process's own, where the caller's own count already says everything."""
+    process's own, where the caller's own count already says everything.
 
-    prefix: str
+    In Redis, a hash per name holds each process's share, and a key per process that
+    lapses ALIVE_SECONDS after its last heartbeat says it lives; a count sums the shares
+    of the living and drops the others'. The heartbeat is one timer per process, not
+    work per add, and ends when the process holds no share.
+    """
+
+    def __init__(self, prefix: str, holder: str = PROCESS) -> None:
+        self.prefix = prefix
+        self.holder = holder
+        self._mine: Counter[str] = Counter()  # this process's shares
+        self._beat: asyncio.Task[None] | None = None
 
     def _key(self, name: str) -> str:
         return f"sandbar:tally:{self.prefix}:{name}"
+
+    def _alive(self, holder: str) -> str:
+        return f"sandbar:alive:{self.prefix}:{holder}"
 
     async def add(self, name: str, delta: int) -> None:
         """Add `delta` (negative to take away); a failing cache only logs."""
         if not shared():
             return
+        self._mine[name] += delta
+        if self._mine[name] == 0:
+            del self._mine[name]
         key = self._key(name)
         try:
-            await cache.aadd(key, 0, TALLY_SECONDS)
-            try:
-                await cache.aincr(key, delta)
-            except ValueError:  # it lapsed between the two: start it again
-                await cache.aadd(key, delta, TALLY_SECONDS)
+            # One MULTI: the share and its liveness together.
+            async with _redis() as redis, redis.pipeline() as pipe:
+                pipe.hincrby(key, self.holder, delta)
+                pipe.expire(key, TALLY_SECONDS)
+                pipe.set(self._alive(self.holder), 1, px=_alive_ms())
+                await pipe.execute()
         except Exception as error:
             log.warning("tally %s: the cache failed: %s", key, error)
+        self._keep_beating()
 
     async def count(self, name: str) -> int | None:
-        """The count (never below 0), or None if the cache cannot say."""
+        """The count of the living processes (never below 0), or None if the cache
+        cannot say."""
         if not shared():
             return 0
+        key = self._key(name)
         try:
-            return max(0, int(await cache.aget(self._key(name), 0)))
+            async with _redis() as redis:
+                shares = await redis.hgetall(key)
+                if not shares:
+                    return 0
+                holders = list(shares)
+                alive = await redis.mget([self._alive(h.decode()) for h in holders])
+                dead = [h for h, beat in zip(holders, alive, strict=True) if beat is None]
+                if dead:
+                    await redis.hdel(key, *dead)
         except Exception as error:
             log.warning("tally %s: the cache failed: %s", self.prefix, error)
             return None
+        living = (int(shares[h]) for h, beat in zip(holders, alive, strict=True) if beat)
+        return max(0, sum(living))
+
+    def _keep_beating(self) -> None:
+        loop = asyncio.get_running_loop()
+        beat = self._beat
+        if self._mine and (beat is None or beat.done() or beat.get_loop() is not loop):
+            self._beat = loop.create_task(self._heartbeat(), name=f"tally {self.prefix}")
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(ALIVE_SECONDS / 3)
+            if not self._mine:
+                return
+            try:
+                await self._refresh()
+            except Exception as error:  # the next beat tries again
+                log.warning("tally %s: the heartbeat failed: %s", self.prefix, error)
+
+    async def _refresh(self) -> None:
+        """Say this process lives, and write its shares again: a count that thought it
+        dead (a beat late) dropped them."""
+        async with _redis() as redis, redis.pipeline() as pipe:
+            pipe.set(self._alive(self.holder), 1, px=_alive_ms())
+            for name, share in list(self._mine.items()):
+                pipe.hset(self._key(name), self.holder, share)
+                pipe.expire(self._key(name), TALLY_SECONDS)
+            await pipe.execute()
+
+
+def _alive_ms() -> int:
+    return max(1, round(ALIVE_SECONDS * 1000))
+
+
+@contextlib.asynccontextmanager
+async def _redis() -> AsyncIterator[Any]:
+    """A client of the cache's Redis for one use: the cache's API has no hashes, and a
+    client is bound to the loop it was opened on (tallies are counted on a few)."""
+    import redis.asyncio  # the redis extra; only where the cache is Redis
+
+    location = settings.CACHES["default"]["LOCATION"]
+    url = location[0] if isinstance(location, list | tuple) else location
+    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -1,12 +1,18 @@
 """Leases and tallies (dashboard/core/cluster.py) on a real Redis, two holders in one
-process standing in for two workers."""
+process standing in for two workers, or a second process killed outright."""
 
 import asyncio
+import os
+import signal
+import sys
+import textwrap
+import time
 
 import pytest
 import redis
 
 from dashboard.core import cluster
+from tests.engine_server import ROOT
 
 
 @pytest.fixture
@@ -69,13 +75,99 @@ async def test_only_the_lease_holder_runs_the_job_and_a_standby_takes_over(share
 
 
 async def test_a_tally_counts_across_holders_and_never_reads_below_zero(shared_cache) -> None:
-    tabs = cluster.Tally("tabs")
-    await tabs.add("pty-1", 1)
-    await tabs.add("pty-1", 1)
-    await tabs.add("pty-1", -1)
-    assert await tabs.count("pty-1") == 1
-    await tabs.add("pty-2", -1)
-    assert await tabs.count("pty-2") == 0
+    a = cluster.Tally("tabs", holder="worker-a")
+    b = cluster.Tally("tabs", holder="worker-b")
+    await a.add("pty-1", 1)
+    await b.add("pty-1", 1)
+    await a.add("pty-1", -1)
+    assert await a.count("pty-1") == 1
+    assert await b.count("pty-1") == 1
+    await b.add("pty-2", -1)
+    assert await a.count("pty-2") == 0
+    await b.add("pty-1", -1)
+    assert await a.count("pty-1") == 0
+    await asyncio.sleep(0)  # their heartbeats see no share left and end
+
+
+async def test_a_living_holders_share_outlasts_its_heartbeat_window(
+    shared_cache, monkeypatch
+) -> None:
+    monkeypatch.setattr(cluster, "ALIVE_SECONDS", 1.0)
+    a = cluster.Tally("tabs", holder="worker-a")
+    b = cluster.Tally("tabs", holder="worker-b")
+    await a.add("pty-1", 1)
+    try:
+        await asyncio.sleep(2.5)  # two and a half windows: only the heartbeat keeps it
+        assert await b.count("pty-1") == 1
+    finally:
+        await a.add("pty-1", -1)
+    assert await b.count("pty-1") == 0
+
+
+async def test_a_share_a_late_heartbeat_lost_comes_back_at_the_next_beat(
+    shared_cache, monkeypatch
+) -> None:
+    monkeypatch.setattr(cluster, "ALIVE_SECONDS", 0.6)
+    a = cluster.Tally("tabs", holder="worker-a")
+    b = cluster.Tally("tabs", holder="worker-b")
+    await a.add("pty-1", 2)
+    try:
+        redis.Redis.from_url(shared_cache).delete("sandbar:alive:tabs:worker-a")  # late
+        assert await b.count("pty-1") == 0  # taken for dead: its share is dropped
+        await asyncio.sleep(0.5)  # a's next beat (every 0.2 s) writes it again
+        assert await b.count("pty-1") == 2
+    finally:
+        await a.add("pty-1", -2)
+
+
+# A worker of its own: counts one tab, then keeps beating until it is killed.
+HOLDER = textwrap.dedent(
+    """
+    import asyncio, sys
+    import django
+    from django.conf import settings
+
+    backend = "django.core.cache.backends.redis.RedisCache"
+    settings.configure(CACHES={"default": {"BACKEND": backend, "LOCATION": sys.argv[1]}})
+    django.setup()
+    from dashboard.core import cluster
+
+    cluster.ALIVE_SECONDS = 2.0
+
+    async def main():
+        await cluster.Tally("tabs").add("pty-1", 1)
+        print("counted", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_a_killed_workers_tabs_drop_out_of_the_count_within_its_heartbeat(
+    shared_cache,
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, shared_cache,
+        stdout=asyncio.subprocess.PIPE, cwd=ROOT, env=env,
+    )  # fmt: skip
+    try:
+        line = await asyncio.wait_for(worker.stdout.readline(), 60)
+        assert line.strip() == b"counted"
+        tabs = cluster.Tally("tabs")  # this process reads
+        await asyncio.sleep(3)  # past its 2 s window: it lives, so its tab counts
+        assert await tabs.count("pty-1") == 1
+        worker.send_signal(signal.SIGKILL)  # no cleanup, no last word
+        await worker.wait()
+        killed = time.monotonic()
+        while await tabs.count("pty-1") != 0:
+            assert time.monotonic() - killed < 6, "a killed worker's tab still counts"
+            await asyncio.sleep(0.2)
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
 
 
 async def test_a_tally_on_a_process_own_cache_counts_nothing(settings) -> None:
