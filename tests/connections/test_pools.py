@@ -17,6 +17,7 @@ from django.urls import reverse
 from dashboard.connections import pools
 from dashboard.connections.active import SESSION_KEY, target_of
 from dashboard.connections.models import Connection
+from dashboard.core import health
 from dashboard.daytona import client
 from dashboard.limits import history
 from tests.conftest import client_for
@@ -116,4 +117,16 @@ async def test_another_workers_delete_closes_the_pool_when_its_person_next_calls
     await sync_to_async(_deleted_elsewhere)(row.pk)
     page = await admin.get(reverse("connections"))
     assert page.status_code == 200
+    assert await _closed(http)
+
+
+async def test_another_workers_delete_closes_the_pool_at_the_next_readiness_check(
+    served, daytona_engine, client, monkeypatch
+) -> None:
+    monkeypatch.setattr(health, "_kept", None)
+    row = await sync_to_async(_connection)(daytona_engine)
+    http = await _pool_after_a_call(row)
+    await sync_to_async(_deleted_elsewhere)(row.pk)
+    response = await client.get("/readyz")
+    assert [answer["name"] for answer in response.json()["connections"]] == ["Default"]
     assert await _closed(http)
