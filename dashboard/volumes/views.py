@@ -18,6 +18,7 @@ from dashboard.accounts.access import Access, volume_access
 from dashboard.core.bulk import BulkResult, bulk_ids, bulk_report
 from dashboard.core.http import arender, htmx_partial, lookup_failed, toast
 from dashboard.core.templatetags.sandbar import state_tone
+from dashboard.core.widgets import drawn_inputs
 from dashboard.volumes import actions
 from dashboard.volumes.forms import CreateVolumeForm, VolumeFilterForm
 
@@ -129,6 +130,7 @@ async def volume_list(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     form = VolumeFilterForm(request.GET)
     context: dict = {"form": form, "access": access, "page": None, "error": "", "total": None}
+    context["filters"] = drawn_inputs(form, ("q", "refresh"))
     context["create_form"] = CreateVolumeForm()
     context["bulk_verbs"] = [("delete", "Delete")]
     status = 200

@@ -241,3 +241,15 @@ def test_a_deleted_volume_makes_the_list_reload(daytona_engine, make_volume, adm
     response = admin_client.post(reverse("volume_delete", args=[volume["id"]]), headers=HX)
     assert response.status_code == 200
     assert "volumes-changed" in response["HX-Trigger"]
+
+
+def test_the_kept_filter_inputs_show_what_each_url_asks_for(daytona_engine, member_client) -> None:
+    for text in ("alpha", "beta", "alpha"):
+        response = member_client.get(reverse("volumes"), {"q": text, "refresh": "30"})
+        html = response.content.decode()
+        assert elements(html, "input", id="id_q")[0].get("value") == text
+        assert "selected" in elements(html, "option", value="30")[0]
+    response = member_client.get(reverse("volumes"), {"refresh": "7"})
+    assert response.status_code == 400
+    refresh = elements(response.content.decode(), "select", name="refresh")[0]
+    assert refresh.get("aria-invalid") == "true"
