@@ -25,6 +25,7 @@ import contextvars
 import functools
 import logging
 import ssl
+import weakref
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,6 +211,11 @@ async def close_shared() -> None:
 # holding it (bounded by DAYTONA_TIMEOUT, most of them) finish instead of failing.
 RETIRE_GRACE_SECONDS = 30.0
 _retiring: set[asyncio.Task[None]] = set()
+# Clients retired with their connection: a call still holding one when it closes is told
+# the connection was removed, not that Daytona is away.
+_retired: "weakref.WeakSet[httpx.AsyncClient]" = weakref.WeakSet()
+REMOVED_MESSAGE = "This Daytona connection was removed while the call was under way."
+CLOSED_MESSAGE = "Daytona cannot be reached: the dashboard is shutting down."
 
 
 def pool_names() -> list[str]:
@@ -228,6 +234,7 @@ def retire_pool(pool: str) -> None:
     def retire() -> None:
         http = shared.pools.pop(pool, None)
         if http is not None:
+            _retired.add(http)
             shared.loop.call_later(RETIRE_GRACE_SECONDS, _close_later, http)
 
     try:
@@ -257,10 +264,22 @@ async def connection() -> AsyncIterator[httpx.AsyncClient]:
         except RuntimeError:
             here = False
         if here:
-            yield shared.client_for(_target.get())
+            http = shared.client_for(_target.get())
+            try:
+                yield http
+            # httpx raises a RuntimeError (a 500) on a closed client: a request in flight
+            # when it closes gets a ReadError, and a read is then sent again on it.
+            except (RuntimeError, httpx.TransportError, Unavailable):
+                if not http.is_closed:
+                    raise
+                raise Unavailable(_closed_message(http)) from None
             return
     async with _new_client(_transport) as http:
         yield http
+
+
+def _closed_message(http: httpx.AsyncClient) -> str:
+    return REMOVED_MESSAGE if http in _retired else CLOSED_MESSAGE
 
 
 def use_transport(transport: httpx.AsyncBaseTransport | None) -> None:
