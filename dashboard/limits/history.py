@@ -211,15 +211,25 @@ def _targets() -> list[client.Target | None]:
 
 
 async def sample_all(now: datetime | None = None) -> int:
-    """Sample each connection whose turn it is; one that fails is skipped, not the rest."""
-    taken = 0
-    for target in await sync_to_async(_targets)():
-        with client.aimed_at(target):
-            try:
-                taken += await sample_once(now)
-            except daytona.DaytonaError as error:
-                log.warning("usage sample of %s skipped: %s", client.api_url(), error.message)
-    return taken
+    """Sample each connection whose turn it is, all at once: one that fails is skipped,
+    and one that is slow (a Daytona that never answers waits out its time limit) delays
+    only itself, not the others' samples. Each still takes its own lease first."""
+    targets = await sync_to_async(_targets)()
+    taken = await asyncio.gather(*(_sample_one(target, now) for target in targets))
+    return sum(taken)
+
+
+async def _sample_one(target: client.Target | None, now: datetime | None) -> int:
+    """1 if the connection was sampled; a failure is logged here, so it stays its own."""
+    # Each runs as its own task: aiming it does not aim the others.
+    with client.aimed_at(target):
+        try:
+            return int(await sample_once(now))
+        except daytona.DaytonaError as error:
+            log.warning("usage sample of %s skipped: %s", client.api_url(), error.message)
+        except Exception:
+            log.exception("usage sample of %s failed", client.api_url())
+    return 0
 
 
 # -- the loop, for the server's lifetime ----------------------------------------------------
