@@ -92,12 +92,11 @@ AGO = {"created": SafeString("<!--ago:created-->"), "last": SafeString("<!--ago:
 _AGO = re.compile("<!--ago:(created|last)-->")
 
 
-def _row_key(row: Row, drawn_with: bytes) -> tuple:
+def _row_key(row: Row, drawn_with: tuple) -> tuple:
     """Everything the row's HTML is drawn from, so a kept row is never stale: the
     snapshot as Daytona sent it (a frozen struct, hashed field by field in C), what this
-    person may do, the time zone and language, and the templates' text."""
-    place = (timezone.get_current_timezone_name(), translation.get_language())
-    return (row.snapshot, row.can_act, row.verbs, row.problem, place, drawn_with)
+    person may do, and `drawn_with`: the templates' text, the time zone and language."""
+    return (row.snapshot, row.can_act, row.verbs, row.problem, drawn_with)
 
 
 def _drawn_with() -> bytes:
@@ -122,7 +121,9 @@ def _time_words(snapshot: daytona.Snapshot) -> dict[str, str]:
 
 def rows_html(rows: Sequence[Row]) -> list[SafeString]:
     """Each row's HTML: kept from an earlier page when nothing it shows changed."""
-    drawn_with = _drawn_with()
+    # Once a page: each look at the time zone or language is a context-local read.
+    place = (timezone.get_current_timezone_name(), translation.get_language())
+    drawn_with = (_drawn_with(), *place)
     out = []
     for row in rows:
         key = _row_key(row, drawn_with)
