@@ -37,6 +37,7 @@ from dashboard.engine.errors import ApiError, BadRequest, Conflict, NotFound
 MAX_COLS = 1000  # as the daemon
 MAX_ROWS = 1000
 READ_SIZE = 32 << 10  # one output frame at most, as the daemon
+TTY_CHUNK = 4096  # the most one read of a PTY returns (Linux's n_tty buffer)
 # Enough for pyte to redraw a large screen (a 250x70 one drawn in colour is ~40 KiB).
 # Daytona's daemon keeps none at all; 256 KiB here was 2/3 of an engine's memory per
 # busy terminal (bench/load.py).
@@ -277,11 +278,12 @@ class Terminal:
                 asyncio.get_running_loop().remove_reader(self._master)
         self._watching = False
 
-    def _read(self) -> bool:
-        """Read what the PTY holds into this tick's frame (up to READ_SIZE); True at EOF."""
+    def _read(self, until_short: bool = False) -> bool:
+        """Read what the PTY holds into this tick's frame (up to READ_SIZE); True at EOF.
+        With ``until_short``, a read that returns less than the tty could give ends it."""
         assert self._master is not None
-        # The tty hands out at most ~4 KiB per read; gather what is there into one frame
-        # so a flood costs one WebSocket frame per 32 KiB rather than per 4 KiB.
+        # The tty hands out at most TTY_CHUNK per read; gather what is there into one
+        # frame so a flood costs one WebSocket frame per 32 KiB rather than per 4 KiB.
         while self._pending_bytes < READ_SIZE:
             try:
                 chunk = os.read(self._master, READ_SIZE - self._pending_bytes)
@@ -293,34 +295,44 @@ class Terminal:
                 return True
             self._pending.append(chunk)
             self._pending_bytes += len(chunk)
+            if until_short and len(chunk) < TTY_CHUNK:
+                # The burst is read. Asking again would cost a system call (as dear as a
+                # read) to hear so; if more comes, the loop says so. A flood is read until
+                # the tty is empty: there, returning to the loop per chunk costs more.
+                return False
         return False
 
     def _on_output(self) -> None:
         if self._master is None:
+            return
+        loop = asyncio.get_running_loop()
+        if (
+            self._flush_timer is None
+            and not self._typed
+            and loop.time() >= self._last_frame + FRAME_SECONDS
+        ):
+            # Quiet until now, and nobody typed: a program's burst has begun. Wait a tick
+            # without being woken for each of its writes, then read it all at once.
+            self._unwatch()
+            self._flush_timer = loop.call_later(FRAME_SECONDS, self._tick)
             return
         if self._read():
             self._at_eof()
         elif self._pending_bytes >= READ_SIZE:
             self._flush()  # a full frame waits for no tick
         elif self._pending and self._flush_timer is None:
-            loop = asyncio.get_running_loop()
             due = self._last_frame + FRAME_SECONDS
             if loop.time() < due:
                 self._flush_timer = loop.call_at(due, self._flush)  # within a tick
-            elif self._typed:
-                self._flush()  # quiet until a key: its echo goes out at once
             else:
-                # Quiet until now, and nobody typed: a program's burst has begun. Wait a
-                # tick without being woken for each of its writes, then read it all.
-                self._unwatch()
-                self._flush_timer = loop.call_later(FRAME_SECONDS, self._tick)
+                self._flush()  # quiet until a key: its echo goes out at once
 
     def _tick(self) -> None:
         """The end of a tick spent not watching the PTY: read what came, send it."""
         self._flush_timer = None
         if self._master is None:
             return
-        if self._read():
+        if self._read(until_short=True):
             self._at_eof()
             return
         self._watch()

@@ -5,6 +5,7 @@ terminal's output let go after a while."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
@@ -81,11 +82,24 @@ async def test_a_programs_burst_after_a_quiet_spell_goes_out_as_one_frame(
         "f=$(mktemp -u); mkfifo $f; exec 3<>$f; rm $f; for n in 1 2 3; do sleep 0.6; "
         "for i in $(seq 16); do echo line$n; read -t 0.01 -u 3; done; done"
     )
+    reads = 0
+    real_read = os.read
+    master: list[int | None] = [None]
+
+    def counting_read(fd: int, size: int) -> bytes:
+        nonlocal reads
+        reads += fd == master[0]
+        return real_read(fd, size)
+
+    monkeypatch.setattr(ptys.os, "read", counting_read)
     terminal = await started("bash", "-c", script)
+    master[0] = terminal._master
     watcher = terminal.attach()
     frames = await frames_until_exit(watcher)
     assert b"".join(frames) == b"".join(b"line%d\r\n" % n * 16 for n in (1, 2, 3))
     assert len(frames) == 3  # not a frame for a burst's first line and one for the rest
+    # A read per burst (and at the end), not one per write: reading a PTY costs ~40 us.
+    assert reads <= 8
 
 
 async def test_output_held_for_the_tick_is_sent_before_the_exit(
