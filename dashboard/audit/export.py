@@ -67,6 +67,8 @@ _SQLITE_WHEN = RawSQL(
 # exactly. The user agent and the names in an entry are anyone's to choose. JSON Lines
 # carry every value as it is.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+# actor_id is a number, which PostgreSQL's substr refuses (SQLite's takes anything).
+FORMULA_COLUMNS = tuple(column for column in TEXT if column != "actor_id")
 
 
 def _formula_safe(column: str, quote_name: Callable[[str], str]) -> RawSQL:
@@ -97,7 +99,7 @@ def _chunk(
     columns: list = [when if c == "created_at" else c for c in COLUMNS]
     if for_csv:
         quote_name = connections[entries.db].ops.quote_name
-        columns = [_formula_safe(c, quote_name) if c in TEXT else c for c in columns]
+        columns = [_formula_safe(c, quote_name) if c in FORMULA_COLUMNS else c for c in columns]
     rows = entries.filter(seq__lt=below).order_by("-seq").values_list(*columns)[:CHUNK]
     sql, params = rows.query.sql_with_params()
     with connections[rows.db].cursor() as cursor:
