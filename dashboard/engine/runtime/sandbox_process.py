@@ -13,6 +13,9 @@ from pathlib import Path
 from dashboard.engine.runtime.cgroups import SandboxCgroup
 from dashboard.engine.runtime.spawn import Child
 
+# Discarded spares being waited for (a task with no reference may be collected early).
+_reaping: set[asyncio.Task[int]] = set()
+
 
 @dataclass
 class Spare:
@@ -22,11 +25,17 @@ class Spare:
     control: int  # write end of the pipe the spare reads its command from
 
     def discard(self) -> None:
-        """Kill it and free its handles."""
+        """Kill it and free its handles; its exit is collected in the background (a
+        process never waited for stays a zombie, its pipe open, until collected)."""
         with contextlib.suppress(OSError):
             os.close(self.control)
+        if self.process.stdin is not None:
+            self.process.stdin.close()
         self.process.kill()
         self.process.release()
+        reaping = asyncio.get_running_loop().create_task(self.process.process.wait())
+        _reaping.add(reaping)
+        reaping.add_done_callback(_reaping.discard)
 
 
 class SandboxProcess:
