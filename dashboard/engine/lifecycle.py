@@ -568,22 +568,45 @@ class Engine:
     async def fork(self, id_or_name: str, name: str | None) -> SandboxRecord:
         """Make a started copy of a started sandbox's files (Daytona's fork).
 
-        The parent is ``forking`` for the moment its disk is cloned (copy-on-write, see
-        :meth:`Runtime.fork`), then ``started`` again with its processes untouched; the
-        fork goes ``creating`` -> ``started`` with the parent's settings and volumes.
+        The parent is ``forking`` only while its disk is cloned (copy-on-write, see
+        :meth:`Runtime.clone`), then ``started`` again, its processes untouched and free
+        for other actions. The fork, held by its own lock from the start, then boots on
+        its own: ``creating`` -> ``started``, or ``error`` with the reason, with the
+        parent's settings and volumes. The answer comes once it has booted, as a
+        create's does.
         """
         if name is not None and not NAME_PATTERN.match(name):
             raise BadRequest(
                 "name must be 1-63 letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit"
             )
+        sandbox_id = new_id()
+        async with self._locks.setdefault(sandbox_id, asyncio.Lock()):
+            try:
+                record = await self._fork_clone(id_or_name, name, sandbox_id)
+            except BaseException:
+                self._locks.pop(sandbox_id, None)
+                raise
+            try:
+                await self.runtime.start(self._spec(record))
+            except (RuntimeError_, OSError) as error:
+                self._set_error(record, f"the fork did not start: {error}")
+                return record
+            self._set_state(record, S.STARTED, last_activity_at=iso(now()))
+        return record
+
+    async def _fork_clone(
+        self, id_or_name: str, name: str | None, sandbox_id: str
+    ) -> SandboxRecord:
+        """Record the fork and clone the parent's disk for it, the parent ``forking``
+        meanwhile (a failure forgets the fork and is a 400)."""
         parent = self.find(id_or_name)
         async with self._transition(parent):
             parent = self.find(parent.id)
             if parent.state != S.STARTED or not self.runtime.is_running(parent.id):
                 raise BadRequest("Sandbox must be in started state to fork")
             self._check_network(parent.network_block_all)
-            record = self._fork_record(parent, name)
+            record = self._fork_record(parent, name, sandbox_id)
             usage.check_sandbox(
                 self.store.db, self.quotas, cpu=record.cpu, memory=record.memory, disk=record.disk
             )
@@ -599,7 +622,7 @@ class Engine:
             try:
                 record.uid = self.runtime.allocate_uid()
                 self.store.save(record)
-                shared = await self.runtime.fork(parent.id, self._spec(record))
+                shared = await self.runtime.clone(parent.id, self._spec(record))
             except (RuntimeError_, OSError) as error:
                 # As Daytona: the parent goes back, the fork is gone.
                 await self.runtime.destroy(record.id)
@@ -609,11 +632,11 @@ class Engine:
                 self._set_state(parent, S.STARTED)
             copy = "copy-on-write" if shared else "a full copy (no disk pool)"
             self.store.add_event(parent.id, "forked", f"{record.id} ({copy})")
-            self._set_state(record, S.STARTED, last_activity_at=iso(now()))
         return record
 
-    def _fork_record(self, parent: SandboxRecord, name: str | None) -> SandboxRecord:
-        sandbox_id = new_id()
+    def _fork_record(
+        self, parent: SandboxRecord, name: str | None, sandbox_id: str
+    ) -> SandboxRecord:
         stamp = iso(now())
         return replace(
             parent,

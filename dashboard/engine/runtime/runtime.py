@@ -294,22 +294,23 @@ class Runtime:
         """Create the sandbox's persistent disk."""
         await self.disk(spec.id, spec.uid).create(spec.disk, templates=self.disks_dir / "templates")
 
-    async def fork(self, parent_id: str, spec: SandboxSpec) -> bool:
-        """Give ``spec`` a copy of a running sandbox's disk as it is now, and start it.
+    async def clone(self, parent_id: str, spec: SandboxSpec) -> bool:
+        """Give ``spec`` a copy of a running sandbox's disk as it is now (a fork's first
+        half; :meth:`start` boots it, apart, so the parent is held only for the copy).
 
         The copy is a reflink in the pool (milliseconds, no blocks written until either
         side changes them); returns whether it was one. The new sandbox's files become
-        its own uid's when its disk is first mounted (:meth:`Disk.mount`).
+        its own uid's when its disk is first mounted (:meth:`Disk.mount`). A copy that
+        fails leaves no image behind.
         """
         parent = self.get(parent_id)
         target = self.disk(spec.id, spec.uid).image
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            shared = await asyncio.to_thread(clone_while_frozen, parent.disk, target)
+            return await asyncio.to_thread(clone_while_frozen, parent.disk, target)
         except (OSError, DiskError) as error:
+            target.unlink(missing_ok=True)
             raise RuntimeError_(f"copying the sandbox's disk failed: {error}") from error
-        await self.start(spec)
-        return shared
 
     def is_running(self, sandbox_id: str) -> bool:
         """Whether the sandbox's process tree is up."""
