@@ -4,6 +4,7 @@ only ever served to a reader who would have seen the same row drawn afresh."""
 import zoneinfo
 
 import pytest
+from django.db import connection
 from django.template import Context, Template
 from django.test.signals import template_rendered
 from django.urls import reverse
@@ -90,3 +91,21 @@ def test_iso_and_stamp_say_what_djangos_date_filter_says(zone) -> None:
         django_c, ours_c, django_t, ours_t = template.render(Context({"t": moment})).split("|")
     assert ours_c == django_c
     assert ours_t == django_t
+
+
+def test_an_entry_altered_behind_the_trails_back_is_drawn_as_it_now_reads(
+    entry, member_user
+) -> None:
+    # Its stored hash unchanged: the chain check reports it, and the list must show what
+    # the check is about, not the row kept from before.
+    rows.rows_html([entry], member_user.pk, reads_all=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE audit_auditentry SET actor_name = 'mallory', client_ip = '198.51.100.9' "
+            "WHERE seq = %s",
+            [entry.seq],
+        )
+    (after,) = rows.rows_html([AuditEntry.objects.get(seq=entry.seq)], member_user.pk, True)
+    assert "mallory" in after
+    assert "198.51.100.9" in after
+    assert ADDRESS not in after
