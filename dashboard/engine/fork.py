@@ -37,6 +37,13 @@ class Forks:
             (child_id, parent_id, iso(now())),
         )
 
+    def is_fork(self, sandbox_id: str) -> bool:
+        """Whether ``sandbox_id`` was made by a fork (whatever became of its parent)."""
+        row = self.db.execute(
+            "SELECT 1 FROM sandbox_forks WHERE child_id = ?", (sandbox_id,)
+        ).fetchone()
+        return row is not None
+
     def children(self, parent_id: str, *, include_destroyed: bool) -> list[SandboxRecord]:
         """The sandboxes forked from ``parent_id``, oldest first."""
         live = "" if include_destroyed else " AND s.state != 'destroyed'"

@@ -43,6 +43,10 @@ MAX_AUTO_ARCHIVE = 30 * 24 * 60  # autoArchiveInterval 0 means "the maximum"
 MAX_INTERVAL = 10 * 365 * 24 * 60
 ACTIVITY_RESOLUTION = timedelta(seconds=1)
 KEEP_DESTROYED = timedelta(hours=1)
+FORK_INTERRUPTED = (
+    "the fork was interrupted by an engine restart before it started; its partial disk "
+    "was removed: delete this sandbox and fork again"
+)
 
 
 @dataclass
@@ -187,6 +191,12 @@ class Engine:
 
     async def _reconcile_one(self, record: SandboxRecord) -> None:
         self.runtime.release_stale(record.id)
+        if record.state == S.CREATING and self.forks.is_fork(record.id):
+            # Its disk may be a clone cut short, or missing (a fresh empty one would look
+            # like a fork that worked): it goes, and the sandbox says why.
+            await self.runtime.destroy(record.id)
+            self._set_error(record, FORK_INTERRUPTED, recoverable=False)
+            return
         if record.state in (S.SNAPSHOTTING, S.FORKING):
             # A capture or fork leaves desiredState alone: the sandbox goes back where it was.
             record.state = record.desired_state
