@@ -21,7 +21,9 @@ def drawn_inputs(form: forms.Form, names: Iterable[str]) -> dict[str, SafeString
     inputs = {}
     for name in names:
         field = form[name]
-        key = (type(form), name, str(field.value()), tuple(field.errors))
+        value = field.value()
+        # The type too: no value (an empty input) and the text "None" are drawn apart.
+        key = (type(form), name, type(value), str(value), tuple(field.errors))
         html = _DRAWN.get(key)
         if html is None:
             html = _DRAWN[key] = SafeString(str(field))
