@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 from collections.abc import Sequence
 
@@ -18,10 +19,20 @@ READY_TIMEOUT = 10.0
 # that the command starts inside its cgroups (no window in which it could escape).
 JOIN_CGROUPS = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
 
+# The soft limit on open files the engine started with. The engine raises its own
+# (server.raise_open_files_limit, after importing this module); sandbox processes start
+# with this one, as they would on a host where nothing raised it.
+SANDBOX_OPEN_FILES = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
-def join_cgroups(procs_files: Sequence[str]) -> list[str]:
-    """The command prefix that puts what follows into the cgroups of ``procs_files``."""
-    return ["/bin/sh", "-c", JOIN_CGROUPS, "sh", *procs_files, "--"]
+
+def join_cgroups(procs_files: Sequence[str], *, open_files: int | None = None) -> list[str]:
+    """The command prefix that puts what follows into the cgroups of ``procs_files``,
+    with ``open_files`` as its soft limit on open descriptors when given."""
+    script = JOIN_CGROUPS
+    if open_files is not None:
+        limit = "unlimited" if open_files == resource.RLIM_INFINITY else str(open_files)
+        script = f"ulimit -S -n {limit} || exit 125; {script}"
+    return ["/bin/sh", "-c", script, "sh", *procs_files, "--"]
 
 
 def drop_privileges(uid: int) -> list[str]:

@@ -16,7 +16,12 @@ import subprocess
 from collections.abc import Mapping, Sequence
 
 from dashboard.engine.runtime import rootfs
-from dashboard.engine.runtime.commands import HOST_PATH, drop_privileges, join_cgroups
+from dashboard.engine.runtime.commands import (
+    HOST_PATH,
+    SANDBOX_OPEN_FILES,
+    drop_privileges,
+    join_cgroups,
+)
 from dashboard.engine.runtime.sandbox import RunningSandbox, RuntimeError_
 from dashboard.engine.runtime.sandbox_process import SandboxProcess, Spare
 from dashboard.engine.runtime.spawn import Spawner
@@ -157,7 +162,7 @@ class Entrance:
         else:  # a snapshot without setpriv: the user at once (no capabilities either)
             become = ["-S", user, "-G", user, "--"]
         command = [
-            *join_cgroups(running.cgroup.procs_files(exec_dir)),
+            *join_cgroups(running.cgroup.procs_files(exec_dir), open_files=SANDBOX_OPEN_FILES),
             *drop_privileges(running.spec.uid),
             "nsenter", f"--user=/proc/self/fd/{running.userns_fd}", "-t", str(running.init_pid),
             "-m", "-p", "-n", "-u", "-i", "-C", "-r", "-w", *become,

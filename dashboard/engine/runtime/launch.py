@@ -18,6 +18,7 @@ from dashboard.engine.runtime.cgroups import SandboxCgroup
 from dashboard.engine.runtime.commands import (
     HOST_PATH,
     READY_TIMEOUT,
+    SANDBOX_OPEN_FILES,
     children,
     drop_privileges,
     join_cgroups,
@@ -86,7 +87,7 @@ class Launcher:
             info_r, info_w = os.pipe()
             fds.append(info_w)
             argv = [
-                *join_cgroups(cgroup.procs_files()),
+                *join_cgroups(cgroup.procs_files(), open_files=SANDBOX_OPEN_FILES),
                 *drop_privileges(spec.uid),
                 "bwrap",
                 "--userns-block-fd", str(block_r), "--info-fd", str(info_w),
