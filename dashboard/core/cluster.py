@@ -186,8 +186,11 @@ class Tally:
         except Exception as error:
             log.warning("tally %s: the cache failed: %s", self.prefix, error)
             return None
-        living = (int(shares[h]) for h, beat in zip(holders, alive, strict=True) if beat)
-        return max(0, sum(living))
+        # Each share at least 0: one below is a Redis that lost its adds (restarted, or
+        # dropped for a late beat) and then took the holder's closings, which would
+        # otherwise be taken from other workers' tabs (its beat writes the shares it holds).
+        living = (max(0, int(shares[h])) for h, beat in zip(holders, alive, strict=True) if beat)
+        return sum(living)
 
     def _keep_beating(self) -> None:
         loop = asyncio.get_running_loop()

@@ -120,6 +120,24 @@ async def test_a_share_a_late_heartbeat_lost_comes_back_at_the_next_beat(
         await a.add("pty-1", -2)
 
 
+async def test_a_tab_closed_after_redis_lost_its_share_takes_nothing_from_another_workers(
+    shared_cache, monkeypatch
+) -> None:
+    monkeypatch.setattr(cluster, "ALIVE_SECONDS", 0.6)
+    a = cluster.Tally("tabs", holder="worker-a")
+    b = cluster.Tally("tabs", holder="worker-b")
+    await a.add("pty-1", 1)  # a tab that stays open
+    await b.add("pty-1", 1)
+    try:
+        redis.Redis.from_url(shared_cache).flushall()  # Redis restarted, nothing saved
+        await b.add("pty-1", -1)  # b's tab closes before b's next beat
+        await asyncio.sleep(0.5)  # a's next beat writes its share again
+        assert await b.count("pty-1") == 1
+    finally:
+        await a.add("pty-1", -1)
+    assert await b.count("pty-1") == 0
+
+
 # A worker of its own: counts one tab, then keeps beating until it is killed.
 HOLDER = textwrap.dedent(
     """
