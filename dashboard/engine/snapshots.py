@@ -54,6 +54,7 @@ from dashboard.engine.debian import (
 )
 from dashboard.engine.errors import ApiError, BadRequest, Conflict, NotFound
 from dashboard.engine.runtime import rootfs
+from dashboard.engine.runtime.runtime import unmount_all_under
 from dashboard.engine.store import iso, new_id, now
 from dashboard.engine.validation import Body, Query, read_json
 
@@ -94,6 +95,7 @@ SORTS = {"name": "name", "state": "state", "lastUsedAt": "last_used_at", "create
 COPY_BATCH = 500  # paths per cp command line when capturing a sandbox
 CAPTURE = ("snapshotting", "error")  # a capture's state while it runs, and on failure
 FOLLOW_POLL = 0.2
+INTERRUPTED = "the build was interrupted by an engine restart; its partial files were removed"
 
 Notify = Callable[[str, Callable[[str], Any]], None]
 
@@ -208,14 +210,35 @@ class Snapshots:
                 DEFAULT_ID,
             ),
         )  # fmt: skip
-        # A build the previous engine was running is lost with it (a pull ends in
-        # error, as Daytona's pulls do).
-        self.db.execute(
-            "UPDATE snapshots SET state = CASE WHEN state IN ('pulling', 'snapshotting')"
-            " THEN 'error' ELSE 'build_failed' END, error_reason = ?, updated_at = ?"
-            " WHERE state IN ('pending', 'building', 'pulling', 'snapshotting')",
-            ("the build was interrupted by an engine restart", stamp),
-        )
+        self._fail_interrupted()
+
+    def _fail_interrupted(self) -> None:
+        """End the builds the previous engine was running, lost with it: a pull or a
+        capture in ``error`` (as Daytona's pulls), another build in ``build_failed``,
+        with the reason; their partial files go (the build log stays)."""
+        rows = self.db.execute(
+            "SELECT id, image_name FROM snapshots"
+            " WHERE state IN ('pending', 'building', 'pulling', 'snapshotting')"
+        ).fetchall()
+        for snapshot_id, image_name in rows:
+            kind = (image_name or "").partition(":")[0]
+            failed = "build_failed" if kind in ("dir", "tar", "debian") else "error"
+            folder = self.directory / snapshot_id
+            if folder.is_dir():
+                unmount_all_under(folder)  # a debootstrap cut short leaves its /proc
+                for entry in folder.iterdir():
+                    if entry == self.log_path(snapshot_id):
+                        continue
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            self._log(self.log_path(snapshot_id), f"build failed: {INTERRUPTED}")
+            self.db.execute(
+                "UPDATE snapshots SET state = ?, error_reason = ?, updated_at = ? WHERE id = ?",
+                (failed, INTERRUPTED, iso(now()), snapshot_id),
+            )
 
     # -- records ---------------------------------------------------------------
 
