@@ -143,7 +143,9 @@ class Tally:
         self._beat: asyncio.Task[None] | None = None
 
     def _key(self, name: str) -> str:
-        return f"sandbar:tally:{self.prefix}:{name}"
+        # Not "sandbar:tally:", where earlier releases keep a plain integer (a day): a
+        # hash there would fail with WRONGTYPE through a rolling upgrade.
+        return f"sandbar:shares:{self.prefix}:{name}"
 
     def _alive(self, holder: str) -> str:
         return f"sandbar:alive:{self.prefix}:{holder}"

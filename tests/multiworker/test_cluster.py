@@ -138,6 +138,21 @@ async def test_a_tab_closed_after_redis_lost_its_share_takes_nothing_from_anothe
     assert await b.count("pty-1") == 0
 
 
+async def test_a_count_left_by_the_previous_release_does_not_block_the_shares(
+    shared_cache,
+) -> None:
+    # Before shares, a tally was one integer under its name, kept a day: a rolling
+    # upgrade meets them (and older workers go on writing them meanwhile).
+    redis.Redis.from_url(shared_cache).set("sandbar:tally:tabs:pty-1", 3, ex=3600)
+    a = cluster.Tally("tabs", holder="worker-a")
+    await a.add("pty-1", 1)
+    try:
+        assert await a.count("pty-1") == 1
+    finally:
+        await a.add("pty-1", -1)
+    assert await a.count("pty-1") == 0
+
+
 # A worker of its own: counts one tab, then keeps beating until it is killed.
 HOLDER = textwrap.dedent(
     """
