@@ -54,7 +54,7 @@ def test_readiness_passes_with_every_part_up(client, daytona_engine) -> None:
             "channel_layer": {"ok": True},
             "daytona": {"ok": True},
         },
-        "connections": [{"name": "Default", "ok": True, "reason": ""}],
+        "connections": [{"ok": True, "reason": ""}],
     }
     assert response.headers["Cache-Control"].startswith("max-age=0")
 
@@ -72,7 +72,7 @@ def test_readiness_says_daytona_is_away_and_recovers_when_it_returns(
         "reason": "no Daytona connection can be reached",
     }
     assert body["connections"] == [
-        {"name": "Default", "ok": False, "reason": "Daytona cannot be reached (ConnectError)"}
+        {"ok": False, "reason": "Daytona cannot be reached (ConnectError)"}
     ]
     assert body["checks"]["database"] == {"ok": True}
     # Nothing about where Daytona is or how Sandbar signs in to it.

@@ -34,11 +34,11 @@ def _dead_url() -> str:
 
 
 def test_each_connection_is_reported_and_one_away_leaves_the_worker_ready(
-    client, daytona_engine
+    admin_client, daytona_engine
 ) -> None:
     _connection("again", daytona_engine.api_url, daytona_engine.api_key)
     _connection("away", _dead_url())
-    response = client.get("/readyz")
+    response = admin_client.get("/readyz")
     assert response.status_code == 200
     body = response.json()
     assert body["ready"] is True
@@ -52,11 +52,11 @@ def test_each_connection_is_reported_and_one_away_leaves_the_worker_ready(
 
 
 def test_one_connection_answering_is_enough_even_if_the_default_is_away(
-    client, daytona_engine, settings
+    admin_client, daytona_engine, settings
 ) -> None:
     _connection("again", daytona_engine.api_url, daytona_engine.api_key)
     settings.DAYTONA_API_URL = _dead_url()
-    response = client.get("/readyz")
+    response = admin_client.get("/readyz")
     assert response.status_code == 200
     names = {answer["name"]: answer["ok"] for answer in response.json()["connections"]}
     assert names == {"Default": False, "again": True}
@@ -80,23 +80,23 @@ def test_a_connection_whose_secret_cannot_be_opened_is_not_reachable(
 ) -> None:
     _connection("sealed", daytona_engine.api_url)
     settings.SECRET_KEY = "another-secret-key-0123456789-abcdefghijklmnopqrstuv"
+    # A new secret key signs everyone out too: asked signed out, by its place.
     answers = client.get("/readyz").json()["connections"]
     assert answers[1] == {
-        "name": "sealed",
         "ok": False,
         "reason": "its stored secret cannot be opened",
     }
 
 
 def test_connections_that_never_answer_are_asked_at_once_within_a_short_limit(
-    client, daytona_engine, monkeypatch
+    admin_client, daytona_engine, monkeypatch
 ) -> None:
     monkeypatch.setattr(health, "CONNECTION_SECONDS", 1.0)
     with silent_port() as first, silent_port() as second:
         _connection("silent-1", f"http://127.0.0.1:{first}/api")
         _connection("silent-2", f"http://127.0.0.1:{second}/api")
         started = time.monotonic()
-        response = client.get("/readyz")
+        response = admin_client.get("/readyz")
         took = time.monotonic() - started
     assert response.status_code == 200  # the Default answers
     slow = [answer for answer in response.json()["connections"] if not answer["ok"]]
@@ -117,3 +117,18 @@ def test_answers_are_kept_for_a_few_seconds_so_balancers_do_not_hammer_daytona(
         monkeypatch.setattr(health, "_kept", None)  # as when CONNECTIONS_CACHE_SECONDS pass
         assert client.get("/readyz").json()["connections"][1]["ok"] is True
         assert len(seen) == 2
+
+
+def test_a_balancer_signed_out_gets_each_answer_without_the_names_admins_chose(
+    client, admin_client, daytona_engine
+) -> None:
+    _connection("Acme production", daytona_engine.api_url, daytona_engine.api_key)
+    _connection("away", _dead_url())
+    signed_out = client.get("/readyz")
+    as_admin = admin_client.get("/readyz").json()["connections"]
+    assert signed_out.status_code == 200
+    assert "Acme" not in signed_out.content.decode()
+    assert signed_out.json()["connections"] == [
+        {k: v for k, v in answer.items() if k != "name"} for answer in as_admin
+    ]
+    assert [answer["name"] for answer in as_admin] == ["Default", "Acme production", "away"]
