@@ -6,6 +6,7 @@ holds only a handful of distinct values, so each is drawn once per (form, field,
 value, errors) and kept, the least recently used dropped past a bound.
 """
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Iterable
 
@@ -25,13 +26,13 @@ def drawn_inputs(form: forms.Form, names: Iterable[str]) -> dict[str, SafeString
         # The type too: no value (an empty input) and the text "None" are drawn apart.
         key = (type(form), name, type(value), str(value), tuple(field.errors))
         html = _DRAWN.get(key)
-        if html is None:
+        if html is not None:
+            with contextlib.suppress(KeyError):  # dropped meanwhile by another thread
+                _DRAWN.move_to_end(key)
+        else:
             html = _DRAWN[key] = SafeString(str(field))
             while len(_DRAWN) > LIMIT:
-                # Another thread may have emptied it meanwhile: nothing to drop then.
-                try:
+                with contextlib.suppress(KeyError):  # emptied meanwhile by another thread
                     _DRAWN.popitem(last=False)
-                except KeyError:
-                    break
         inputs[name] = html
     return inputs
