@@ -318,14 +318,16 @@ class Terminal:
             return
         if self._read():
             self._at_eof()
-        elif self._pending_bytes >= READ_SIZE:
-            self._flush()  # a full frame waits for no tick
+        elif self._pending_bytes >= READ_SIZE or (self._pending and self._typed):
+            # A full frame waits for no tick, nor does the echo of a key (typed right
+            # after the last echo, it would wait for the tick: a key every 16 ms at most).
+            self._flush()
         elif self._pending and self._flush_timer is None:
             due = self._last_frame + FRAME_SECONDS
             if loop.time() < due:
                 self._flush_timer = loop.call_at(due, self._flush)  # within a tick
             else:
-                self._flush()  # quiet until a key: its echo goes out at once
+                self._flush()
 
     def _tick(self) -> None:
         """The end of a tick spent not watching the PTY: read what came, send it."""

@@ -53,22 +53,32 @@ async def test_the_echo_of_a_key_after_a_quiet_spell_is_not_held(
     await terminal.kill()
 
 
-async def test_output_within_a_tick_of_the_last_frame_waits_for_the_tick(
+async def test_keys_typed_in_quick_succession_each_echo_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(ptys, "FRAME_SECONDS", 2.0)
     terminal = await started("cat")
     watcher = terminal.attach()
-    await terminal.write(b"a")
-    assert await asyncio.wait_for(watcher.next(), 20) == b"a"
     loop = asyncio.get_running_loop()
-    seen_a = loop.time()
-    await asyncio.sleep(0.3)
-    await terminal.write(b"b")
-    assert await asyncio.wait_for(watcher.next(), 20) == b"b"
-    # b came 0.3 s after a, inside a's tick: it waited for the tick's end (2 s after a;
-    # the margin is for a loaded machine waking this test late for a).
-    assert loop.time() - seen_a >= 1.2
+    for key in (b"a", b"b", b"c"):  # each within the tick of the last echo
+        typed = loop.time()
+        await terminal.write(key)
+        assert await asyncio.wait_for(watcher.next(), 20) == key
+        assert loop.time() - typed < 1.0
+    await terminal.kill()
+
+
+async def test_a_programs_output_within_a_tick_waits_for_the_tick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ptys, "FRAME_SECONDS", 2.0)
+    terminal = await started("sh", "-c", "sleep 0.2; printf a; sleep 0.3; printf b; sleep 4")
+    watcher = terminal.attach()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    # a came after a quiet spell and nobody typed: held for a tick, with b, 0.3 s later.
+    assert await asyncio.wait_for(watcher.next(), 20) == b"ab"
+    assert loop.time() - began >= 1.5
     await terminal.kill()
 
 
