@@ -4,15 +4,13 @@ Views are async: a slow Daytona holds no thread while a call waits for its timeo
 """
 
 import asyncio
-import hashlib
 import re
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from asgiref.sync import sync_to_async
 from django.contrib import messages
-from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.core.exceptions import PermissionDenied
 from django.http import (
     Http404,
@@ -23,10 +21,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import redirect
-from django.template.loader import get_template, render_to_string
 from django.urls import reverse
-from django.utils import timezone, translation
-from django.utils.html import escape
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -35,6 +30,7 @@ from dashboard import daytona
 from dashboard.accounts.access import Access, snapshot_access
 from dashboard.core.bulk import BulkResult, bulk_ids, bulk_report
 from dashboard.core.http import arender, htmx_partial, lookup_failed, status_for, toast
+from dashboard.core.kept import KeptRows
 from dashboard.core.templatetags.sandbar import state_tone
 from dashboard.core.widgets import drawn_inputs
 from dashboard.daytona import streams
@@ -80,65 +76,21 @@ def row_for(access: Access, snapshot: daytona.Snapshot, problem: str = "") -> Ro
     return Row(snapshot, access.act, verbs, problem)
 
 
-# Drawn rows kept in this process, newest use last: a page of the list loaded again
-# mostly shows the same rows, and through the template engine a row costs about 2 ms
-# of CPU, ten times the Daytona call behind a 100-row page.
-_KEPT: OrderedDict[tuple, tuple[str, ...]] = OrderedDict()
-KEEP_ROWS = 2000
-ROW_TEMPLATES = ("snapshots/_row.html", "snapshots/_actions.html", "_state_badge.html")
-# Where a kept row leaves room for the words of its times ("3 minutes ago"), which
-# change with the clock and so are filled in on every load.
-AGO = {"created": SafeString("<!--ago:created-->"), "last": SafeString("<!--ago:last-->")}
-_AGO = re.compile("<!--ago:(created|last)-->")
+# Drawn rows kept in this process: a page of the list loaded again mostly shows the
+# same rows, and through the template engine a row costs about 2 ms of CPU, ten times
+# the Daytona call behind a 100-row page.
+ROWS = KeptRows(
+    "snapshots/_row.html", "snapshots/_actions.html", "_state_badge.html", times=("created", "last")
+)
 
 
-def _row_key(row: Row, drawn_with: tuple) -> tuple:
-    """Everything the row's HTML is drawn from, so a kept row is never stale: the
-    snapshot as Daytona sent it (a frozen struct, hashed field by field in C), what this
-    person may do, and `drawn_with`: the templates' text, the time zone and language."""
-    return (row.snapshot, row.can_act, row.verbs, row.problem, drawn_with)
-
-
-def _drawn_with() -> bytes:
-    # Read per page, not once per process: the template loader's cache is reset when
-    # a template file changes in development, and so are the keys.
-    digest = hashlib.blake2b(digest_size=16)
-    for name in ROW_TEMPLATES:
-        digest.update(get_template(name).template.source.encode())
-    return digest.digest()
-
-
-def _drawn(row: Row) -> tuple[str, ...]:
-    """The row's HTML cut where its times' words go: (html, "created", html, ...)."""
-    html = render_to_string("snapshots/_row.html", {"row": row, "ago": AGO})
-    return tuple(_AGO.split(html))
-
-
-def _time_words(snapshot: daytona.Snapshot) -> dict[str, str]:
-    # What the row says of its times without script; they change with the clock.
-    return {"created": naturaltime(snapshot.created_at), "last": naturaltime(snapshot.last_used_at)}
+def _times(row: Row) -> dict[str, datetime | None]:
+    return {"created": row.snapshot.created_at, "last": row.snapshot.last_used_at}
 
 
 def rows_html(rows: Sequence[Row]) -> list[SafeString]:
     """Each row's HTML: kept from an earlier page when nothing it shows changed."""
-    # Once a page: each look at the time zone or language is a context-local read.
-    place = (timezone.get_current_timezone_name(), translation.get_language())
-    drawn_with = (_drawn_with(), *place)
-    out = []
-    for row in rows:
-        key = _row_key(row, drawn_with)
-        pieces = _KEPT.get(key)
-        if pieces is None:
-            pieces = _KEPT[key] = _drawn(row)
-            if len(_KEPT) > KEEP_ROWS:
-                _KEPT.popitem(last=False)
-        else:
-            _KEPT.move_to_end(key)
-        if len(pieces) > 1:
-            words = _time_words(row.snapshot)
-            pieces = [escape(str(words[p])) if i % 2 else p for i, p in enumerate(pieces)]
-        out.append(SafeString("".join(pieces)))
-    return out
+    return ROWS.html(rows, _times)
 
 
 FILTER_FIELDS = ("q", "sort", "order", "limit", "refresh")

@@ -13,7 +13,7 @@ from django.test.signals import template_rendered
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from dashboard.core import widgets
+from dashboard.core import kept, widgets
 from dashboard.snapshots import views
 from tests.html_attrs import elements
 from tests.snapshots.conftest import engine_call, wait_for_snapshot
@@ -51,9 +51,9 @@ def rows_drawn() -> list[str]:
 
 @pytest.fixture(autouse=True)
 def _no_kept_rows():
-    views._KEPT.clear()
+    views.ROWS.clear()
     yield
-    views._KEPT.clear()
+    views.ROWS.clear()
 
 
 def _load(client, **params) -> tuple[str, int]:
@@ -114,7 +114,7 @@ def test_a_kept_row_says_how_long_ago_as_of_this_load(
     snapshot = make_snapshot(name="perf-clock-0")
     _load(admin_client, q="perf-clock-")
     assert rows_drawn == [snapshot["id"]]
-    monkeypatch.setattr(views, "naturaltime", lambda moment: "<later> & on")
+    monkeypatch.setattr(kept, "naturaltime", lambda moment: "<later> & on")
     rows_drawn.clear()
     html, _ = _load(admin_client, q="perf-clock-")
     assert rows_drawn == []
