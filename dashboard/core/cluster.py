@@ -177,22 +177,15 @@ class Tally:
         key = self._key(name)
         try:
             async with _redis() as redis:
-                shares = await redis.hgetall(key)
-                if not shares:
-                    return 0
-                holders = list(shares)
-                alive = await redis.mget([self._alive(h.decode()) for h in holders])
-                dead = [h for h, beat in zip(holders, alive, strict=True) if beat is None]
-                if dead:
-                    await redis.hdel(key, *dead)
+                # One script, so a heartbeat cannot land between the look at a holder's
+                # beat and the drop of its share (a fresh share lost until its next beat).
+                living = await redis.register_script(_COUNT_LIVING)(
+                    keys=[key], args=[self._alive("")]
+                )
         except Exception as error:
             log.warning("tally %s: the cache failed: %s", self.prefix, error)
             return None
-        # Each share at least 0: one below is a Redis that lost its adds (restarted, or
-        # dropped for a late beat) and then took the holder's closings, which would
-        # otherwise be taken from other workers' tabs (its beat writes the shares it holds).
-        living = (max(0, int(shares[h])) for h, beat in zip(holders, alive, strict=True) if beat)
-        return sum(living)
+        return int(living)
 
     def _keep_beating(self) -> None:
         loop = asyncio.get_running_loop()
@@ -219,6 +212,29 @@ class Tally:
                 pipe.hset(self._key(name), self.holder, share)
                 pipe.expire(self._key(name), TALLY_SECONDS)
             await pipe.execute()
+
+
+# Sums the shares of the holders whose heartbeat key (ARGV[1] and the holder) exists and
+# drops the others'. Each share counts at least 0: one below is a Redis that lost its adds
+# (restarted, or dropped for a late beat) and then took the holder's closings, which would
+# otherwise be taken from other workers' tabs (its beat writes the shares it holds).
+# The heartbeat keys are named inside the script (not passed as KEYS): which holders there
+# are is known only once the hash is read, and the cache is one Redis, not a cluster.
+_COUNT_LIVING = """
+local shares = redis.call('HGETALL', KEYS[1])
+local total, dead = 0, {}
+for i = 1, #shares, 2 do
+    if redis.call('EXISTS', ARGV[1] .. shares[i]) == 1 then
+        total = total + math.max(0, tonumber(shares[i + 1]) or 0)
+    else
+        dead[#dead + 1] = shares[i]
+    end
+end
+if #dead > 0 then
+    redis.call('HDEL', KEYS[1], unpack(dead))
+end
+return total
+"""
 
 
 def _alive_ms() -> int:
