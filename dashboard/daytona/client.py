@@ -156,6 +156,8 @@ class _Shared:
         self.transport = transport
         self.http = _new_client(transport)
         self.pools: dict[str, httpx.AsyncClient] = {}
+        # Retired pools still in their grace, and the timers that will close them.
+        self.retiring: dict[httpx.AsyncClient, asyncio.TimerHandle] = {}
 
     def client_for(self, target: Target | None) -> httpx.AsyncClient:
         if target is None:
@@ -202,9 +204,18 @@ async def close_shared() -> None:
     """Close the shared client (the ASGI server is shutting down)."""
     global _shared
     shared, _shared = _shared, None
-    if shared is not None:
-        for http in [shared.http, *shared.pools.values()]:
-            await http.aclose()
+    if shared is None:
+        return
+    # Retired pools in their grace too: their timers would fire on a stopped loop, or
+    # never, leaving their sockets open.
+    for timer in shared.retiring.values():
+        timer.cancel()
+    for http in [shared.http, *shared.pools.values(), *shared.retiring]:
+        await http.aclose()
+    shared.retiring.clear()
+    # Those whose grace just ended are closing already: let them finish.
+    closing = [task for task in _retiring if task.get_loop() is shared.loop]
+    await asyncio.gather(*closing, return_exceptions=True)
 
 
 # A retired pool closes this long after it stops being handed out, so calls already
@@ -235,7 +246,8 @@ def retire_pool(pool: str) -> None:
         http = shared.pools.pop(pool, None)
         if http is not None:
             _retired.add(http)
-            shared.loop.call_later(RETIRE_GRACE_SECONDS, _close_later, http)
+            timer = shared.loop.call_later(RETIRE_GRACE_SECONDS, _close_later, shared, http)
+            shared.retiring[http] = timer
 
     try:
         here = asyncio.get_running_loop() is shared.loop
@@ -247,7 +259,8 @@ def retire_pool(pool: str) -> None:
         shared.loop.call_soon_threadsafe(retire)
 
 
-def _close_later(http: httpx.AsyncClient) -> None:
+def _close_later(shared: _Shared, http: httpx.AsyncClient) -> None:
+    shared.retiring.pop(http, None)
     task = asyncio.get_running_loop().create_task(http.aclose())
     _retiring.add(task)  # held, or the loop may drop it half done
     task.add_done_callback(_retiring.discard)
