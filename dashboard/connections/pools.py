@@ -33,11 +33,24 @@ def prune(existing: Iterable[int]) -> None:
     """Close the pools of connections not among `existing` (deleted by another worker)."""
     keep = {pool_name(pk) for pk in existing}
     ours = [name for name in client.pool_names() if name.startswith(active.POOL_PREFIX)]
-    gone = [name for name in ours if name not in keep]
+    missing = [name for name in ours if name not in keep]
+    # `existing` was read before the pools were listed: a connection added in between
+    # has a pool but no place in it. Only a read taken after the listing says it is gone.
+    gone = set(missing) - _stored(missing)
     for name in gone:
         client.retire_pool(name)
     if gone:
         active.forget_targets()
+
+
+def _stored(names: list[str]) -> set[str]:
+    """Those of these pools whose connection is in the table now."""
+    if not names:
+        return set()
+    suffixes = (name.removeprefix(active.POOL_PREFIX) for name in names)
+    pks = [int(suffix) for suffix in suffixes if suffix.isdigit()]
+    rows = Connection.objects.filter(pk__in=pks).values_list("pk", flat=True)
+    return {pool_name(pk) for pk in rows}
 
 
 @receiver(post_delete, sender=Connection, dispatch_uid="connections.pools.retire")
