@@ -44,8 +44,8 @@ MAX_INTERVAL = 10 * 365 * 24 * 60
 ACTIVITY_RESOLUTION = timedelta(seconds=1)
 KEEP_DESTROYED = timedelta(hours=1)
 FORK_INTERRUPTED = (
-    "the fork was interrupted by an engine restart before it started; its partial disk "
-    "was removed: delete this sandbox and fork again"
+    "the fork was interrupted by an engine restart before its disk was copied; the "
+    "partial copy was removed: delete this sandbox and fork again"
 )
 
 
@@ -191,9 +191,15 @@ class Engine:
 
     async def _reconcile_one(self, record: SandboxRecord) -> None:
         self.runtime.release_stale(record.id)
-        if record.state == S.CREATING and self.forks.is_fork(record.id):
-            # Its disk may be a clone cut short, or missing (a fresh empty one would look
-            # like a fork that worked): it goes, and the sandbox says why.
+        if (
+            record.state == S.CREATING
+            and self.forks.is_fork(record.id)
+            and not self.runtime.disk(record.id).image.exists()
+        ):
+            # Its clone never finished (Runtime.clone names the image only once whole);
+            # a fresh empty disk would look like a fork that worked: what the copy left
+            # goes, and the sandbox says why. A fork cut short while booting has its
+            # whole clone and is restarted below, as an interrupted create is.
             await self.runtime.destroy(record.id)
             self._set_error(record, FORK_INTERRUPTED, recoverable=False)
             return

@@ -301,16 +301,20 @@ class Runtime:
         The copy is a reflink in the pool (milliseconds, no blocks written until either
         side changes them); returns whether it was one. The new sandbox's files become
         its own uid's when its disk is first mounted (:meth:`Disk.mount`). A copy that
-        fails leaves no image behind.
+        fails leaves no image behind, and one cut short by a crash leaves none under the
+        image's name: the image exists only once it is whole.
         """
         parent = self.get(parent_id)
         target = self.disk(spec.id, spec.uid).image
         target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f"{target.name}.partial")
         try:
-            return await asyncio.to_thread(clone_while_frozen, parent.disk, target)
+            shared = await asyncio.to_thread(clone_while_frozen, parent.disk, partial)
+            os.replace(partial, target)
         except (OSError, DiskError) as error:
-            target.unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
             raise RuntimeError_(f"copying the sandbox's disk failed: {error}") from error
+        return shared
 
     def is_running(self, sandbox_id: str) -> bool:
         """Whether the sandbox's process tree is up."""
