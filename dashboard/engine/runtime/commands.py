@@ -30,6 +30,13 @@ def join_cgroups(procs_files: Sequence[str], *, open_files: int | None = None) -
     with ``open_files`` as its soft limit on open descriptors when given."""
     script = JOIN_CGROUPS
     if open_files is not None:
+        # Never above the hard limit now (an operator may have lowered it since the
+        # engine started): the shell would refuse it and no process could start.
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if hard != resource.RLIM_INFINITY and (
+            open_files == resource.RLIM_INFINITY or open_files > hard
+        ):
+            open_files = hard
         limit = "unlimited" if open_files == resource.RLIM_INFINITY else str(open_files)
         script = f"ulimit -S -n {limit} || exit 125; {script}"
     return ["/bin/sh", "-c", script, "sh", *procs_files, "--"]
