@@ -390,6 +390,10 @@ class Terminal:
         if self.exit_code is not None:
             return
         self.exit_code = code
+        if self._master is not None and not self._eof.is_set():
+            # The drain may end during a tick waited out unwatched: what the tty holds
+            # would go with the master, never read.
+            self._read()
         self._flush()  # what was read before the exit goes out before the exit report
         self._unwatch()
         self._master = None
