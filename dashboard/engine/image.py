@@ -43,6 +43,7 @@ from dashboard.engine.debian import (
     mirror_reachable,
     tree_size,
 )
+from dashboard.engine.helpers import tied_to_engine
 from dashboard.engine.runtime import rootfs
 
 SUITE = "bookworm"
@@ -216,7 +217,7 @@ def _run_with_progress(argv: list[str], log_path: Path, out: TextIO) -> None:
         log.write("$ " + " ".join(argv) + "\n")
         log.flush()
         with subprocess.Popen(
-            argv,
+            tied_to_engine(argv),  # a killed build command leaves no debootstrap behind
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dashboard.engine.errors import BadRequest
+from dashboard.engine.helpers import tied_to_engine
 
 # Daytona's own rule for image names (snapshot.service.ts), plus a tag or digest on
 # the last component: an image without one would be :latest, which Daytona refuses.
@@ -225,7 +226,7 @@ async def run_tool(
     failure, with the tool's reason, or ``late`` after ``seconds``. Returns the output."""
     log("$ " + " ".join(argv))
     process = await asyncio.create_subprocess_exec(
-        *argv,
+        *tied_to_engine(argv),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

@@ -53,6 +53,7 @@ from dashboard.engine.debian import (
     tree_size,
 )
 from dashboard.engine.errors import ApiError, BadRequest, Conflict, NotFound
+from dashboard.engine.helpers import tied_to_engine
 from dashboard.engine.runtime import rootfs
 from dashboard.engine.runtime.runtime import unmount_all_under
 from dashboard.engine.store import iso, new_id, now
@@ -501,7 +502,11 @@ class Snapshots:
         self._log(self.log_path(snapshot.id), "$ " + (shown or " ".join(argv)))
         with open(self.log_path(snapshot.id), "ab") as output:  # noqa: ASYNC230 -- local, small
             process = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=output, cwd=cwd
+                *tied_to_engine(argv),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                cwd=cwd,
             )
             try:
                 code = await process.wait()
