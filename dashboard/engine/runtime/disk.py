@@ -364,23 +364,33 @@ class DiskPool:
         self.image = image
         self.mount_point = mount_point
 
-    def mount(self) -> bool:
+    def mount(self, *, holds_disks: bool = True) -> bool:
         """Mount the pool, making it first if there is none; False when this host cannot
         make one (disks then go beside the database, which is designed).
 
-        A pool that exists holds sandboxes' disks: failing to mount it raises
-        :class:`DiskError` rather than letting those sandboxes look diskless.
+        A pool that exists and ``holds_disks`` (sandboxes' disks): failing to mount it
+        raises :class:`DiskError` rather than letting those sandboxes look diskless. One
+        that holds none is set aside (renamed, not deleted) and a new one made.
         """
         if self.image.exists():
             try:
                 self._mount()
             except (OSError, DiskError) as error:
-                raise DiskError(
-                    f"the disk pool {self.image} could not be mounted at {self.mount_point}: "
-                    f"{error}. The sandboxes' disks are in it, so the engine will not start "
-                    "without it"
-                ) from error
-            return True
+                if holds_disks:
+                    raise DiskError(
+                        f"the disk pool {self.image} could not be mounted at "
+                        f"{self.mount_point}: {error}. The sandboxes' disks are in it, so "
+                        "the engine will not start without it"
+                    ) from error
+                aside = self.image.with_name(f"{self.image.name}.unmountable")
+                os.replace(self.image, aside)
+                log.warning(
+                    "the disk pool %s could not be mounted (%s); no sandbox's disk is in "
+                    "it, so it was moved to %s (delete it when done) and a new one is made",
+                    self.image, error, aside,
+                )  # fmt: skip
+            else:
+                return True
         mkfs = shutil.which("mkfs.xfs")
         if mkfs is None:
             log.warning("mkfs.xfs is missing (xfsprogs): forks copy sandbox disks in full")

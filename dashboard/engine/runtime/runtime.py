@@ -133,7 +133,8 @@ class Runtime:
         for directory in (self.run_dir.parent, self.run_dir):
             os.chmod(directory, 0o711)  # noqa: S103 -- the sandbox uid must traverse, not list
         try:
-            self.pool_ready = self.pool.mount()
+            # Only a pool that may hold a recorded sandbox's disk is worth refusing for.
+            self.pool_ready = self.pool.mount(holds_disks=bool(self.recorded_uids()))
         except DiskError as error:
             raise RuntimeError_(str(error)) from None
         for place in (self.sandboxes_dir, self.disks_dir):
