@@ -1,7 +1,7 @@
 """Who was forked from whom: Daytona's ``sandbox_fork`` relation, in the engine's database.
 
 A fork is an ordinary sandbox whose disk started as a copy-on-write clone of its parent's
-(:meth:`Runtime.fork`); afterwards the two share nothing but blocks neither has changed.
+(:meth:`Runtime.clone`); afterwards the two share nothing but blocks neither has changed.
 The relation outlives a deleted parent for as long as the engine keeps its record.
 """
 
