@@ -84,14 +84,17 @@ def _count(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
 def current_usage(db: sqlite3.Connection, *, exclude: str | None = None) -> Usage:
     """Count what the organization uses, optionally leaving one sandbox out."""
     other = exclude or ""
+    # A sandbox being snapshotted keeps running if it was started (its desired state).
     compute = ", ".join("?" for _ in COMPUTE_STATES)
+    computing = f"(state IN ({compute}) OR (state = ? AND desired_state = ?))"
+    computing_params = (*COMPUTE_STATES, "snapshotting", "started")
     disk = ", ".join("?" for _ in DISK_STATES)
     row = db.execute(
-        f"SELECT SUM(CASE WHEN state IN ({compute}) THEN cpu ELSE 0 END),"  # noqa: S608
-        f" SUM(CASE WHEN state IN ({compute}) THEN memory ELSE 0 END),"
+        f"SELECT SUM(CASE WHEN {computing} THEN cpu ELSE 0 END),"  # noqa: S608
+        f" SUM(CASE WHEN {computing} THEN memory ELSE 0 END),"
         f" SUM(CASE WHEN state IN ({disk}) THEN disk ELSE 0 END)"
         " FROM sandboxes WHERE id != ?",
-        (*COMPUTE_STATES, *COMPUTE_STATES, *DISK_STATES, other),
+        (*computing_params, *computing_params, *DISK_STATES, other),
     ).fetchone()
     snapshot_marks = ", ".join("?" for _ in SNAPSHOT_STATES)
     volume_marks = ", ".join("?" for _ in VOLUME_FREE_STATES)

@@ -169,3 +169,24 @@ def test_the_organization_shows_its_per_sandbox_limits(client: httpx.Client) -> 
     again = client.get(f"/organizations/{organization['id']}").json()
     assert again == organization
     assert organization["maxCpuPerSandbox"] >= 1
+
+
+def test_a_started_sandbox_being_snapshotted_still_counts_its_cpu_and_memory() -> None:
+    import sqlite3
+
+    from dashboard.engine.usage import current_usage
+
+    db = sqlite3.connect(":memory:")
+    db.execute(
+        "CREATE TABLE sandboxes (id TEXT, state TEXT, desired_state TEXT,"
+        " cpu INTEGER, memory INTEGER, disk INTEGER)"
+    )
+    db.executemany(
+        "INSERT INTO sandboxes VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            ("running", "snapshotting", "started", 2, 4, 10),
+            ("off", "snapshotting", "stopped", 1, 1, 5),
+        ],
+    )
+    used = current_usage(db)
+    assert (used.cpu, used.memory, used.disk) == (2, 4, 15)
