@@ -7,7 +7,6 @@ the calls go to the embedded engine over HTTP, through a connection aimed at it.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -23,18 +22,6 @@ from dashboard.limits import history
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-async def served(monkeypatch) -> AsyncIterator[None]:
-    """This test's loop plays the server: its pools are the ones a worker keeps."""
-    monkeypatch.setattr(client, "_shared", None)  # another test's server may share one
-    monkeypatch.setattr(client, "RETIRE_GRACE_SECONDS", 0.05)
-    await client.open_shared()
-    try:
-        yield
-    finally:
-        await client.close_shared()
 
 
 def _connection(engine, name: str = "again") -> Connection:

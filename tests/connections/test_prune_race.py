@@ -7,7 +7,7 @@ the calls go to the embedded engine over HTTP, through connections aimed at it.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -19,22 +19,9 @@ from dashboard.connections.active import target_of
 from dashboard.connections.models import Connection
 from dashboard.core import health
 from dashboard.daytona import client
+from tests.connections.conftest import GRACE
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-GRACE = 0.05
-
-
-@pytest.fixture
-async def served(monkeypatch) -> AsyncIterator[None]:
-    """This test's loop plays the server: its pools are the ones a worker keeps."""
-    monkeypatch.setattr(client, "_shared", None)  # another test's server may share one
-    monkeypatch.setattr(client, "RETIRE_GRACE_SECONDS", GRACE)
-    await client.open_shared()
-    try:
-        yield
-    finally:
-        await client.close_shared()
 
 
 def _connection(engine, name: str) -> Connection:

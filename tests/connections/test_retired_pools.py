@@ -7,7 +7,6 @@ connections are deleted through the admin's page, so the real retirement runs.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -18,23 +17,10 @@ from dashboard.connections.models import Connection
 from dashboard.core.http import status_for
 from dashboard.daytona import client
 from tests.conftest import client_for
+from tests.connections.conftest import GRACE
 from tests.connections.servers import silent_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-GRACE = 0.05  # instead of 30 s: the pool closes almost as soon as it is retired
-
-
-@pytest.fixture
-async def served(monkeypatch) -> AsyncIterator[None]:
-    """This test's loop plays the server: its pools are the ones a worker keeps."""
-    monkeypatch.setattr(client, "_shared", None)  # another test's server may share one
-    monkeypatch.setattr(client, "RETIRE_GRACE_SECONDS", GRACE)
-    await client.open_shared()
-    try:
-        yield
-    finally:
-        await client.close_shared()
 
 
 def _connection(name: str, url: str, key: str) -> Connection:

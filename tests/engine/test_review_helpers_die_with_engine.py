@@ -7,13 +7,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
+from tests.connections.servers import silent_port
 from tests.engine.test_oci_images import unique, wait_for_state
 from tests.engine_server import start_engine
 
@@ -77,10 +77,8 @@ def test_a_crashed_engines_skopeo_dies_with_it_and_is_not_there_after_the_restar
     server = start_engine(tmp_path / "data")
     started: dict[int, tuple[str, str]] = {}
     try:
-        with socket.socket() as silent:  # a registry that accepts and never answers
-            silent.bind(("127.0.0.1", 0))
-            silent.listen(16)
-            reference = f"127.0.0.1:{silent.getsockname()[1]}/x/y:1.0"
+        with silent_port() as port:  # a registry that accepts and never answers
+            reference = f"127.0.0.1:{port}/x/y:1.0"
             with server.client() as api:
                 created = api.post(
                     "/snapshots", json={"name": unique("orphan"), "imageName": reference}

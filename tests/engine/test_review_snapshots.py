@@ -6,10 +6,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 
+from tests.connections.servers import silent_port
 from tests.engine.test_oci_images import commands_naming, unique, wait_for_state
 from tests.engine_server import start_engine
 
@@ -30,10 +30,8 @@ def test_a_pull_cut_short_by_a_crash_ends_in_error_and_leaves_only_its_log(
     server = start_engine(tmp_path / "data")
     reference = ""
     try:
-        with socket.socket() as silent:  # a registry that accepts and never answers
-            silent.bind(("127.0.0.1", 0))
-            silent.listen(16)
-            reference = f"127.0.0.1:{silent.getsockname()[1]}/x/y:1.0"
+        with silent_port() as port:  # a registry that accepts and never answers
+            reference = f"127.0.0.1:{port}/x/y:1.0"
             with server.client() as api:
                 created = api.post(
                     "/snapshots", json={"name": unique("cut"), "imageName": reference}

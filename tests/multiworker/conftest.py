@@ -281,3 +281,13 @@ def site(site_settings: Site) -> Iterator[Site]:
     yield site_settings
     for worker in site_settings.workers:
         worker.stop()
+
+
+@pytest.fixture
+def shared_cache(redis_url: str, settings) -> str:
+    """Django's cache on this run's Redis, emptied."""
+    redis.Redis.from_url(redis_url).flushall()
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
+    }
+    return redis_url

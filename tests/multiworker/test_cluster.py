@@ -8,20 +8,10 @@ import sys
 import textwrap
 import time
 
-import pytest
 import redis
 
 from dashboard.core import cluster
 from tests.engine_server import ROOT
-
-
-@pytest.fixture
-def shared_cache(redis_url: str, settings) -> str:
-    redis.Redis.from_url(redis_url).flushall()
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
-    }
-    return redis_url
 
 
 async def test_a_lease_is_held_by_one_holder_until_it_lapses(shared_cache) -> None:

@@ -16,15 +16,6 @@ SHARES = "sandbar:shares:tabs:pty-1"
 ALIVE = f"sandbar:alive:tabs:{HOLDER}"
 
 
-@pytest.fixture
-def shared_cache(redis_url: str, settings) -> str:
-    redis.Redis.from_url(redis_url).flushall()
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
-    }
-    return redis_url
-
-
 def _beats_before_command(monkeypatch: pytest.MonkeyPatch, beat: redis.Redis, at: int) -> list[str]:
     """Make the counting client's `at`-th command (from 0) wait for HOLDER's heartbeat to
     be written first, as its own worker would from another connection (after the last
