@@ -105,15 +105,16 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     else:
         status = 400
     refresh = form.cleaned_data.get("refresh") if form.is_valid() else None
+    reads_all = query.reads_all(request.user)
     context = {
         "form": form,
         "inputs": drawn_inputs(form, FILTER_INPUTS),
         "error": _errors(form) if status == 400 else "",
         "page": page,
-        "rows": rows_html(page.entries, request.user.pk, query.reads_all(request.user)),
+        "rows": rows_html(page.entries, request.user.pk, reads_all),
         "query": _query_string(request, "before", "after"),
         "filters": _query_string(request, "before", "after", "refresh"),
-        "reads_all": query.reads_all(request.user),
+        "reads_all": reads_all,
         "may_export": request.user.has_perm("audit.export"),
         # New entries come in at the top, so only the newest page follows them.
         "live": bool(refresh) and page.newer is None,
